@@ -1,0 +1,6 @@
+//! Everything the API, the worker and the stand-in LLM share: the domain (requests, menus, the
+//! rules a day must pass), configuration, database queries, the Redis queue and the LLM client.
+
+pub mod menu;
+pub mod prompt;
+pub mod request;

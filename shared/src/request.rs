@@ -1,0 +1,637 @@
+//! A menu generation request: what a client may send, how it merges with stored preferences,
+//! and the validated, complete request a job carries.
+//!
+//! Rule for missing fields (DOMAIN.md): an explicit request value wins, else the stored
+//! preference, else the default. Numbers are read as wide integers so that an out-of-range
+//! value is reported as such (with the allowed range) rather than as a type error.
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::menu::{Complexity, MealTime};
+
+/// A problem with one field of a client's input. `field` is a dotted path (`macros.protein`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DietType {
+    #[default]
+    Omnivore,
+    Vegetarian,
+    Vegan,
+    Pescatarian,
+    Keto,
+    Paleo,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restriction {
+    GlutenFree,
+    DairyFree,
+    NutFree,
+    EggFree,
+    SoyFree,
+    ShellfishFree,
+    LowSodium,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cuisine {
+    American,
+    British,
+    Caribbean,
+    Chinese,
+    French,
+    Greek,
+    Indian,
+    Italian,
+    Japanese,
+    Korean,
+    Mediterranean,
+    Mexican,
+    MiddleEastern,
+    Moroccan,
+    Spanish,
+    Thai,
+    Vietnamese,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Appliance {
+    Oven,
+    Stovetop,
+    Microwave,
+    AirFryer,
+    PressureCooker,
+    SlowCooker,
+    Grill,
+    Blender,
+    FoodProcessor,
+    RiceCooker,
+}
+
+/// Quality tier; each maps to a configured model name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelTier {
+    #[default]
+    Standard,
+    Premium,
+}
+
+/// Macro targets as sent by a client (percent of calories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MacrosInput {
+    pub protein: i64,
+    pub carbs: i64,
+    pub fat: i64,
+}
+
+/// Minutes allowed per meal (preparation plus cooking) on weekdays and at weekends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeLimitsInput {
+    pub weekday_minutes: Option<i64>,
+    pub weekend_minutes: Option<i64>,
+}
+
+/// The generation settings a client may give, every one optional. Used both for a request and
+/// for the stored preferences it is merged with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuOptions {
+    pub days: Option<i64>,
+    pub meal_times: Option<Vec<MealTime>>,
+    pub snacks_per_day: Option<i64>,
+    pub servings: Option<i64>,
+    pub calorie_goal: Option<i64>,
+    pub macros: Option<MacrosInput>,
+    pub diet_type: Option<DietType>,
+    pub restrictions: Option<Vec<Restriction>>,
+    pub other_restrictions: Option<Vec<String>>,
+    pub disliked_foods: Option<Vec<String>>,
+    pub cuisines: Option<Vec<Cuisine>>,
+    pub appliances: Option<Vec<Appliance>>,
+    pub prep_complexity: Option<i64>,
+    pub time_limits: Option<TimeLimitsInput>,
+    pub model: Option<ModelTier>,
+}
+
+impl MenuOptions {
+    /// Field by field: a value present here wins, else the one in `fallback`.
+    pub fn merged_over(&self, fallback: &MenuOptions) -> MenuOptions {
+        let s = self.clone();
+        let f = fallback.clone();
+        MenuOptions {
+            days: s.days.or(f.days),
+            meal_times: s.meal_times.or(f.meal_times),
+            snacks_per_day: s.snacks_per_day.or(f.snacks_per_day),
+            servings: s.servings.or(f.servings),
+            calorie_goal: s.calorie_goal.or(f.calorie_goal),
+            macros: s.macros.or(f.macros),
+            diet_type: s.diet_type.or(f.diet_type),
+            restrictions: s.restrictions.or(f.restrictions),
+            other_restrictions: s.other_restrictions.or(f.other_restrictions),
+            disliked_foods: s.disliked_foods.or(f.disliked_foods),
+            cuisines: s.cuisines.or(f.cuisines),
+            appliances: s.appliances.or(f.appliances),
+            prep_complexity: s.prep_complexity.or(f.prep_complexity),
+            time_limits: s.time_limits.or(f.time_limits),
+            model: s.model.or(f.model),
+        }
+    }
+
+    /// Checks every field that is present; the defaults fill the rest.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        GenerationRequest::from_options(self, default_start_date()).map(|_| ())
+    }
+}
+
+/// Macro targets, validated: each 10–60 %, summing to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Macros {
+    pub protein: u8,
+    pub carbs: u8,
+    pub fat: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TimeLimits {
+    pub weekday_minutes: Option<u16>,
+    pub weekend_minutes: Option<u16>,
+}
+
+/// A complete, valid request: what a job generates. Every field is set and within range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GenerationRequest {
+    pub days: u8,
+    pub start_date: NaiveDate,
+    pub meal_times: Vec<MealTime>,
+    pub snacks_per_day: u8,
+    pub servings: u8,
+    pub calorie_goal: u16,
+    pub macros: Macros,
+    pub diet_type: DietType,
+    pub restrictions: Vec<Restriction>,
+    pub other_restrictions: Vec<String>,
+    pub disliked_foods: Vec<String>,
+    pub cuisines: Vec<Cuisine>,
+    pub appliances: Vec<Appliance>,
+    pub prep_complexity: u8,
+    pub time_limits: TimeLimits,
+    pub model: ModelTier,
+}
+
+pub mod limits {
+    //! Ranges of the request fields (DOMAIN.md).
+    pub const DAYS: (i64, i64) = (1, 7);
+    pub const SNACKS: (i64, i64) = (0, 3);
+    pub const SERVINGS: (i64, i64) = (1, 10);
+    pub const CALORIES: (i64, i64) = (500, 5000);
+    pub const MACRO: (i64, i64) = (10, 60);
+    pub const PREP_COMPLEXITY: (i64, i64) = (0, 100);
+    pub const MINUTES_PER_MEAL: (i64, i64) = (5, 600);
+    pub const DISLIKED_FOODS: usize = 30;
+    pub const DISLIKED_FOOD_CHARS: usize = 40;
+    pub const OTHER_RESTRICTIONS: usize = 5;
+    pub const OTHER_RESTRICTION_CHARS: usize = 60;
+    pub const CUISINES: usize = 10;
+}
+
+/// Defaults for fields neither the request nor the preferences give.
+pub mod defaults {
+    use super::Macros;
+    pub const DAYS: u8 = 7;
+    pub const SNACKS: u8 = 0;
+    pub const SERVINGS: u8 = 1;
+    pub const CALORIES: u16 = 2000;
+    pub const MACROS: Macros = Macros {
+        protein: 40,
+        carbs: 30,
+        fat: 30,
+    };
+    pub const PREP_COMPLEXITY: u8 = 50;
+}
+
+/// Menus start tomorrow unless the client says otherwise.
+pub fn default_start_date() -> NaiveDate {
+    chrono::Utc::now().date_naive() + chrono::Days::new(1)
+}
+
+/// Collects field errors while converting, so a client learns every problem at once.
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn range<T: TryFrom<i64>>(&mut self, field: &str, value: i64, (lo, hi): (i64, i64)) -> T
+    where
+        T: Default,
+    {
+        if value < lo || value > hi {
+            self.errors.push(FieldError::new(
+                field,
+                "out_of_range",
+                format!("{field} must be between {lo} and {hi}, got {value}"),
+            ));
+            return T::default();
+        }
+        T::try_from(value).unwrap_or_default()
+    }
+
+    fn texts(
+        &mut self,
+        field: &str,
+        values: &[String],
+        max_items: usize,
+        max_chars: usize,
+    ) -> Vec<String> {
+        if values.len() > max_items {
+            self.errors.push(FieldError::new(
+                field,
+                "too_many",
+                format!("{field} may hold at most {max_items} items, got {}", values.len()),
+            ));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(values.len());
+        for (i, raw) in values.iter().enumerate() {
+            let value = raw.trim();
+            let path = format!("{field}[{i}]");
+            if value.is_empty() {
+                self.errors
+                    .push(FieldError::new(path, "empty", format!("{field} items must not be empty")));
+            } else if value.chars().count() > max_chars {
+                self.errors.push(FieldError::new(
+                    path,
+                    "too_long",
+                    format!("{field} items may be at most {max_chars} characters"),
+                ));
+            } else if value.chars().any(char::is_control) {
+                self.errors.push(FieldError::new(
+                    path,
+                    "invalid_value",
+                    format!("{field} items must not contain control characters"),
+                ));
+            } else if !out.iter().any(|v| v.eq_ignore_ascii_case(value)) {
+                out.push(value.to_string());
+            }
+        }
+        out
+    }
+}
+
+fn dedup_sorted<T: Ord + Copy>(values: &[T]) -> Vec<T> {
+    let mut v = values.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+impl GenerationRequest {
+    /// Fills defaults and validates. Errors name every field at fault.
+    pub fn from_options(
+        o: &MenuOptions,
+        start_date: NaiveDate,
+    ) -> Result<GenerationRequest, Vec<FieldError>> {
+        let mut c = Checker { errors: Vec::new() };
+
+        let days = o.days.map_or(defaults::DAYS, |v| c.range("days", v, limits::DAYS));
+        let snacks_per_day = o
+            .snacks_per_day
+            .map_or(defaults::SNACKS, |v| c.range("snacks_per_day", v, limits::SNACKS));
+        let servings = o
+            .servings
+            .map_or(defaults::SERVINGS, |v| c.range("servings", v, limits::SERVINGS));
+        let calorie_goal = o
+            .calorie_goal
+            .map_or(defaults::CALORIES, |v| c.range("calorie_goal", v, limits::CALORIES));
+        let prep_complexity = o.prep_complexity.map_or(defaults::PREP_COMPLEXITY, |v| {
+            c.range("prep_complexity", v, limits::PREP_COMPLEXITY)
+        });
+
+        let meal_times = match &o.meal_times {
+            None => MealTime::MEALS.to_vec(),
+            Some(times) => {
+                if times.is_empty() {
+                    c.errors.push(FieldError::new(
+                        "meal_times",
+                        "empty",
+                        "meal_times must name at least one of breakfast, lunch, dinner",
+                    ));
+                }
+                if times.contains(&MealTime::Snack) {
+                    c.errors.push(FieldError::new(
+                        "meal_times",
+                        "invalid_value",
+                        "snack is not a meal time; use snacks_per_day",
+                    ));
+                }
+                dedup_sorted(times)
+            }
+        };
+
+        let macros = match o.macros {
+            None => defaults::MACROS,
+            Some(m) => {
+                let protein = c.range("macros.protein", m.protein, limits::MACRO);
+                let carbs = c.range("macros.carbs", m.carbs, limits::MACRO);
+                let fat = c.range("macros.fat", m.fat, limits::MACRO);
+                let sum = m.protein.saturating_add(m.carbs).saturating_add(m.fat);
+                if sum != 100 {
+                    c.errors.push(FieldError::new(
+                        "macros",
+                        "macros_sum",
+                        format!("macros must sum to 100, got {sum}"),
+                    ));
+                }
+                Macros {
+                    protein,
+                    carbs,
+                    fat,
+                }
+            }
+        };
+
+        let disliked_foods = c.texts(
+            "disliked_foods",
+            o.disliked_foods.as_deref().unwrap_or_default(),
+            limits::DISLIKED_FOODS,
+            limits::DISLIKED_FOOD_CHARS,
+        );
+        let other_restrictions = c.texts(
+            "other_restrictions",
+            o.other_restrictions.as_deref().unwrap_or_default(),
+            limits::OTHER_RESTRICTIONS,
+            limits::OTHER_RESTRICTION_CHARS,
+        );
+
+        let cuisines = dedup_sorted(o.cuisines.as_deref().unwrap_or_default());
+        if cuisines.len() > limits::CUISINES {
+            c.errors.push(FieldError::new(
+                "cuisines",
+                "too_many",
+                format!("cuisines may hold at most {} items", limits::CUISINES),
+            ));
+        }
+
+        let time_limits = o.time_limits.map_or(TimeLimits::default(), |t| TimeLimits {
+            weekday_minutes: t.weekday_minutes.map(|v| {
+                c.range("time_limits.weekday_minutes", v, limits::MINUTES_PER_MEAL)
+            }),
+            weekend_minutes: t.weekend_minutes.map(|v| {
+                c.range("time_limits.weekend_minutes", v, limits::MINUTES_PER_MEAL)
+            }),
+        });
+
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        Ok(GenerationRequest {
+            days,
+            start_date,
+            meal_times,
+            snacks_per_day,
+            servings,
+            calorie_goal,
+            macros,
+            diet_type: o.diet_type.unwrap_or_default(),
+            restrictions: dedup_sorted(o.restrictions.as_deref().unwrap_or_default()),
+            other_restrictions,
+            disliked_foods,
+            cuisines,
+            appliances: dedup_sorted(o.appliances.as_deref().unwrap_or_default()),
+            prep_complexity,
+            time_limits,
+            model: o.model.unwrap_or_default(),
+        })
+    }
+
+    pub fn complexity(&self) -> Complexity {
+        Complexity::from_score(self.prep_complexity)
+    }
+
+    /// The calendar date of a day (1-based).
+    pub fn date_of(&self, day_number: u8) -> NaiveDate {
+        self.start_date + chrono::Days::new(u64::from(day_number.saturating_sub(1)))
+    }
+
+    /// Minutes allowed per meal on the given day, if the client set a limit.
+    pub fn minutes_limit(&self, day_number: u8) -> Option<u16> {
+        match self.date_of(day_number).weekday() {
+            Weekday::Sat | Weekday::Sun => self.time_limits.weekend_minutes,
+            _ => self.time_limits.weekday_minutes,
+        }
+    }
+
+    /// The day's calorie split as shares of the goal: snacks take 10 % each, and the meals share
+    /// the rest in the proportion breakfast 25 : lunch 35 : dinner 35.
+    pub fn calorie_share(&self, meal_time: MealTime) -> f64 {
+        let snack_share = 0.10 * f64::from(self.snacks_per_day);
+        if meal_time == MealTime::Snack {
+            return 0.10;
+        }
+        let weight = |t: MealTime| match t {
+            MealTime::Breakfast => 25.0,
+            MealTime::Lunch | MealTime::Dinner => 35.0,
+            MealTime::Snack => 0.0,
+        };
+        let total: f64 = self.meal_times.iter().map(|t| weight(*t)).sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        (1.0 - snack_share) * weight(meal_time) / total
+    }
+
+    /// Target kcal per serving for one dish of the given meal time.
+    pub fn kcal_target(&self, meal_time: MealTime) -> f64 {
+        f64::from(self.calorie_goal) * self.calorie_share(meal_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+    }
+
+    #[test]
+    fn empty_options_give_the_documented_defaults() {
+        let r = GenerationRequest::from_options(&MenuOptions::default(), start()).unwrap();
+        assert_eq!(r.days, 7);
+        assert_eq!(r.meal_times, MealTime::MEALS.to_vec());
+        assert_eq!(r.snacks_per_day, 0);
+        assert_eq!(r.servings, 1);
+        assert_eq!(r.calorie_goal, 2000);
+        assert_eq!(r.macros, defaults::MACROS);
+        assert_eq!(r.prep_complexity, 50);
+        assert_eq!(r.diet_type, DietType::Omnivore);
+    }
+
+    #[test]
+    fn every_out_of_range_field_is_named() {
+        let o = MenuOptions {
+            days: Some(8),
+            snacks_per_day: Some(4),
+            servings: Some(0),
+            calorie_goal: Some(499),
+            prep_complexity: Some(101),
+            macros: Some(MacrosInput {
+                protein: 70,
+                carbs: 20,
+                fat: 10,
+            }),
+            ..Default::default()
+        };
+        let errors = GenerationRequest::from_options(&o, start()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "days",
+            "snacks_per_day",
+            "servings",
+            "calorie_goal",
+            "prep_complexity",
+            "macros.protein",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(errors.iter().all(|e| !e.message.is_empty()));
+    }
+
+    #[test]
+    fn macros_must_sum_to_one_hundred() {
+        let o = MenuOptions {
+            macros: Some(MacrosInput {
+                protein: 30,
+                carbs: 30,
+                fat: 30,
+            }),
+            ..Default::default()
+        };
+        let errors = GenerationRequest::from_options(&o, start()).unwrap_err();
+        assert_eq!(errors[0].field, "macros");
+        assert_eq!(errors[0].code, "macros_sum");
+    }
+
+    #[test]
+    fn meal_times_must_be_meals_and_not_empty() {
+        for times in [vec![], vec![MealTime::Snack]] {
+            let o = MenuOptions {
+                meal_times: Some(times),
+                ..Default::default()
+            };
+            let errors = GenerationRequest::from_options(&o, start()).unwrap_err();
+            assert_eq!(errors[0].field, "meal_times");
+        }
+    }
+
+    #[test]
+    fn disliked_foods_are_bounded_trimmed_and_deduplicated() {
+        let too_many = MenuOptions {
+            disliked_foods: Some((0..31).map(|i| format!("food {i}")).collect()),
+            ..Default::default()
+        };
+        assert_eq!(
+            GenerationRequest::from_options(&too_many, start()).unwrap_err()[0].code,
+            "too_many"
+        );
+        let too_long = MenuOptions {
+            disliked_foods: Some(vec!["x".repeat(41)]),
+            ..Default::default()
+        };
+        let e = GenerationRequest::from_options(&too_long, start()).unwrap_err();
+        assert_eq!(e[0].field, "disliked_foods[0]");
+        let fine = MenuOptions {
+            disliked_foods: Some(vec![" Mushrooms ".into(), "mushrooms".into()]),
+            ..Default::default()
+        };
+        let r = GenerationRequest::from_options(&fine, start()).unwrap();
+        assert_eq!(r.disliked_foods, vec!["Mushrooms".to_string()]);
+    }
+
+    #[test]
+    fn explicit_value_wins_then_preference_then_default() {
+        let stored = MenuOptions {
+            days: Some(5),
+            servings: Some(4),
+            ..Default::default()
+        };
+        let explicit = MenuOptions {
+            days: Some(3),
+            ..Default::default()
+        };
+        let merged = explicit.merged_over(&stored);
+        let r = GenerationRequest::from_options(&merged, start()).unwrap();
+        assert_eq!(r.days, 3, "the explicit value wins");
+        assert_eq!(r.servings, 4, "the stored preference fills a missing field");
+        assert_eq!(r.calorie_goal, 2000, "the default fills the rest");
+    }
+
+    #[test]
+    fn calorie_split_covers_the_goal() {
+        let o = MenuOptions {
+            snacks_per_day: Some(2),
+            ..Default::default()
+        };
+        let r = GenerationRequest::from_options(&o, start()).unwrap();
+        let total: f64 = MealTime::MEALS
+            .iter()
+            .map(|t| r.calorie_share(*t))
+            .sum::<f64>()
+            + 2.0 * r.calorie_share(MealTime::Snack);
+        assert!((total - 1.0).abs() < 1e-9);
+        let lunch_only = MenuOptions {
+            meal_times: Some(vec![MealTime::Lunch]),
+            ..Default::default()
+        };
+        let r = GenerationRequest::from_options(&lunch_only, start()).unwrap();
+        assert!((r.calorie_share(MealTime::Lunch) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn weekend_days_use_the_weekend_limit() {
+        let o = MenuOptions {
+            time_limits: Some(TimeLimitsInput {
+                weekday_minutes: Some(30),
+                weekend_minutes: Some(90),
+            }),
+            ..Default::default()
+        };
+        // 2026-11-30 is a Monday: day 6 is Saturday.
+        let r = GenerationRequest::from_options(&o, start()).unwrap();
+        assert_eq!(r.minutes_limit(1), Some(30));
+        assert_eq!(r.minutes_limit(6), Some(90));
+    }
+}

@@ -1,6 +1,11 @@
 //! Everything the API, the worker and the stand-in LLM share: the domain (requests, menus, the
 //! rules a day must pass), configuration, database queries, the Redis queue and the LLM client.
 
+pub mod config;
+pub mod db;
+pub mod job;
 pub mod menu;
+pub mod password;
 pub mod prompt;
+pub mod queue;
 pub mod request;

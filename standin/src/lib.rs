@@ -1,1 +1,1 @@
-//! Placeholder; the stand-in LLM server is being written.
+//! tmp

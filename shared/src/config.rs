@@ -1,0 +1,126 @@
+//! Settings every process reads from flags or the environment. Each binary flattens the groups
+//! it needs into its own clap command, so `--help` lists every variable with its default.
+//! Secrets are `SecretString`: they print as `[REDACTED]` and never reach a log.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Parses a secret from a flag or variable without ever holding it in a printable type.
+pub fn secret(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value.to_string()))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/menus",
+        value_parser = secret,
+        hide_default_value = false
+    )]
+    pub url: SecretString,
+    /// Connections in this process's pool.
+    #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub max_connections: u32,
+    /// How long a caller waits for a pooled connection before giving up.
+    #[arg(long = "database-acquire-timeout-ms", env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub acquire_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedisConfig {
+    /// Redis connection URL.
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        value_parser = secret
+    )]
+    pub url: SecretString,
+    /// Prefix of every key and channel this deployment uses, so several can share a Redis.
+    #[arg(long = "redis-prefix", env = "REDIS_PREFIX", default_value = "menus")]
+    pub prefix: String,
+}
+
+/// How structured output is requested from the provider.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonMode {
+    /// Structured Outputs: `response_format: json_schema` with `strict: true` (OpenAI, vLLM,
+    /// llama.cpp, Ollama, LM Studio).
+    JsonSchema,
+    /// JSON mode: `response_format: json_object`, the schema described in the prompt.
+    JsonObject,
+}
+
+/// Which request field caps the answer's length.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenParam {
+    /// OpenAI's current name.
+    MaxCompletionTokens,
+    /// The older name, the only one Ollama reads.
+    MaxTokens,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LlmConfig {
+    /// Base URL of an OpenAI-compatible API (ends before `/chat/completions`).
+    #[arg(long = "llm-base-url", env = "LLM_BASE_URL", default_value = "http://127.0.0.1:8090/v1")]
+    pub base_url: String,
+    /// API key sent as a bearer token.
+    #[arg(long = "llm-api-key", env = "LLM_API_KEY", default_value = "sk-local-standin", value_parser = secret)]
+    pub api_key: SecretString,
+    /// Model for the standard tier.
+    #[arg(long = "llm-model", env = "LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub model: String,
+    /// Model for the premium tier (defaults to the standard model).
+    #[arg(long = "llm-model-premium", env = "LLM_MODEL_PREMIUM")]
+    pub model_premium: Option<String>,
+    /// How to ask for JSON.
+    #[arg(long = "llm-json-mode", env = "LLM_JSON_MODE", value_enum, default_value = "json-schema")]
+    pub json_mode: JsonMode,
+    /// Name of the length cap field.
+    #[arg(long = "llm-token-param", env = "LLM_TOKEN_PARAM", value_enum, default_value = "max-completion-tokens")]
+    pub token_param: TokenParam,
+    /// Cap on the answer for one day; a day needs about 1,500 tokens.
+    #[arg(long = "llm-max-completion-tokens", env = "LLM_MAX_COMPLETION_TOKENS", default_value_t = 2500)]
+    pub max_completion_tokens: u32,
+    /// Sampling temperature.
+    #[arg(long = "llm-temperature", env = "LLM_TEMPERATURE", default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Time allowed to open a connection to the provider.
+    #[arg(long = "llm-connect-timeout-ms", env = "LLM_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+    /// Time allowed for one call, from sending to the last byte of the answer.
+    #[arg(long = "llm-call-timeout-ms", env = "LLM_CALL_TIMEOUT_MS", default_value_t = 120_000)]
+    pub call_timeout_ms: u64,
+}
+
+impl LlmConfig {
+    pub fn model_for(&self, tier: crate::request::ModelTier) -> &str {
+        match tier {
+            crate::request::ModelTier::Standard => &self.model,
+            crate::request::ModelTier::Premium => {
+                self.model_premium.as_deref().unwrap_or(&self.model)
+            }
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogConfig {
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub filter: String,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long = "log-json", env = "LOG_JSON", default_value_t = false)]
+    pub json: bool,
+}

@@ -1,0 +1,99 @@
+//! Links between coaches and the clients they generate menus for.
+//!
+//! A coach invites a client by email; the client sees the invitation and accepts it. Only an
+//! accepted link lets the coach submit for the client and read the client's jobs and menus.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+pub struct Link {
+    pub id: Uuid,
+    pub coach_id: Uuid,
+    pub client_email: String,
+    pub client_id: Option<Uuid>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Invites a client; inviting the same email twice returns the existing link.
+pub async fn invite(
+    conn: &mut PgConnection,
+    coach_id: Uuid,
+    client_email: &str,
+) -> Result<Link, sqlx::Error> {
+    sqlx::query_as(
+        "WITH inserted AS (
+             INSERT INTO coach_links (id, coach_id, client_email) VALUES ($1, $2, $3)
+             ON CONFLICT (coach_id, lower(client_email)) DO NOTHING
+             RETURNING *)
+         SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM inserted
+         UNION ALL
+         SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
+         WHERE coach_id = $2 AND lower(client_email) = lower($3)
+         LIMIT 1",
+    )
+    .bind(Uuid::now_v7())
+    .bind(coach_id)
+    .bind(client_email)
+    .fetch_one(conn)
+    .await
+}
+
+/// Invitations addressed to this email that are still open.
+pub async fn pending_for(conn: &mut PgConnection, email: &str) -> Result<Vec<Link>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
+         WHERE lower(client_email) = lower($1) AND client_id IS NULL ORDER BY created_at",
+    )
+    .bind(email)
+    .fetch_all(conn)
+    .await
+}
+
+/// Accepts an open invitation addressed to this client; `None` if there is no such invitation.
+pub async fn accept(
+    conn: &mut PgConnection,
+    link_id: Uuid,
+    client_id: Uuid,
+    client_email: &str,
+) -> Result<Option<Link>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE coach_links SET client_id = $2, accepted_at = now()
+         WHERE id = $1 AND lower(client_email) = lower($3) AND client_id IS NULL
+         RETURNING id, coach_id, client_email, client_id, accepted_at, created_at",
+    )
+    .bind(link_id)
+    .bind(client_id)
+    .bind(client_email)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Every link of a coach, accepted or not.
+pub async fn links_of(conn: &mut PgConnection, coach_id: Uuid) -> Result<Vec<Link>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
+         WHERE coach_id = $1 ORDER BY created_at",
+    )
+    .bind(coach_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether `client_id` accepted `coach_id`'s invitation.
+pub async fn is_client(
+    conn: &mut PgConnection,
+    coach_id: Uuid,
+    client_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM coach_links WHERE coach_id = $1 AND client_id = $2)",
+    )
+    .bind(coach_id)
+    .bind(client_id)
+    .fetch_one(conn)
+    .await
+}

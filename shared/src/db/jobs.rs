@@ -1,0 +1,332 @@
+//! Generation jobs and their per-day checkpoints.
+//!
+//! Every write a worker makes is fenced by the attempt number it claimed: a stale attempt (its
+//! lease taken over after a crash, or its job cancelled) changes nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::job::{JobError, JobStatus, Usage};
+use crate::menu::{Day, MenuPlan};
+use crate::request::GenerationRequest;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub requested_by: Uuid,
+    pub request: Json<GenerationRequest>,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub days_total: i32,
+    pub days_done: i32,
+    pub last_error_code: Option<String>,
+    pub last_error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub menu_id: Option<Uuid>,
+    pub llm_calls: i32,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub idempotency_key: Option<String>,
+    pub batch_id: Option<Uuid>,
+}
+
+/// A job about to be created.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub owner_id: Uuid,
+    pub requested_by: Uuid,
+    pub request: GenerationRequest,
+    pub max_attempts: i32,
+    pub idempotency_key: Option<String>,
+    pub batch_id: Option<Uuid>,
+}
+
+/// What [`insert`] did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    Created(JobRow),
+    /// The requester already used this idempotency key: the job it created.
+    Existing(JobRow),
+}
+
+/// Creates a queued job, or finds the one created earlier with the same idempotency key.
+pub async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, sqlx::Error> {
+    let created: Option<JobRow> = sqlx::query_as(
+        "INSERT INTO generation_jobs
+             (id, owner_id, requested_by, request, max_attempts, days_total, idempotency_key, batch_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(job.owner_id)
+    .bind(job.requested_by)
+    .bind(Json(&job.request))
+    .bind(job.max_attempts)
+    .bind(i32::from(job.request.days))
+    .bind(&job.idempotency_key)
+    .bind(job.batch_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = created {
+        return Ok(Inserted::Created(row));
+    }
+    let existing = sqlx::query_as(
+        "SELECT * FROM generation_jobs WHERE requested_by = $1 AND idempotency_key = $2",
+    )
+    .bind(job.requested_by)
+    .bind(&job.idempotency_key)
+    .fetch_one(conn)
+    .await?;
+    Ok(Inserted::Existing(existing))
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM generation_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The job if `viewer` may see it (its owner, or the owner's coach).
+pub async fn get_visible(
+    conn: &mut PgConnection,
+    id: Uuid,
+    viewer: Uuid,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM generation_jobs WHERE id = $1 AND visible_to(owner_id, $2)")
+        .bind(id)
+        .bind(viewer)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Cancels a job that has not finished; returns the job as it is afterwards.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    id: Uuid,
+    viewer: Uuid,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    let cancelled: Option<JobRow> = sqlx::query_as(
+        "UPDATE generation_jobs
+         SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+             next_attempt_at = NULL
+         WHERE id = $1 AND visible_to(owner_id, $2) AND status IN ('queued', 'running', 'retrying')
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(viewer)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match cancelled {
+        Some(row) => Ok(Some(row)),
+        None => get_visible(conn, id, viewer).await,
+    }
+}
+
+/// A job this worker now runs, with the days earlier attempts already finished.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: JobRow,
+    pub days: Vec<Day>,
+}
+
+/// What a delivery of a job id found.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    Claimed(Box<ClaimedJob>),
+    /// Not claimable before this time: a retry that is not due, or a live attempt's lease.
+    NotBefore(DateTime<Utc>),
+    /// Finished, cancelled, or unknown: acknowledge and forget the delivery.
+    Gone,
+}
+
+/// Takes the job for a new attempt if it is due, or if the attempt running it lost its lease.
+pub async fn claim(
+    conn: &mut PgConnection,
+    id: Uuid,
+    worker_id: &str,
+    lease: Duration,
+) -> Result<Claim, sqlx::Error> {
+    let claimed: Option<JobRow> = sqlx::query_as(
+        "UPDATE generation_jobs
+         SET status = 'running', attempts = attempts + 1, worker_id = $2,
+             started_at = coalesce(started_at, now()), next_attempt_at = NULL,
+             lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+         WHERE id = $1
+           AND ((status IN ('queued', 'retrying') AND coalesce(next_attempt_at, '-infinity') <= now())
+                OR (status = 'running' AND lease_expires_at < now()))
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(job) = claimed else {
+        let row: Option<(JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+            sqlx::query_as(
+                "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(match row {
+            Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _)) => Claim::NotBefore(at),
+            Some((JobStatus::Running, _, Some(at))) => Claim::NotBefore(at),
+            _ => Claim::Gone,
+        });
+    };
+    let days: Vec<Json<Day>> =
+        sqlx::query_scalar("SELECT day FROM job_days WHERE job_id = $1 ORDER BY day_number")
+            .bind(id)
+            .fetch_all(conn)
+            .await?;
+    Ok(Claim::Claimed(Box::new(ClaimedJob {
+        job,
+        days: days.into_iter().map(|d| d.0).collect(),
+    })))
+}
+
+/// Saves a validated day, moves progress on and renews the lease. `false`: the attempt was
+/// fenced out (cancelled or superseded) and nothing was written.
+pub async fn save_day(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    day: &Day,
+    usage: Usage,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let fenced_in = sqlx::query(
+        "UPDATE generation_jobs
+         SET days_done = (SELECT count(*) FROM job_days WHERE job_id = $1) + 1,
+             lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
+             llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
+             completion_tokens = completion_tokens + $6
+         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(lease.as_secs_f64())
+    .bind(usage.calls)
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if fenced_in {
+        sqlx::query(
+            "INSERT INTO job_days (job_id, day_number, day, attempt) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(i32::from(day.day_number))
+        .bind(Json(day))
+        .bind(attempt)
+        .execute(conn)
+        .await?;
+    }
+    Ok(fenced_in)
+}
+
+/// Stores the menu and marks the job succeeded. `None`: fenced out, nothing written.
+pub async fn complete(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    plan: &MenuPlan,
+    usage: Usage,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let menu_id = Uuid::now_v7();
+    let done = sqlx::query(
+        "UPDATE generation_jobs
+         SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
+             lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
+             llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
+             completion_tokens = completion_tokens + $6
+         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(menu_id)
+    .bind(usage.calls)
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !done {
+        return Ok(None);
+    }
+    sqlx::query(
+        "INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
+         SELECT $1, id, owner_id, requested_by, request, $3 FROM generation_jobs WHERE id = $2",
+    )
+    .bind(menu_id)
+    .bind(id)
+    .bind(Json(plan))
+    .execute(conn)
+    .await?;
+    Ok(Some(menu_id))
+}
+
+/// Ends an attempt that failed: `retry_at` schedules another attempt, `None` fails the job.
+/// Returns the job's new status, or `None` if the attempt was fenced out.
+pub async fn fail_attempt(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    error: &JobError,
+    retry_at: Option<DateTime<Utc>>,
+    usage: Usage,
+) -> Result<Option<JobStatus>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE generation_jobs
+         SET status = CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END::job_status,
+             next_attempt_at = $5, finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END,
+             last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
+             updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
+             completion_tokens = completion_tokens + $8
+         WHERE id = $1 AND attempts = $2 AND status = 'running'
+         RETURNING status",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(&error.code)
+    .bind(&error.message)
+    .bind(retry_at)
+    .bind(usage.calls)
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Adds the cost of calls made by an attempt that was fenced out or stopped without a write.
+pub async fn add_usage(conn: &mut PgConnection, id: Uuid, usage: Usage) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE generation_jobs SET llm_calls = llm_calls + $2, prompt_tokens = prompt_tokens + $3,
+             completion_tokens = completion_tokens + $4
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(usage.calls)
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! The apalis `Backend` over the Redis reliable queue: a demand-driven fetch loop on a
+//! dedicated connection, a heartbeat on its own task, and a clean hand-back on shutdown.
+//!
+//! apalis polls `poll_next` only when a concurrency slot is free, so a worker holds at most as
+//! many ids as it runs jobs. Redis errors never reach apalis (an error from `poll_next` would
+//! stop the worker): the fetch loop logs them, backs off and reconnects.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, Direction};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::ack::AckLayer;
+use super::{COMMAND_TIMEOUT, Queue, QueueConfig};
+
+/// Ids this worker delivered and has not acknowledged yet, counted (the same id may be queued
+/// twice). Shared by the fetch loop and the acknowledging layer.
+#[derive(Debug, Default)]
+pub struct InProgress(Mutex<HashMap<Uuid, usize>>);
+
+impl InProgress {
+    fn add(&self, id: Uuid) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default() += 1;
+    }
+
+    pub(crate) fn remove(&self, id: Uuid) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&id);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> HashMap<Uuid, usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A unique id per worker start: a restarted process never inherits a dead one's lists.
+pub fn new_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let nonce = Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &nonce[..8])
+}
+
+/// What the fetch loop needs, cheap to clone into each fetch future.
+#[derive(Clone)]
+struct Fetcher {
+    queue: Queue,
+    config: QueueConfig,
+    worker_id: String,
+    in_progress: Arc<InProgress>,
+    /// `CLIENT ID` of the blocking connection, so shutdown can kill a parked `BLMOVE`.
+    blocking_client_id: Arc<AtomicI64>,
+}
+
+/// The dedicated connection a `BLMOVE` blocks on. Never shared: a command queued behind a
+/// blocking one would wait out the block.
+struct Blocking {
+    conn: MultiplexedConnection,
+}
+
+type FetchFuture = Pin<Box<dyn Future<Output = (Option<Blocking>, Vec<Uuid>)> + Send>>;
+
+impl Fetcher {
+    async fn open_blocking(&self) -> redis::RedisResult<Blocking> {
+        // The response timeout must outlast the block, or the client gives up on a BLMOVE the
+        // server still runs, and the id it moves later reaches nobody.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(self.config.block_timeout() + COMMAND_TIMEOUT));
+        let mut conn = self
+            .queue
+            .client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
+        self.blocking_client_id.store(id, Ordering::SeqCst);
+        Ok(Blocking { conn })
+    }
+
+    /// Makes this worker known to the reaper before it takes anything.
+    async fn heartbeat(&self) -> redis::RedisResult<()> {
+        let keys = self.queue.keys();
+        redis::pipe()
+            .set_ex(
+                keys.heartbeat(&self.worker_id),
+                "1",
+                self.config.heartbeat_ttl().as_secs().max(1),
+            )
+            .ignore()
+            .sadd(keys.workers(), &self.worker_id)
+            .ignore()
+            .query_async::<()>(&mut self.queue.connection())
+            .await
+    }
+
+    /// Ids in our in-flight list that nobody here is working on: a `BLMOVE` whose reply was
+    /// lost with its connection moved them. They are ours to run.
+    async fn orphans(&self) -> redis::RedisResult<Vec<Uuid>> {
+        let known = self.in_progress.snapshot();
+        let listed: Vec<String> = self
+            .queue
+            .connection()
+            .lrange(self.queue.keys().inflight(&self.worker_id), 0, -1)
+            .await?;
+        let mut seen: HashMap<Uuid, usize> = HashMap::new();
+        let mut orphans = Vec::new();
+        for id in listed.iter().filter_map(|s| Uuid::parse_str(s).ok()) {
+            let n = seen.entry(id).or_default();
+            *n += 1;
+            if *n > known.get(&id).copied().unwrap_or(0) {
+                orphans.push(id);
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// Waits for the next job id, riding out Redis failures. Returns the connection to reuse.
+    async fn next(self, mut blocking: Option<Blocking>) -> (Option<Blocking>, Vec<Uuid>) {
+        let keys = self.queue.keys().clone();
+        let inflight = keys.inflight(&self.worker_id);
+        let mut failures: u32 = 0;
+        loop {
+            if failures > 0 {
+                tokio::time::sleep(backoff(failures)).await;
+            }
+            let Some(conn) = blocking.as_mut() else {
+                let opened = match self.heartbeat().await {
+                    Ok(()) => self.open_blocking().await,
+                    Err(e) => Err(e),
+                };
+                match opened {
+                    Ok(b) => {
+                        blocking = Some(b);
+                        if failures > 0 {
+                            match self.orphans().await {
+                                Ok(ids) if !ids.is_empty() => {
+                                    tracing::info!(queue.recovered = ids.len(), "redelivering ids stranded by a lost connection");
+                                    return (blocking, ids);
+                                }
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, "could not check in-flight list"),
+                            }
+                            tracing::info!("queue connection restored");
+                        }
+                        failures = 0;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, queue.failures = failures, "cannot reach redis to fetch jobs");
+                    }
+                }
+                continue;
+            };
+            let fetched: redis::RedisResult<Option<String>> = conn
+                .conn
+                .blmove(
+                    keys.ready(),
+                    &inflight,
+                    Direction::Right,
+                    Direction::Left,
+                    self.config.block_timeout().as_secs_f64(),
+                )
+                .await;
+            match fetched {
+                Ok(Some(raw)) => match Uuid::parse_str(&raw) {
+                    Ok(id) => return (blocking, vec![id]),
+                    Err(_) => {
+                        tracing::warn!(queue.item = %raw, "dropping a malformed id from the queue");
+                        let _: redis::RedisResult<()> =
+                            self.queue.connection().lrem(&inflight, 1, &raw).await;
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    failures += 1;
+                    blocking = None;
+                    self.blocking_client_id.store(0, Ordering::SeqCst);
+                    tracing::warn!(error = %e, queue.failures = failures, "fetch from redis failed");
+                }
+            }
+        }
+    }
+
+    /// Gives back what this worker still holds: kill a parked `BLMOVE` first so it cannot
+    /// take another id after the hand-back.
+    async fn close(self) {
+        let keys = self.queue.keys().clone();
+        let mut conn = self.queue.connection();
+        let client_id = self.blocking_client_id.swap(0, Ordering::SeqCst);
+        if client_id != 0 {
+            let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(client_id)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = killed {
+                // Without the CLIENT permission, wait the block out instead.
+                tracing::warn!(error = %e, "cannot kill the blocking connection; waiting it out");
+                tokio::time::sleep(self.config.block_timeout() + Duration::from_millis(100)).await;
+            }
+        }
+        let handed_back: redis::RedisResult<i64> = HAND_BACK
+            .key(keys.inflight(&self.worker_id))
+            .key(keys.ready())
+            .key(keys.heartbeat(&self.worker_id))
+            .key(keys.workers())
+            .arg(&self.worker_id)
+            .invoke_async(&mut conn)
+            .await;
+        match handed_back {
+            Ok(n) => tracing::info!(queue.handed_back = n, worker.id = %self.worker_id, "queue closed"),
+            // The heartbeat lapses and the reaper hands the ids back instead.
+            Err(e) => tracing::warn!(error = %e, "could not hand back in-flight jobs; the reaper will"),
+        }
+    }
+}
+
+/// Moves every id of a worker's in-flight list to the consuming end of `ready` (so they run
+/// next), then forgets the worker. KEYS: inflight, ready, heartbeat, workers. ARGV: worker id.
+static HAND_BACK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local n = 0
+        while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end
+        redis.call('DEL', KEYS[3])
+        redis.call('SREM', KEYS[4], ARGV[1])
+        return n",
+    )
+});
+
+/// 100 ms doubling to 5 s: fast recovery from a blip, no storm against a Redis that is down.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5_000))
+}
+
+/// A worker's source of jobs. One per apalis worker; build a new one for every start.
+pub struct RedisBackend {
+    fetcher: Fetcher,
+    fetch: Option<FetchFuture>,
+    blocking: Option<Blocking>,
+    backlog: VecDeque<Uuid>,
+    heartbeat: Option<JoinHandle<()>>,
+    stop: CancellationToken,
+    closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl RedisBackend {
+    pub fn new(queue: Queue, config: QueueConfig) -> Self {
+        RedisBackend {
+            fetcher: Fetcher {
+                queue,
+                config,
+                worker_id: new_worker_id(),
+                in_progress: Arc::default(),
+                blocking_client_id: Arc::default(),
+            },
+            fetch: None,
+            blocking: None,
+            backlog: VecDeque::new(),
+            heartbeat: None,
+            stop: CancellationToken::new(),
+            closing: None,
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.fetcher.worker_id
+    }
+
+    /// Ids delivered and not yet acknowledged (for tests and metrics).
+    pub fn in_progress(&self) -> Arc<InProgress> {
+        self.fetcher.in_progress.clone()
+    }
+
+    fn start_heartbeat(&mut self) {
+        let fetcher = self.fetcher.clone();
+        let stop = self.stop.clone();
+        self.heartbeat = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(fetcher.config.heartbeat_interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = fetcher.heartbeat().await {
+                            tracing::warn!(error = %e, "heartbeat failed");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Backend for RedisBackend {
+    type Task = Task<Uuid>;
+    type Error = redis::RedisError;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        if self.heartbeat.is_none() {
+            self.start_heartbeat();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        loop {
+            if let Some(id) = self.backlog.pop_front() {
+                self.fetcher.in_progress.add(id);
+                let task = TaskBuilder::new(id)
+                    .task_id(TaskId::from_string(id.to_string()))
+                    .build();
+                return Poll::Ready(Some(Ok(task)));
+            }
+            let fetch = match self.fetch.as_mut() {
+                Some(f) => f,
+                None => {
+                    let next = self.fetcher.clone().next(self.blocking.take());
+                    self.fetch.insert(Box::pin(next))
+                }
+            };
+            match fetch.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready((blocking, ids)) => {
+                    self.fetch = None;
+                    self.blocking = blocking;
+                    self.backlog.extend(ids);
+                }
+            }
+        }
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        let closing = self.closing.get_or_insert_with(|| {
+            self.stop.cancel();
+            let fetcher = self.fetcher.clone();
+            // Ids fetched but never handed to a job stay in the in-flight list and go back
+            // with the rest.
+            self.backlog.clear();
+            Box::pin(fetcher.close())
+        });
+        match closing.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.fetch = None;
+                self.blocking = None;
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl BackendConfig for RedisBackend {
+    type Args = Uuid;
+    type Id = Uuid;
+    type Kind = Ephemeral;
+    type Config = QueueConfig;
+    type Layer = AckLayer;
+
+    fn config(&self) -> &Self::Config {
+        &self.fetcher.config
+    }
+
+    fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
+        AckLayer::new(
+            self.fetcher.queue.clone(),
+            self.fetcher.worker_id.clone(),
+            self.fetcher.in_progress.clone(),
+        )
+    }
+}

@@ -1,0 +1,196 @@
+//! The job queue in Redis: a reliable queue of job ids under apalis's worker runtime.
+//!
+//! PostgreSQL holds every job; Redis carries only ids. The API pushes an id onto `ready` after
+//! the job row is committed. A worker moves ids one at a time from `ready` into its own
+//! `inflight:{worker}` list with a blocking `BLMOVE` (so an idle worker starts a new job within
+//! a millisecond), and removes the id once the job was handled. A worker's heartbeat key lapses
+//! when it dies; the reaper then returns its in-flight ids to `ready`. Retries that must wait
+//! sit in the `delayed` sorted set until the promoter moves them back. Delivery is
+//! at-least-once: the worker's claim in PostgreSQL makes a second delivery harmless.
+
+pub mod ack;
+pub mod backend;
+pub mod maintenance;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::config::RedisConfig;
+
+/// Key names. Every key carries the prefix as a hash tag, so on a Redis Cluster they all live
+/// in one slot and the Lua scripts may touch several of them.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: format!("{{{prefix}}}"),
+        }
+    }
+
+    /// Job ids waiting for a worker; pushed on the left, taken from the right.
+    pub fn ready(&self) -> String {
+        format!("{}:queue:ready", self.prefix)
+    }
+
+    /// Job ids waiting for a time (score: unix milliseconds).
+    pub fn delayed(&self) -> String {
+        format!("{}:queue:delayed", self.prefix)
+    }
+
+    /// Ids a worker took and has not finished with.
+    pub fn inflight(&self, worker_id: &str) -> String {
+        format!("{}:queue:inflight:{worker_id}", self.prefix)
+    }
+
+    /// Present while the worker is alive.
+    pub fn heartbeat(&self, worker_id: &str) -> String {
+        format!("{}:queue:heartbeat:{worker_id}", self.prefix)
+    }
+
+    /// Every worker id that may own an in-flight list, for the reaper.
+    pub fn workers(&self) -> String {
+        format!("{}:queue:workers", self.prefix)
+    }
+
+    /// Channel on which job status changes are published (for long polls).
+    pub fn job_events(&self) -> String {
+        format!("{}:events:jobs", self.prefix)
+    }
+
+    /// Every key this deployment owns starts with this (tests clean up by it).
+    pub fn pattern(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct QueueConfig {
+    /// How long one blocking fetch waits for a job before asking again.
+    #[arg(long = "queue-block-timeout-ms", env = "QUEUE_BLOCK_TIMEOUT_MS", default_value_t = 2_000)]
+    pub block_timeout_ms: u64,
+    /// How often a worker renews its heartbeat.
+    #[arg(long = "queue-heartbeat-interval-ms", env = "QUEUE_HEARTBEAT_INTERVAL_MS", default_value_t = 2_000)]
+    pub heartbeat_interval_ms: u64,
+    /// A worker whose heartbeat is older than this is dead and its jobs are handed back.
+    #[arg(long = "queue-heartbeat-ttl-ms", env = "QUEUE_HEARTBEAT_TTL_MS", default_value_t = 10_000)]
+    pub heartbeat_ttl_ms: u64,
+    /// How often due delayed jobs are moved to the ready list.
+    #[arg(long = "queue-promote-interval-ms", env = "QUEUE_PROMOTE_INTERVAL_MS", default_value_t = 250)]
+    pub promote_interval_ms: u64,
+    /// How often dead workers' in-flight jobs are looked for.
+    #[arg(long = "queue-reap-interval-ms", env = "QUEUE_REAP_INTERVAL_MS", default_value_t = 5_000)]
+    pub reap_interval_ms: u64,
+}
+
+impl QueueConfig {
+    pub fn block_timeout(&self) -> Duration {
+        Duration::from_millis(self.block_timeout_ms)
+    }
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+    pub fn heartbeat_ttl(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ttl_ms)
+    }
+    pub fn promote_interval(&self) -> Duration {
+        Duration::from_millis(self.promote_interval_ms)
+    }
+    pub fn reap_interval(&self) -> Duration {
+        Duration::from_millis(self.reap_interval_ms)
+    }
+}
+
+/// Time allowed for any non-blocking Redis command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A handle on the queue for producers and for maintenance: cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl Queue {
+    /// Connects; the connection manager reconnects on its own after a failure.
+    pub async fn connect(config: &RedisConfig) -> redis::RedisResult<Queue> {
+        let client = redis::Client::open(config.url.expose_secret())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(manager_config)
+            .await?;
+        Ok(Queue {
+            client,
+            conn,
+            keys: Keys::new(&config.prefix),
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// A clone of the shared, self-reconnecting connection.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Makes a job available to workers now. Call only after its row is committed.
+    pub async fn enqueue(&self, job_id: Uuid) -> redis::RedisResult<()> {
+        self.conn
+            .clone()
+            .lpush::<_, _, ()>(self.keys.ready(), job_id.to_string())
+            .await
+    }
+
+    /// Makes a job available to workers at `at` (a retry's backoff, a lease that has not lapsed).
+    pub async fn schedule(&self, job_id: Uuid, at: DateTime<Utc>) -> redis::RedisResult<()> {
+        self.conn
+            .clone()
+            .zadd::<_, _, _, ()>(self.keys.delayed(), job_id.to_string(), at.timestamp_millis())
+            .await
+    }
+
+    /// Jobs waiting in the ready list.
+    pub async fn ready_len(&self) -> redis::RedisResult<u64> {
+        self.conn.clone().llen(self.keys.ready()).await
+    }
+
+    /// Jobs waiting for a time.
+    pub async fn delayed_len(&self) -> redis::RedisResult<u64> {
+        self.conn.clone().zcard(self.keys.delayed()).await
+    }
+
+    /// Answers if Redis does, for readiness checks.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map(drop)
+    }
+
+    /// Tells long-pollers and dashboards that a job changed.
+    pub async fn publish_job_event(&self, job_id: Uuid) -> redis::RedisResult<()> {
+        self.conn
+            .clone()
+            .publish::<_, _, ()>(self.keys.job_events(), job_id.to_string())
+            .await
+    }
+}

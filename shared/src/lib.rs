@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod job;
+pub mod llm;
 pub mod menu;
 pub mod password;
 pub mod prompt;

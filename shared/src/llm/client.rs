@@ -1,0 +1,210 @@
+//! The Chat Completions client: builds the request for one day, sends it with a connect and a
+//! per-call timeout, and turns the answer into a `Day` or a classified `LlmError`.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::error::{ErrorClass, LlmError};
+use super::schema::day_schema;
+use super::wire::{ChatRequest, ChatResponse, JsonSchemaFormat, Message, ResponseFormat};
+use crate::config::{JsonMode, LlmConfig, TokenParam};
+use crate::job::Usage;
+use crate::menu::Day;
+use crate::prompt::{DayBrief, SYSTEM_PROMPT, schema_hint};
+
+/// One call's outcome and what it cost (a failed call may still have used tokens).
+#[derive(Debug)]
+pub struct Call {
+    pub usage: Usage,
+    pub result: Result<Day, LlmError>,
+}
+
+#[derive(Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    config: LlmConfig,
+    chat_url: String,
+    system_prompt: String,
+}
+
+impl LlmClient {
+    pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
+        // reqwest is built without a bundled TLS provider; ring is ours. A second install (by
+        // another client in the same process) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .timeout(Duration::from_millis(config.call_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("menus-worker/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let system_prompt = match config.json_mode {
+            JsonMode::JsonSchema => SYSTEM_PROMPT.to_string(),
+            JsonMode::JsonObject => format!("{SYSTEM_PROMPT}{}", schema_hint(day_schema())),
+        };
+        Ok(LlmClient {
+            http,
+            chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            config,
+            system_prompt,
+        })
+    }
+
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// Asks the model for one day.
+    #[tracing::instrument(skip_all, fields(llm.model = model, day = brief.day, llm.latency_ms, llm.outcome))]
+    pub async fn plan_day(&self, model: &str, brief: &DayBrief) -> Call {
+        let started = std::time::Instant::now();
+        let brief_json = brief.to_json();
+        let cap = Some(self.config.max_completion_tokens);
+        let request = ChatRequest {
+            model,
+            messages: vec![
+                Message {
+                    role: "system",
+                    content: &self.system_prompt,
+                },
+                Message {
+                    role: "user",
+                    content: &brief_json,
+                },
+            ],
+            response_format: match self.config.json_mode {
+                JsonMode::JsonSchema => ResponseFormat::JsonSchema {
+                    json_schema: JsonSchemaFormat {
+                        name: "menu_day",
+                        strict: true,
+                        schema: day_schema(),
+                    },
+                },
+                JsonMode::JsonObject => ResponseFormat::JsonObject,
+            },
+            max_completion_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxCompletionTokens),
+            max_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxTokens),
+            temperature: self.config.temperature,
+        };
+        let call = self.send(&request).await;
+        let span = tracing::Span::current();
+        span.record("llm.latency_ms", started.elapsed().as_millis() as u64);
+        span.record(
+            "llm.outcome",
+            call.result.as_ref().map_or_else(|e| e.code, |_| "ok"),
+        );
+        call
+    }
+
+    async fn send(&self, request: &ChatRequest<'_>) -> Call {
+        let mut usage = Usage {
+            calls: 1,
+            ..Usage::default()
+        };
+        let response = self
+            .http
+            .post(&self.chat_url)
+            .bearer_auth(self.config.api_key.expose_secret())
+            .json(request)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return Call {
+                    usage,
+                    result: Err(LlmError::from_transport(&e)),
+                };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.text().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Call {
+                    usage,
+                    result: Err(LlmError::from_transport(&e)),
+                };
+            }
+        };
+        if !status.is_success() {
+            return Call {
+                usage,
+                result: Err(LlmError::from_status(status, &headers, &body)),
+            };
+        }
+        let parsed: ChatResponse = match serde_json::from_str(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return Call {
+                    usage,
+                    result: Err(LlmError::new(
+                        ErrorClass::Transient,
+                        "llm_malformed_response",
+                        format!("the provider's response is not Chat Completions JSON: {e}"),
+                    )),
+                };
+            }
+        };
+        if let Some(u) = parsed.usage {
+            usage.prompt_tokens = u.prompt_tokens;
+            usage.completion_tokens = u.completion_tokens;
+        }
+        Call {
+            usage,
+            result: read_day(parsed),
+        }
+    }
+}
+
+/// The first choice's content as a day, or why it is not one.
+fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
+    let Some(choice) = response.choices.into_iter().next() else {
+        return Err(LlmError::new(
+            ErrorClass::Transient,
+            "llm_empty",
+            "the provider answered without a choice",
+        ));
+    };
+    if let Some(refusal) = choice.message.refusal.filter(|r| !r.is_empty()) {
+        return Err(LlmError::new(
+            ErrorClass::PermanentForJob,
+            "llm_refusal",
+            format!("the model refused: {refusal}"),
+        ));
+    }
+    match choice.finish_reason.as_deref() {
+        Some("content_filter") => {
+            return Err(LlmError::new(
+                ErrorClass::PermanentForJob,
+                "llm_content_filter",
+                "the provider's content filter withheld the answer",
+            ));
+        }
+        Some("length") => {
+            return Err(LlmError::new(
+                ErrorClass::Transient,
+                "llm_truncated",
+                "the answer was cut off at the token limit",
+            ));
+        }
+        _ => {}
+    }
+    let content = choice.message.content.unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&content).map_err(|e| {
+        LlmError::new(
+            ErrorClass::Transient,
+            "llm_malformed_json",
+            format!("the answer is not valid JSON: {e}"),
+        )
+    })?;
+    serde_path_to_error::deserialize::<_, Day>(value).map_err(|e| {
+        LlmError::invalid_output(vec![format!(
+            "the answer does not match the schema at `{}`: {}",
+            e.path(),
+            e.inner()
+        )])
+    })
+}

@@ -23,10 +23,18 @@ pub struct DatabaseConfig {
     )]
     pub url: SecretString,
     /// Connections in this process's pool.
-    #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long = "database-max-connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub max_connections: u32,
     /// How long a caller waits for a pooled connection before giving up.
-    #[arg(long = "database-acquire-timeout-ms", env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(
+        long = "database-acquire-timeout-ms",
+        env = "DATABASE_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
     pub acquire_timeout_ms: u64,
 }
 
@@ -73,7 +81,11 @@ pub enum TokenParam {
 #[derive(clap::Args, Debug, Clone)]
 pub struct LlmConfig {
     /// Base URL of an OpenAI-compatible API (ends before `/chat/completions`).
-    #[arg(long = "llm-base-url", env = "LLM_BASE_URL", default_value = "http://127.0.0.1:8090/v1")]
+    #[arg(
+        long = "llm-base-url",
+        env = "LLM_BASE_URL",
+        default_value = "http://127.0.0.1:8090/v1"
+    )]
     pub base_url: String,
     /// API key sent as a bearer token.
     #[arg(long = "llm-api-key", env = "LLM_API_KEY", default_value = "sk-local-standin", value_parser = secret)]
@@ -85,22 +97,48 @@ pub struct LlmConfig {
     #[arg(long = "llm-model-premium", env = "LLM_MODEL_PREMIUM")]
     pub model_premium: Option<String>,
     /// How to ask for JSON.
-    #[arg(long = "llm-json-mode", env = "LLM_JSON_MODE", value_enum, default_value = "json-schema")]
+    #[arg(
+        long = "llm-json-mode",
+        env = "LLM_JSON_MODE",
+        value_enum,
+        default_value = "json-schema"
+    )]
     pub json_mode: JsonMode,
     /// Name of the length cap field.
-    #[arg(long = "llm-token-param", env = "LLM_TOKEN_PARAM", value_enum, default_value = "max-completion-tokens")]
+    #[arg(
+        long = "llm-token-param",
+        env = "LLM_TOKEN_PARAM",
+        value_enum,
+        default_value = "max-completion-tokens"
+    )]
     pub token_param: TokenParam,
     /// Cap on the answer for one day; a day needs about 1,500 tokens.
-    #[arg(long = "llm-max-completion-tokens", env = "LLM_MAX_COMPLETION_TOKENS", default_value_t = 2500)]
+    #[arg(
+        long = "llm-max-completion-tokens",
+        env = "LLM_MAX_COMPLETION_TOKENS",
+        default_value_t = 2500
+    )]
     pub max_completion_tokens: u32,
     /// Sampling temperature.
-    #[arg(long = "llm-temperature", env = "LLM_TEMPERATURE", default_value_t = 0.7)]
+    #[arg(
+        long = "llm-temperature",
+        env = "LLM_TEMPERATURE",
+        default_value_t = 0.7
+    )]
     pub temperature: f32,
     /// Time allowed to open a connection to the provider.
-    #[arg(long = "llm-connect-timeout-ms", env = "LLM_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(
+        long = "llm-connect-timeout-ms",
+        env = "LLM_CONNECT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
     pub connect_timeout_ms: u64,
     /// Time allowed for one call, from sending to the last byte of the answer.
-    #[arg(long = "llm-call-timeout-ms", env = "LLM_CALL_TIMEOUT_MS", default_value_t = 120_000)]
+    #[arg(
+        long = "llm-call-timeout-ms",
+        env = "LLM_CALL_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
     pub call_timeout_ms: u64,
 }
 

@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod db;
+pub mod foods;
+pub mod grocery;
 pub mod job;
 pub mod llm;
 pub mod menu;
@@ -10,3 +12,5 @@ pub mod password;
 pub mod prompt;
 pub mod queue;
 pub mod request;
+pub mod rules;
+pub mod telemetry;

@@ -133,15 +133,6 @@ impl Nutrition {
         }
     }
 
-    pub fn add(self, other: Nutrition) -> Nutrition {
-        Nutrition {
-            kcal: self.kcal + other.kcal,
-            protein_g: self.protein_g + other.protein_g,
-            carbs_g: self.carbs_g + other.carbs_g,
-            fat_g: self.fat_g + other.fat_g,
-        }
-    }
-
     /// Protein, carbs and fat as percentages of the energy they supply (4/4/9 kcal per gram).
     pub fn macro_percentages(self) -> (f64, f64, f64) {
         let p = self.protein_g * 4.0;
@@ -152,6 +143,19 @@ impl Nutrition {
             return (0.0, 0.0, 0.0);
         }
         (p * 100.0 / total, c * 100.0 / total, f * 100.0 / total)
+    }
+}
+
+impl std::ops::Add for Nutrition {
+    type Output = Nutrition;
+
+    fn add(self, other: Nutrition) -> Nutrition {
+        Nutrition {
+            kcal: self.kcal + other.kcal,
+            protein_g: self.protein_g + other.protein_g,
+            carbs_g: self.carbs_g + other.carbs_g,
+            fat_g: self.fat_g + other.fat_g,
+        }
     }
 }
 
@@ -225,7 +229,7 @@ impl Day {
         }
         self.totals = self
             .dishes()
-            .fold(Nutrition::default(), |sum, m| sum.add(m.nutrition()));
+            .fold(Nutrition::default(), |sum, m| sum + m.nutrition());
     }
 }
 

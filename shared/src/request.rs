@@ -29,9 +29,7 @@ impl FieldError {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DietType {
     #[default]
@@ -99,9 +97,7 @@ pub enum Appliance {
 }
 
 /// Quality tier; each maps to a configured model name.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelTier {
     #[default]
@@ -255,10 +251,12 @@ struct Checker {
 }
 
 impl Checker {
-    fn range<T: TryFrom<i64>>(&mut self, field: &str, value: i64, (lo, hi): (i64, i64)) -> T
-    where
-        T: Default,
-    {
+    fn range<T: TryFrom<i64> + Default>(
+        &mut self,
+        field: &str,
+        value: i64,
+        (lo, hi): (i64, i64),
+    ) -> T {
         if value < lo || value > hi {
             self.errors.push(FieldError::new(
                 field,
@@ -281,7 +279,10 @@ impl Checker {
             self.errors.push(FieldError::new(
                 field,
                 "too_many",
-                format!("{field} may hold at most {max_items} items, got {}", values.len()),
+                format!(
+                    "{field} may hold at most {max_items} items, got {}",
+                    values.len()
+                ),
             ));
         }
         let mut out: Vec<String> = Vec::with_capacity(values.len());
@@ -289,8 +290,11 @@ impl Checker {
             let value = raw.trim();
             let path = format!("{field}[{i}]");
             if value.is_empty() {
-                self.errors
-                    .push(FieldError::new(path, "empty", format!("{field} items must not be empty")));
+                self.errors.push(FieldError::new(
+                    path,
+                    "empty",
+                    format!("{field} items must not be empty"),
+                ));
             } else if value.chars().count() > max_chars {
                 self.errors.push(FieldError::new(
                     path,
@@ -326,16 +330,18 @@ impl GenerationRequest {
     ) -> Result<GenerationRequest, Vec<FieldError>> {
         let mut c = Checker { errors: Vec::new() };
 
-        let days = o.days.map_or(defaults::DAYS, |v| c.range("days", v, limits::DAYS));
-        let snacks_per_day = o
-            .snacks_per_day
-            .map_or(defaults::SNACKS, |v| c.range("snacks_per_day", v, limits::SNACKS));
-        let servings = o
-            .servings
-            .map_or(defaults::SERVINGS, |v| c.range("servings", v, limits::SERVINGS));
-        let calorie_goal = o
-            .calorie_goal
-            .map_or(defaults::CALORIES, |v| c.range("calorie_goal", v, limits::CALORIES));
+        let days = o
+            .days
+            .map_or(defaults::DAYS, |v| c.range("days", v, limits::DAYS));
+        let snacks_per_day = o.snacks_per_day.map_or(defaults::SNACKS, |v| {
+            c.range("snacks_per_day", v, limits::SNACKS)
+        });
+        let servings = o.servings.map_or(defaults::SERVINGS, |v| {
+            c.range("servings", v, limits::SERVINGS)
+        });
+        let calorie_goal = o.calorie_goal.map_or(defaults::CALORIES, |v| {
+            c.range("calorie_goal", v, limits::CALORIES)
+        });
         let prep_complexity = o.prep_complexity.map_or(defaults::PREP_COMPLEXITY, |v| {
             c.range("prep_complexity", v, limits::PREP_COMPLEXITY)
         });
@@ -406,12 +412,12 @@ impl GenerationRequest {
         }
 
         let time_limits = o.time_limits.map_or(TimeLimits::default(), |t| TimeLimits {
-            weekday_minutes: t.weekday_minutes.map(|v| {
-                c.range("time_limits.weekday_minutes", v, limits::MINUTES_PER_MEAL)
-            }),
-            weekend_minutes: t.weekend_minutes.map(|v| {
-                c.range("time_limits.weekend_minutes", v, limits::MINUTES_PER_MEAL)
-            }),
+            weekday_minutes: t
+                .weekday_minutes
+                .map(|v| c.range("time_limits.weekday_minutes", v, limits::MINUTES_PER_MEAL)),
+            weekend_minutes: t
+                .weekend_minutes
+                .map(|v| c.range("time_limits.weekend_minutes", v, limits::MINUTES_PER_MEAL)),
         });
 
         if !c.errors.is_empty() {

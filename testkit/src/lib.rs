@@ -83,7 +83,11 @@ async fn ensure_template(conn: &mut PgConnection) -> String {
             .await
             .expect("create template");
         let options: PgConnectOptions = admin_url().parse().expect("TEST_DATABASE_URL");
-        let mut template = options.database(&building).connect().await.expect("connect template");
+        let mut template = options
+            .database(&building)
+            .connect()
+            .await
+            .expect("connect template");
         shared::db::MIGRATOR
             .run(&mut template)
             .await
@@ -136,7 +140,11 @@ impl TestDb {
     pub async fn new() -> TestDb {
         let mut conn = admin().await;
         let template = ensure_template(&mut conn).await;
-        let name = format!("{DB_PREFIX}{}_{}", now_secs(), uuid::Uuid::new_v4().simple());
+        let name = format!(
+            "{DB_PREFIX}{}_{}",
+            now_secs(),
+            uuid::Uuid::new_v4().simple()
+        );
         // Copies from one template may collide ("being accessed by other users"): retry.
         let mut tries = 0;
         loop {
@@ -147,9 +155,8 @@ impl TestDb {
             .await;
             match created {
                 Ok(_) => break,
-                Err(e) if tries < 50 => {
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = e;
                     tokio::time::sleep(Duration::from_millis(20 * tries)).await;
                 }
                 Err(e) => panic!("create test database: {e}"),
@@ -217,7 +224,8 @@ pub struct TestRedis {
 impl TestRedis {
     pub fn new() -> TestRedis {
         TestRedis {
-            url: std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            url: std::env::var("TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
             prefix: format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
         }
     }
@@ -262,11 +270,102 @@ impl Drop for TestRedis {
             let Ok(mut conn) = client.get_connection() else {
                 return;
             };
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
             for chunk in keys.chunks(500) {
                 let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
             }
         })
         .join();
+    }
+}
+
+/// A Redis server of the test's own, for tests that break connections or stop the server
+/// (doing that to the shared one would disturb every other test running in parallel).
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut server = PrivateRedis { port, child: None };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Settings pointing at this server, with a fresh prefix.
+    pub fn config(&self) -> RedisConfig {
+        RedisConfig {
+            url: SecretString::from(self.url()),
+            prefix: format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        }
+    }
+
+    /// Kills the server (its connections drop at once).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it answers.
+    pub async fn resume(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--logfile", ""])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server (is it installed? see README)");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).expect("url");
+        for _ in 0..200 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("private redis-server did not start");
+    }
+
+    /// Drops every normal client connection, as a network blip or a failover would.
+    pub async fn kill_clients(&self) -> i64 {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        // Our own connection is of type normal too; ask for everything but it.
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

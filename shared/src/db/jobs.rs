@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::job::{JobError, JobStatus, Usage};
@@ -175,13 +175,13 @@ pub async fn claim(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(job) = claimed else {
-        let row: Option<(JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-            sqlx::query_as(
-                "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        type State = (JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let row: Option<State> = sqlx::query_as(
+            "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         return Ok(match row {
             Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _)) => Claim::NotBefore(at),
             Some((JobStatus::Running, _, Some(at))) => Claim::NotBefore(at),
@@ -329,4 +329,22 @@ pub async fn add_usage(conn: &mut PgConnection, id: Uuid, usage: Usage) -> Resul
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Gives an unfinished attempt back (the worker is shutting down): the job is claimable again
+/// at once and the attempt is not counted. `false`: fenced out, nothing changed.
+pub async fn release(conn: &mut PgConnection, id: Uuid, attempt: i32) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE generation_jobs
+         SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END::job_status,
+             attempts = attempts - 1, lease_expires_at = NULL, next_attempt_at = NULL,
+             updated_at = now()
+         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
 }

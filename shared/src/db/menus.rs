@@ -1,8 +1,8 @@
 //! Finished menus: one per job, owned by the person they were generated for.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::menu::MenuPlan;

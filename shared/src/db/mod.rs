@@ -11,9 +11,9 @@ pub mod preferences;
 pub mod users;
 
 use secrecy::ExposeSecret;
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
 use crate::config::DatabaseConfig;
 

@@ -1,7 +1,7 @@
 //! A person's stored preferences: the profile their requests are merged with.
 
-use sqlx::types::Json;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::request::MenuOptions;
@@ -15,16 +15,17 @@ pub struct Preferences {
 
 /// The person's preferences, or empty ones if they never saved any.
 pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Preferences, sqlx::Error> {
-    let row: Option<(Json<MenuOptions>, bool)> = sqlx::query_as(
-        "SELECT options, auto_generate_weekly FROM preferences WHERE user_id = $1",
+    let row: Option<(Json<MenuOptions>, bool)> =
+        sqlx::query_as("SELECT options, auto_generate_weekly FROM preferences WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(
+        row.map_or_else(Preferences::default, |(options, weekly)| Preferences {
+            options: options.0,
+            auto_generate_weekly: weekly,
+        }),
     )
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map_or_else(Preferences::default, |(options, weekly)| Preferences {
-        options: options.0,
-        auto_generate_weekly: weekly,
-    }))
 }
 
 /// Replaces the person's preferences; callers validate them first.

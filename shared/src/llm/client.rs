@@ -83,7 +83,8 @@ impl LlmClient {
                 },
                 JsonMode::JsonObject => ResponseFormat::JsonObject,
             },
-            max_completion_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxCompletionTokens),
+            max_completion_tokens: cap
+                .filter(|_| self.config.token_param == TokenParam::MaxCompletionTokens),
             max_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxTokens),
             temperature: self.config.temperature,
         };

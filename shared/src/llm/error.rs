@@ -47,7 +47,10 @@ impl LlmError {
         let mut e = LlmError::new(
             ErrorClass::InvalidOutput,
             "invalid_output",
-            format!("the model's day broke the menu rules: {}", problems.join("; ")),
+            format!(
+                "the model's day broke the menu rules: {}",
+                problems.join("; ")
+            ),
         );
         e.problems = problems;
         e
@@ -175,7 +178,11 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     fn classify(status: u16, body: &str) -> LlmError {
-        LlmError::from_status(StatusCode::from_u16(status).unwrap(), &HeaderMap::new(), body)
+        LlmError::from_status(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body,
+        )
     }
 
     #[test]
@@ -185,7 +192,10 @@ mod tests {
             r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
         );
         assert_eq!(quota.class, ErrorClass::PermanentForFleet);
-        let project = classify(429, r#"{"error":{"message":"x","code":"insufficient_quota_project"}}"#);
+        let project = classify(
+            429,
+            r#"{"error":{"message":"x","code":"insufficient_quota_project"}}"#,
+        );
         assert_eq!(project.class, ErrorClass::PermanentForFleet);
         let limited = classify(
             429,
@@ -193,13 +203,19 @@ mod tests {
         );
         assert_eq!(limited.class, ErrorClass::RateLimited);
         assert_eq!(limited.wait, Some(Duration::from_secs(2)));
-        let too_large = classify(429, "Request too large for gpt-4o … Limit 30000, Requested 61337.");
+        let too_large = classify(
+            429,
+            "Request too large for gpt-4o … Limit 30000, Requested 61337.",
+        );
         assert_eq!(too_large.code, "llm_request_too_large");
     }
 
     #[test]
     fn statuses_map_to_their_classes() {
-        assert_eq!(classify(500, "<html>oops</html>").class, ErrorClass::Transient);
+        assert_eq!(
+            classify(500, "<html>oops</html>").class,
+            ErrorClass::Transient
+        );
         assert_eq!(classify(503, "").class, ErrorClass::Transient);
         assert_eq!(classify(408, "").class, ErrorClass::Transient);
         assert_eq!(classify(409, "").class, ErrorClass::Transient);

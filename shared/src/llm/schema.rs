@@ -84,7 +84,10 @@ mod tests {
             .flat_map(|o| o["properties"].as_object().unwrap().keys().cloned())
             .collect();
         for local in ["day_number", "date", "totals", "servings"] {
-            assert!(!names.iter().any(|n| n == local), "{local} must not be asked for");
+            assert!(
+                !names.iter().any(|n| n == local),
+                "{local} must not be asked for"
+            );
         }
         assert!(names.iter().any(|n| n == "main_ingredient"));
         assert!(!day_schema().to_string().contains("\"format\""));

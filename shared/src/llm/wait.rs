@@ -9,8 +9,17 @@ use reqwest::header::HeaderMap;
 /// (seconds or an HTTP date), `x-ratelimit-reset-requests` / `-tokens` (Go durations such as
 /// `6m0s`, `1s`, `20ms`; the one for the budget that ran out, else the longer), then the
 /// "try again in 1.5s" hint in the message.
-pub fn server_wait(headers: &HeaderMap, limit_kind: Option<&str>, message: &str) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+pub fn server_wait(
+    headers: &HeaderMap,
+    limit_kind: Option<&str>,
+    message: &str,
+) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return finite_wait(ms / 1000.0);
     }
@@ -106,7 +115,10 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.insert(HeaderName::from_static(k), HeaderValue::from_str(v).unwrap());
+            map.insert(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         map
     }
@@ -132,20 +144,29 @@ mod tests {
         assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
         assert_eq!(go_duration("1s"), Some(Duration::from_secs(1)));
         assert_eq!(go_duration("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(go_duration("1h2m3.5s"), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(
+            go_duration("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
         assert_eq!(go_duration("soon"), None);
         let h = headers(&[
             ("x-ratelimit-reset-requests", "2s"),
             ("x-ratelimit-reset-tokens", "6m0s"),
         ]);
-        assert_eq!(server_wait(&h, Some("requests"), ""), Some(Duration::from_secs(2)));
+        assert_eq!(
+            server_wait(&h, Some("requests"), ""),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(server_wait(&h, None, ""), Some(Duration::from_secs(360)));
     }
 
     #[test]
     fn the_message_hint_is_the_last_resort() {
         let m = "Rate limit reached … Please try again in 18.642s. Visit …";
-        assert_eq!(server_wait(&HeaderMap::new(), None, m), Some(Duration::from_millis(18642)));
+        assert_eq!(
+            server_wait(&HeaderMap::new(), None, m),
+            Some(Duration::from_millis(18642))
+        );
         assert_eq!(
             server_wait(&HeaderMap::new(), None, "try again in 644ms"),
             Some(Duration::from_millis(644))

@@ -127,11 +127,14 @@ mod tests {
         );
         assert_eq!(openai.code.as_deref(), Some("rate_limit_exceeded"));
         assert_eq!(openai.kind.as_deref(), Some("requests"));
-        let vllm = ErrorBody::parse(r#"{"error":{"message":"bad","type":"BadRequestError","code":400}}"#);
+        let vllm =
+            ErrorBody::parse(r#"{"error":{"message":"bad","type":"BadRequestError","code":400}}"#);
         assert_eq!(vllm.code.as_deref(), Some("400"));
-        let legacy = ErrorBody::parse(r#"{"object":"error","message":"old","type":"x","code":400}"#);
+        let legacy =
+            ErrorBody::parse(r#"{"object":"error","message":"old","type":"x","code":400}"#);
         assert_eq!(legacy.message, "old");
-        let ollama = ErrorBody::parse(r#"{"error":{"message":"m","type":"api_error","code":null}}"#);
+        let ollama =
+            ErrorBody::parse(r#"{"error":{"message":"m","type":"api_error","code":null}}"#);
         assert_eq!(ollama.code, None);
         let html = ErrorBody::parse("<html><body>502 Bad Gateway</body></html>");
         assert!(html.message.contains("502"));

@@ -21,9 +21,6 @@ use uuid::Uuid;
 use super::Queue;
 use super::backend::InProgress;
 
-/// How long a job that could not be handled waits before it is delivered again.
-pub const REDELIVERY_DELAY: Duration = Duration::from_secs(5);
-
 /// Removes one occurrence of the id from the in-flight list and schedules it again.
 /// KEYS: inflight, delayed. ARGV: id, delay in ms.
 static NACK: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -47,16 +44,23 @@ struct Acker {
     queue: Queue,
     inflight: String,
     in_progress: Arc<InProgress>,
+    redelivery_delay: Duration,
 }
 
 impl AckLayer {
-    pub fn new(queue: Queue, worker_id: String, in_progress: Arc<InProgress>) -> Self {
-        let inflight = queue.keys().inflight(&worker_id);
+    pub fn new(
+        queue: Queue,
+        worker_id: &str,
+        in_progress: Arc<InProgress>,
+        redelivery_delay: Duration,
+    ) -> Self {
+        let inflight = queue.keys().inflight(worker_id);
         AckLayer {
             acker: Arc::new(Acker {
                 queue,
                 inflight,
                 in_progress,
+                redelivery_delay,
             }),
         }
     }
@@ -89,7 +93,7 @@ impl Acker {
                 NACK.key(&self.inflight)
                     .key(self.queue.keys().delayed())
                     .arg(&member)
-                    .arg(REDELIVERY_DELAY.as_millis() as u64)
+                    .arg(self.redelivery_delay.as_millis() as u64)
                     .invoke_async::<()>(&mut self.queue.connection())
                     .await
             })

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apalis_core::backend::{Backend, BackendConfig};
 use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
-use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig, Direction};
@@ -35,7 +35,12 @@ pub struct InProgress(Mutex<HashMap<Uuid, usize>>);
 
 impl InProgress {
     fn add(&self, id: Uuid) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default() += 1;
     }
 
     pub(crate) fn remove(&self, id: Uuid) {
@@ -53,7 +58,11 @@ impl InProgress {
     }
 
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,7 +110,10 @@ impl Fetcher {
             .client()
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let id: i64 = redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await?;
+        let id: i64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut conn)
+            .await?;
         self.blocking_client_id.store(id, Ordering::SeqCst);
         Ok(Blocking { conn })
     }
@@ -163,11 +175,16 @@ impl Fetcher {
                         if failures > 0 {
                             match self.orphans().await {
                                 Ok(ids) if !ids.is_empty() => {
-                                    tracing::info!(queue.recovered = ids.len(), "redelivering ids stranded by a lost connection");
+                                    tracing::info!(
+                                        queue.recovered = ids.len(),
+                                        "redelivering ids stranded by a lost connection"
+                                    );
                                     return (blocking, ids);
                                 }
                                 Ok(_) => {}
-                                Err(e) => tracing::warn!(error = %e, "could not check in-flight list"),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "could not check in-flight list")
+                                }
                             }
                             tracing::info!("queue connection restored");
                         }
@@ -238,9 +255,13 @@ impl Fetcher {
             .invoke_async(&mut conn)
             .await;
         match handed_back {
-            Ok(n) => tracing::info!(queue.handed_back = n, worker.id = %self.worker_id, "queue closed"),
+            Ok(n) => {
+                tracing::info!(queue.handed_back = n, worker.id = %self.worker_id, "queue closed")
+            }
             // The heartbeat lapses and the reaper hands the ids back instead.
-            Err(e) => tracing::warn!(error = %e, "could not hand back in-flight jobs; the reaper will"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand back in-flight jobs; the reaper will")
+            }
         }
     }
 }
@@ -332,7 +353,11 @@ impl Backend for RedisBackend {
     type Task = Task<Uuid>;
     type Error = redis::RedisError;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         if self.heartbeat.is_none() {
             self.start_heartbeat();
         }
@@ -370,7 +395,11 @@ impl Backend for RedisBackend {
         }
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         let closing = self.closing.get_or_insert_with(|| {
             self.stop.cancel();
             let fetcher = self.fetcher.clone();
@@ -404,8 +433,9 @@ impl BackendConfig for RedisBackend {
     fn middleware(&mut self, _: &mut WorkerContext) -> Self::Layer {
         AckLayer::new(
             self.fetcher.queue.clone(),
-            self.fetcher.worker_id.clone(),
+            &self.fetcher.worker_id,
             self.fetcher.in_progress.clone(),
+            self.fetcher.config.redelivery_delay(),
         )
     }
 }

@@ -15,8 +15,8 @@ pub mod maintenance;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -75,20 +75,48 @@ impl Keys {
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueueConfig {
     /// How long one blocking fetch waits for a job before asking again.
-    #[arg(long = "queue-block-timeout-ms", env = "QUEUE_BLOCK_TIMEOUT_MS", default_value_t = 2_000)]
+    #[arg(
+        long = "queue-block-timeout-ms",
+        env = "QUEUE_BLOCK_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
     pub block_timeout_ms: u64,
     /// How often a worker renews its heartbeat.
-    #[arg(long = "queue-heartbeat-interval-ms", env = "QUEUE_HEARTBEAT_INTERVAL_MS", default_value_t = 2_000)]
+    #[arg(
+        long = "queue-heartbeat-interval-ms",
+        env = "QUEUE_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 2_000
+    )]
     pub heartbeat_interval_ms: u64,
     /// A worker whose heartbeat is older than this is dead and its jobs are handed back.
-    #[arg(long = "queue-heartbeat-ttl-ms", env = "QUEUE_HEARTBEAT_TTL_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "queue-heartbeat-ttl-ms",
+        env = "QUEUE_HEARTBEAT_TTL_MS",
+        default_value_t = 10_000
+    )]
     pub heartbeat_ttl_ms: u64,
     /// How often due delayed jobs are moved to the ready list.
-    #[arg(long = "queue-promote-interval-ms", env = "QUEUE_PROMOTE_INTERVAL_MS", default_value_t = 250)]
+    #[arg(
+        long = "queue-promote-interval-ms",
+        env = "QUEUE_PROMOTE_INTERVAL_MS",
+        default_value_t = 250
+    )]
     pub promote_interval_ms: u64,
     /// How often dead workers' in-flight jobs are looked for.
-    #[arg(long = "queue-reap-interval-ms", env = "QUEUE_REAP_INTERVAL_MS", default_value_t = 5_000)]
+    #[arg(
+        long = "queue-reap-interval-ms",
+        env = "QUEUE_REAP_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
     pub reap_interval_ms: u64,
+    /// How long a delivery that could not be handled at all (database down, a panic) waits
+    /// before it is delivered again.
+    #[arg(
+        long = "queue-redelivery-delay-ms",
+        env = "QUEUE_REDELIVERY_DELAY_MS",
+        default_value_t = 5_000
+    )]
+    pub redelivery_delay_ms: u64,
 }
 
 impl QueueConfig {
@@ -106,6 +134,9 @@ impl QueueConfig {
     }
     pub fn reap_interval(&self) -> Duration {
         Duration::from_millis(self.reap_interval_ms)
+    }
+    pub fn redelivery_delay(&self) -> Duration {
+        Duration::from_millis(self.redelivery_delay_ms)
     }
 }
 
@@ -164,7 +195,11 @@ impl Queue {
     pub async fn schedule(&self, job_id: Uuid, at: DateTime<Utc>) -> redis::RedisResult<()> {
         self.conn
             .clone()
-            .zadd::<_, _, _, ()>(self.keys.delayed(), job_id.to_string(), at.timestamp_millis())
+            .zadd::<_, _, _, ()>(
+                self.keys.delayed(),
+                job_id.to_string(),
+                at.timestamp_millis(),
+            )
             .await
     }
 

@@ -1,0 +1,76 @@
+//! The worker's settings: the shared groups plus how jobs are run.
+
+use std::time::Duration;
+
+use shared::config::{DatabaseConfig, LlmConfig, LogConfig, RedisConfig};
+use shared::queue::QueueConfig;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub llm: LlmConfig,
+    #[command(flatten)]
+    pub queue: QueueConfig,
+    #[command(flatten)]
+    pub jobs: JobConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct JobConfig {
+    /// Jobs one worker process runs at once (each mostly waits on the LLM).
+    #[arg(
+        long = "worker-concurrency",
+        env = "WORKER_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub concurrency: usize,
+    /// Times one day may be asked for within an attempt when the answer breaks the rules.
+    #[arg(long = "day-max-asks", env = "DAY_MAX_ASKS", default_value_t = 3)]
+    pub day_max_asks: u32,
+    /// First retry delay of a failed attempt; doubles each attempt, with full jitter.
+    #[arg(
+        long = "retry-base-delay-ms",
+        env = "RETRY_BASE_DELAY_MS",
+        default_value_t = 2_000
+    )]
+    pub retry_base_delay_ms: u64,
+    /// Longest retry delay.
+    #[arg(
+        long = "retry-max-delay-ms",
+        env = "RETRY_MAX_DELAY_MS",
+        default_value_t = 60_000
+    )]
+    pub retry_max_delay_ms: u64,
+    /// How long a claimed job is this worker's before another may take it over; renewed with
+    /// every finished day, so it must outlast the slowest day (its asks times the call timeout).
+    #[arg(long = "job-lease-secs", env = "JOB_LEASE_SECS", default_value_t = 600)]
+    pub lease_secs: u64,
+    /// On SIGTERM: time for running jobs to finish before they are handed back unfinished.
+    #[arg(
+        long = "shutdown-grace-secs",
+        env = "SHUTDOWN_GRACE_SECS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_secs: u64,
+}
+
+impl JobConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn retry_base_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_base_delay_ms)
+    }
+    pub fn retry_max_delay(&self) -> Duration {
+        Duration::from_millis(self.retry_max_delay_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}

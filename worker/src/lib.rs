@@ -1,0 +1,93 @@
+//! The worker: apalis drives the job pipeline over our Redis queue backend, and the queue's
+//! upkeep (promoting delayed jobs, reaping dead workers) runs beside it.
+
+pub mod config;
+pub mod generate;
+pub mod pipeline;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use shared::llm::LlmClient;
+use shared::queue::backend::RedisBackend;
+use shared::queue::{Queue, QueueConfig, maintenance};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use config::{JobConfig, WorkerConfig};
+pub use pipeline::{Pipeline, PipelineError};
+
+/// Connects to everything and runs until `shutdown` completes, then drains.
+pub async fn run(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let pool = shared::db::connect(&config.database)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let queue = Queue::connect(&config.redis)
+        .await
+        .context("connecting to Redis")?;
+    let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;
+    let pipeline = Pipeline::new(pool, queue.clone(), llm, config.jobs.clone());
+    run_pipeline(pipeline, queue, config.queue, config.jobs, shutdown).await
+}
+
+async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<(), PipelineError> {
+    pipeline.process(job_id).await
+}
+
+/// Runs the pipeline under apalis until `shutdown`. Then no new job is taken, running jobs get
+/// the grace period to finish, and whatever is still running is handed back to the queue.
+pub async fn run_pipeline(
+    pipeline: Arc<Pipeline>,
+    queue: Queue,
+    queue_config: QueueConfig,
+    jobs: JobConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let upkeep_stop = CancellationToken::new();
+    let upkeep = tokio::spawn(maintenance::run(
+        queue.clone(),
+        queue_config.clone(),
+        upkeep_stop.clone(),
+    ));
+
+    let hand_back = pipeline.hand_back_token();
+    let grace = jobs.shutdown_grace();
+    let draining = CancellationToken::new();
+    let signal = {
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new jobs");
+            draining.cancel();
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                hand_back.cancel();
+            });
+            Ok(())
+        }
+    };
+
+    let concurrency = jobs.concurrency;
+    let monitor = Monitor::new()
+        .register(move |_restarts| {
+            // A new backend, hence a new worker id, for every start.
+            let backend = RedisBackend::new(queue.clone(), queue_config.clone());
+            WorkerBuilder::new(backend.worker_id().to_string())
+                .backend(backend)
+                .data(pipeline.clone())
+                .concurrency(concurrency)
+                .catch_panic()
+                .build(handle)
+        })
+        // Handing back takes a moment after the grace period; then stop regardless.
+        .shutdown_timeout(grace + std::time::Duration::from_secs(5));
+    let result = monitor.run_with_signal(signal).await;
+    upkeep_stop.cancel();
+    let _ = upkeep.await;
+    result.context("worker stopped with an error")
+}

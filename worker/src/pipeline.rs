@@ -1,0 +1,224 @@
+//! One job, from delivery to result (DESIGN.md §4): claim it in a short transaction, generate
+//! the missing days with no database connection held, checkpoint each valid day in its own
+//! short transaction, and finish (or fail) in one more. Every write is fenced by the attempt.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use shared::db::jobs::{self, Claim, ClaimedJob};
+use shared::job::{JobError, JobStatus, Usage};
+use shared::llm::wait::backoff;
+use shared::llm::{ErrorClass, LlmClient, LlmError};
+use shared::menu::MenuPlan;
+use shared::queue::Queue;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::JobConfig;
+use crate::generate;
+
+/// Why a delivery could not be handled at all; the queue delivers it again shortly.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Everything a job needs, shared by all the jobs a worker process runs.
+pub struct Pipeline {
+    pool: PgPool,
+    queue: Queue,
+    llm: LlmClient,
+    config: JobConfig,
+    /// Written on the job row, to tell which process ran an attempt.
+    worker_label: String,
+    /// Fires when shutdown can wait no longer: running jobs are handed back unfinished.
+    hand_back: CancellationToken,
+}
+
+/// How an attempt ended, short of an infrastructure failure.
+enum Ended {
+    Succeeded,
+    Failed(LlmError, Usage),
+    /// Cancelled or taken over meanwhile: this attempt's writes were refused.
+    FencedOut(Usage),
+}
+
+impl Pipeline {
+    pub fn new(pool: PgPool, queue: Queue, llm: LlmClient, config: JobConfig) -> Arc<Self> {
+        Arc::new(Pipeline {
+            pool,
+            queue,
+            llm,
+            config,
+            worker_label: shared::queue::backend::new_worker_id(),
+            hand_back: CancellationToken::new(),
+        })
+    }
+
+    pub fn hand_back_token(&self) -> CancellationToken {
+        self.hand_back.clone()
+    }
+
+    /// Handles one delivery of a job id.
+    #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt))]
+    pub async fn process(&self, id: Uuid) -> Result<(), PipelineError> {
+        let claim = {
+            let mut tx = self.pool.begin().await?;
+            let claim = jobs::claim(&mut tx, id, &self.worker_label, self.config.lease()).await?;
+            tx.commit().await?;
+            claim
+        };
+        let claimed = match claim {
+            Claim::Gone => return Ok(()),
+            Claim::NotBefore(at) => {
+                // Redelivered early (a duplicate push, a live attempt elsewhere): look again then.
+                self.queue.schedule(id, at).await?;
+                return Ok(());
+            }
+            Claim::Claimed(c) => *c,
+        };
+        let attempt = claimed.job.attempts;
+        tracing::Span::current().record("job.attempt", attempt);
+        if attempt > claimed.job.max_attempts {
+            // Only reachable when attempts keep dying with their process: stop the loop.
+            let error = JobError::new(
+                "attempts_exhausted",
+                "every attempt was interrupted before it could finish",
+            );
+            let mut tx = self.pool.begin().await?;
+            jobs::fail_attempt(&mut tx, id, attempt, &error, None, Usage::default()).await?;
+            tx.commit().await?;
+            self.publish(id).await;
+            return Ok(());
+        }
+        self.publish(id).await;
+
+        let ended = tokio::select! {
+            ended = self.run(&claimed) => ended?,
+            () = self.hand_back.cancelled() => {
+                let mut tx = self.pool.begin().await?;
+                let released = jobs::release(&mut tx, id, attempt).await?;
+                tx.commit().await?;
+                if released {
+                    self.queue.enqueue(id).await?;
+                    tracing::info!("handed the job back unfinished for shutdown");
+                }
+                return Ok(());
+            }
+        };
+        match ended {
+            Ended::Succeeded => {}
+            Ended::Failed(error, usage) => {
+                let attempts_left = attempt < claimed.job.max_attempts;
+                self.fail(id, attempt, attempts_left, &error, usage).await?
+            }
+            Ended::FencedOut(usage) => {
+                tracing::info!("the job was cancelled or taken over; stopping this attempt");
+                let mut tx = self.pool.begin().await?;
+                jobs::add_usage(&mut tx, id, usage).await?;
+                tx.commit().await?;
+            }
+        }
+        self.publish(id).await;
+        Ok(())
+    }
+
+    /// Generates the missing days and the menu. No connection is held while the model works.
+    async fn run(&self, claimed: &ClaimedJob) -> Result<Ended, PipelineError> {
+        let job = &claimed.job;
+        let request = &job.request.0;
+        let model = self.llm.config().model_for(request.model).to_string();
+        let mut days = claimed.days.clone();
+        let mut unsaved = Usage::default();
+        while days.len() < usize::from(request.days) {
+            let day_number = days.len() as u8 + 1;
+            let (usage, generated) = generate::day(
+                &self.llm,
+                &model,
+                request,
+                day_number,
+                &days,
+                self.config.day_max_asks,
+            )
+            .await;
+            unsaved.add(usage);
+            let day = match generated {
+                Ok(day) => day,
+                Err(e) => return Ok(Ended::Failed(e, unsaved)),
+            };
+            let mut tx = self.pool.begin().await?;
+            let saved = jobs::save_day(
+                &mut tx,
+                job.id,
+                job.attempts,
+                &day,
+                unsaved,
+                self.config.lease(),
+            )
+            .await?;
+            tx.commit().await?;
+            if !saved {
+                return Ok(Ended::FencedOut(unsaved));
+            }
+            unsaved = Usage::default();
+            days.push(day);
+            self.publish(job.id).await;
+        }
+        let plan = MenuPlan { days };
+        let mut tx = self.pool.begin().await?;
+        let menu = jobs::complete(&mut tx, job.id, job.attempts, &plan, unsaved).await?;
+        tx.commit().await?;
+        Ok(match menu {
+            Some(menu_id) => {
+                tracing::info!(menu.id = %menu_id, "menu generated");
+                Ended::Succeeded
+            }
+            None => Ended::FencedOut(Usage::default()),
+        })
+    }
+
+    /// Ends a failed attempt: a permanent error fails the job, anything else retries it later
+    /// while attempts remain.
+    async fn fail(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        attempts_left: bool,
+        error: &LlmError,
+        usage: Usage,
+    ) -> Result<(), PipelineError> {
+        let retry_at = match error.class {
+            ErrorClass::PermanentForJob => None,
+            _ if !attempts_left => None,
+            _ => {
+                let wait = backoff(
+                    attempt as u32,
+                    self.config.retry_base_delay(),
+                    self.config.retry_max_delay(),
+                )
+                .max(error.wait.unwrap_or_default());
+                Some(Utc::now() + wait)
+            }
+        };
+        let job_error = JobError::new(error.code, error.message.clone());
+        let mut tx = self.pool.begin().await?;
+        let status = jobs::fail_attempt(&mut tx, id, attempt, &job_error, retry_at, usage).await?;
+        tx.commit().await?;
+        tracing::warn!(error.code = error.code, job.status = ?status, "attempt failed");
+        if let (Some(JobStatus::Retrying), Some(at)) = (status, retry_at) {
+            self.queue.schedule(id, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells long-pollers the job changed; losing one such message only delays a poller.
+    async fn publish(&self, id: Uuid) {
+        if let Err(e) = self.queue.publish_job_event(id).await {
+            tracing::debug!(error = %e, "could not publish a job event");
+        }
+    }
+}

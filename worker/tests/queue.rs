@@ -1,0 +1,426 @@
+//! The Redis queue backend under apalis, with a handler that only records what it was given:
+//! pick-up latency, a large drain, dropped connections, a Redis restart, dead workers,
+//! delayed jobs, redelivery after a failure and a clean shutdown.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use redis::AsyncCommands;
+use shared::config::RedisConfig;
+use shared::queue::backend::RedisBackend;
+use shared::queue::{Queue, QueueConfig, maintenance};
+use testkit::{PrivateRedis, TestRedis};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn fast_config() -> QueueConfig {
+    QueueConfig {
+        block_timeout_ms: 1_000,
+        heartbeat_interval_ms: 200,
+        heartbeat_ttl_ms: 1_000,
+        promote_interval_ms: 50,
+        reap_interval_ms: 200,
+        redelivery_delay_ms: 200,
+    }
+}
+
+/// What the handler saw: how often each id came, and each delivery as it happened.
+#[derive(Clone)]
+struct Recorder {
+    seen: Arc<Mutex<HashMap<Uuid, usize>>>,
+    deliveries: mpsc::UnboundedSender<(Uuid, Instant)>,
+    /// Ids whose first delivery must fail (to exercise redelivery).
+    fail_first: Arc<Mutex<Vec<Uuid>>>,
+}
+
+impl Recorder {
+    fn total(&self) -> usize {
+        self.seen.lock().unwrap().values().sum()
+    }
+    fn distinct(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    fn duplicates(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|n| **n > 1)
+            .count()
+    }
+}
+
+async fn record(id: Uuid, recorder: Data<Recorder>) -> Result<(), std::io::Error> {
+    *recorder.seen.lock().unwrap().entry(id).or_default() += 1;
+    let _ = recorder.deliveries.send((id, Instant::now()));
+    let mut fail_first = recorder.fail_first.lock().unwrap();
+    if let Some(i) = fail_first.iter().position(|f| *f == id) {
+        fail_first.remove(i);
+        return Err(std::io::Error::other(
+            "the first delivery of this job fails",
+        ));
+    }
+    Ok(())
+}
+
+struct Running {
+    recorder: Recorder,
+    deliveries: mpsc::UnboundedReceiver<(Uuid, Instant)>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("worker stops within 10 s")
+            .expect("worker task");
+    }
+
+    async fn wait_for_total(&self, total: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.recorder.total() < total {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {total} deliveries within {within:?}",
+                self.recorder.total()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Starts one worker (and the queue upkeep) on `redis`, handling with the recorder.
+async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> Running {
+    let queue = Queue::connect(redis).await.expect("connect");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let recorder = Recorder {
+        seen: Arc::default(),
+        deliveries: tx,
+        fail_first: Arc::default(),
+    };
+    let stop = CancellationToken::new();
+    let task = {
+        let recorder = recorder.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let upkeep = tokio::spawn(maintenance::run(
+                queue.clone(),
+                config.clone(),
+                stop.clone(),
+            ));
+            let signal = {
+                let stop = stop.clone();
+                async move {
+                    stop.cancelled().await;
+                    Ok(())
+                }
+            };
+            Monitor::new()
+                .register(move |_| {
+                    let backend = RedisBackend::new(queue.clone(), config.clone());
+                    WorkerBuilder::new(backend.worker_id().to_string())
+                        .backend(backend)
+                        .data(recorder.clone())
+                        .concurrency(concurrency)
+                        .catch_panic()
+                        .build(record)
+                })
+                .shutdown_timeout(Duration::from_secs(5))
+                .run_with_signal(signal)
+                .await
+                .expect("monitor");
+            let _ = upkeep.await;
+        })
+    };
+    Running {
+        recorder,
+        deliveries: rx,
+        stop,
+        task,
+    }
+}
+
+async fn push_many(queue: &Queue, ids: &[Uuid]) {
+    let mut conn = queue.connection();
+    for chunk in ids.chunks(5_000) {
+        let members: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+        conn.lpush::<_, _, ()>(queue.keys().ready(), members)
+            .await
+            .expect("push");
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::test]
+async fn an_idle_worker_picks_up_a_new_job_within_milliseconds() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    // A long block: the pick-up must not depend on the block timing out.
+    let config = QueueConfig {
+        block_timeout_ms: 5_000,
+        ..fast_config()
+    };
+    let mut running = start(&redis.config(), config, 4).await;
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut latencies = Vec::new();
+    for _ in 0..30 {
+        let id = Uuid::new_v4();
+        let pushed = Instant::now();
+        queue.enqueue(id).await.unwrap();
+        let (got, at) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
+            .await
+            .expect("delivered")
+            .unwrap();
+        assert_eq!(got, id);
+        latencies.push(at - pushed);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort();
+    println!(
+        "idle pick-up: p50 {:?} p99 {:?} max {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap()
+    );
+    assert!(
+        *latencies.last().unwrap() < Duration::from_millis(250),
+        "an idle worker took {:?} to see a job",
+        latencies.last().unwrap()
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_queued_ids_drain_once_each_and_leave_nothing_behind() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let ids: Vec<Uuid> = (0..100_000).map(|_| Uuid::new_v4()).collect();
+    push_many(&queue, &ids).await;
+    assert_eq!(queue.ready_len().await.unwrap(), 100_000);
+
+    let started = Instant::now();
+    let running = start(&redis.config(), fast_config(), 50).await;
+    running
+        .wait_for_total(ids.len(), Duration::from_secs(240))
+        .await;
+    println!("drained 100,000 ids in {:?}", started.elapsed());
+    assert_eq!(running.recorder.distinct(), ids.len(), "every id delivered");
+    assert_eq!(running.recorder.duplicates(), 0, "no id delivered twice");
+    running.stop().await;
+    assert_eq!(
+        redis.keys().await,
+        Vec::<String>::new(),
+        "nothing left in Redis"
+    );
+}
+
+#[tokio::test]
+async fn dropped_connections_during_a_drain_lose_and_duplicate_nothing() {
+    testkit::init_tracing();
+    let server = PrivateRedis::start().await;
+    let redis = server.config();
+    let queue = Queue::connect(&redis).await.unwrap();
+    let ids: Vec<Uuid> = (0..20_000).map(|_| Uuid::new_v4()).collect();
+    push_many(&queue, &ids).await;
+
+    let running = start(&redis, fast_config(), 50).await;
+    let mut kills = 0;
+    while running.recorder.total() < ids.len() && kills < 3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        kills += usize::from(server.kill_clients().await > 0);
+    }
+    assert!(
+        kills >= 1,
+        "the drain finished before any connection could be dropped"
+    );
+    running
+        .wait_for_total(ids.len(), Duration::from_secs(120))
+        .await;
+    // Give any redelivery a chance to show up before judging duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(running.recorder.distinct(), ids.len(), "nothing lost");
+    assert_eq!(running.recorder.duplicates(), 0, "nothing duplicated");
+    running.stop().await;
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new(), "nothing left in Redis");
+}
+
+#[tokio::test]
+async fn the_worker_rides_out_a_redis_restart() {
+    testkit::init_tracing();
+    let mut server = PrivateRedis::start().await;
+    let redis = server.config();
+    let running = start(&redis, fast_config(), 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.resume().await;
+
+    let queue = Queue::connect(&redis).await.unwrap();
+    let ids: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    push_many(&queue, &ids).await;
+    running
+        .wait_for_total(ids.len(), Duration::from_secs(20))
+        .await;
+    assert_eq!(running.recorder.distinct(), ids.len());
+    assert!(!running.task.is_finished(), "the worker is still running");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_workers_jobs_are_handed_back_and_run() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let keys = queue.keys().clone();
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    // A worker that took five jobs and died: listed, in flight, no heartbeat.
+    let mut conn = queue.connection();
+    let _: () = conn.sadd(keys.workers(), "dead-worker").await.unwrap();
+    let members: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let _: () = conn
+        .rpush(keys.inflight("dead-worker"), members)
+        .await
+        .unwrap();
+
+    let running = start(&redis.config(), fast_config(), 4).await;
+    running
+        .wait_for_total(ids.len(), Duration::from_secs(10))
+        .await;
+    assert_eq!(running.recorder.distinct(), ids.len());
+    let still_listed: bool = conn.sismember(keys.workers(), "dead-worker").await.unwrap();
+    assert!(!still_listed, "the dead worker is forgotten");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_delayed_job_runs_when_due_and_not_before() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let mut running = start(&redis.config(), fast_config(), 4).await;
+    let id = Uuid::new_v4();
+    let scheduled = Instant::now();
+    queue
+        .schedule(id, chrono::Utc::now() + chrono::Duration::milliseconds(600))
+        .await
+        .unwrap();
+    let (got, at) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
+        .await
+        .expect("delivered")
+        .unwrap();
+    assert_eq!(got, id);
+    let waited = at - scheduled;
+    assert!(
+        waited >= Duration::from_millis(550),
+        "ran after {waited:?}, before it was due"
+    );
+    assert!(
+        waited < Duration::from_millis(1_500),
+        "ran {waited:?} after scheduling"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_that_fails_is_delivered_again() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let running = start(&redis.config(), fast_config(), 4).await;
+    let id = Uuid::new_v4();
+    running.recorder.fail_first.lock().unwrap().push(id);
+    queue.enqueue(id).await.unwrap();
+    running.wait_for_total(2, Duration::from_secs(5)).await;
+    assert_eq!(running.recorder.seen.lock().unwrap()[&id], 2);
+    running.stop().await;
+    assert_eq!(
+        redis.keys().await,
+        Vec::<String>::new(),
+        "settled: nothing left"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_worker_takes_nothing_more_and_leaves_no_trace() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let running = start(&redis.config(), fast_config(), 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let recorder = running.recorder.clone();
+    let stopping = Instant::now();
+    running.stop().await;
+    println!("idle shutdown took {:?}", stopping.elapsed());
+
+    let id = Uuid::new_v4();
+    queue.enqueue(id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorder.total(), 0, "nothing was taken after the stop");
+    assert_eq!(
+        queue.ready_len().await.unwrap(),
+        1,
+        "the job waits for another worker"
+    );
+    let keys = redis.keys().await;
+    assert_eq!(
+        keys,
+        vec![queue.keys().ready()],
+        "no in-flight list or heartbeat remains"
+    );
+}
+
+#[tokio::test]
+async fn ids_held_but_not_run_at_shutdown_go_back_to_the_queue() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let keys = queue.keys().clone();
+    let running = start(&redis.config(), fast_config(), 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut conn = queue.connection();
+    let workers: Vec<String> = conn.smembers(keys.workers()).await.unwrap();
+    assert_eq!(workers.len(), 1, "the worker registered itself");
+    // An id in the worker's in-flight list that it never ran, as when the reply of its last
+    // BLMOVE was cut off by the shutdown.
+    let held = Uuid::new_v4();
+    let _: () = conn
+        .rpush(keys.inflight(&workers[0]), held.to_string())
+        .await
+        .unwrap();
+    running.stop().await;
+    let ready: Vec<String> = conn.lrange(keys.ready(), 0, -1).await.unwrap();
+    assert_eq!(
+        ready,
+        vec![held.to_string()],
+        "the held id is back in the ready list"
+    );
+    assert_eq!(
+        redis.keys().await,
+        vec![keys.ready()],
+        "and nothing else remains"
+    );
+}

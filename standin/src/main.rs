@@ -1,0 +1,153 @@
+//! The `standin` binary: parses flags, then serves the stand-in until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use secrecy::SecretString;
+use shared::config::LogConfig;
+use standin::{Config, Fault, Latency, RandomFaults, RateLimits};
+use tokio::net::TcpListener;
+
+/// A stand-in for an OpenAI-compatible Chat Completions server: realistic menu days from a
+/// bundled recipe catalogue, with configurable latency, faults and rate limits.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "STANDIN_BIND", default_value = "127.0.0.1:8090")]
+    bind: SocketAddr,
+    /// The only API key accepted; any non-empty key when unset.
+    #[arg(long, env = "STANDIN_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Comma-separated model names to serve; any model when empty.
+    #[arg(
+        long,
+        env = "STANDIN_MODELS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    models: Vec<String>,
+    /// Latency of each generated answer, in milliseconds.
+    #[arg(long, env = "STANDIN_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this much more or less latency, drawn uniformly, in milliseconds.
+    #[arg(long, env = "STANDIN_LATENCY_JITTER_MS", default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Share of calls (0–1) that get a random fault from --fault-kinds.
+    #[arg(long, env = "STANDIN_FAULT_RATE", default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Comma-separated faults to draw from: kind names (rate_limited, server_error, hang,
+    /// reset, malformed_json, truncated, refusal, ...) or JSON objects ({"kind":"hang","ms":5000}).
+    #[arg(long, env = "STANDIN_FAULT_KINDS", default_value = "", value_parser = parse_faults)]
+    fault_kinds: FaultList,
+    /// Requests per minute allowed; unlimited when unset.
+    #[arg(long, env = "STANDIN_RPM")]
+    rpm: Option<u32>,
+    /// Tokens per minute allowed (prompt plus max completion tokens); unlimited when unset.
+    #[arg(long, env = "STANDIN_TPM")]
+    tpm: Option<u32>,
+    /// Length of the rate-limit window, in milliseconds.
+    #[arg(long, env = "STANDIN_RATE_WINDOW_MS", default_value_t = 60_000)]
+    rate_window_ms: u64,
+    /// Seed of the run's randomness (latency jitter, random faults).
+    #[arg(long, env = "STANDIN_SEED", default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    log: LogConfig,
+}
+
+/// The parsed `--fault-kinds` list.
+#[derive(Debug, Clone)]
+struct FaultList(Vec<Fault>);
+
+/// Splits on commas outside JSON objects, so `hang,{"kind":"latency","ms":50}` is two faults.
+fn parse_faults(text: &str) -> Result<FaultList, String> {
+    let mut faults = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in text.char_indices().chain([(text.len(), ',')]) {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                let item = text[start..i].trim();
+                if !item.is_empty() {
+                    faults.push(item.parse::<Fault>()?);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(FaultList(faults))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    shared::telemetry::init(&cli.log);
+    let config = Config {
+        api_key: cli.api_key.map(SecretString::from),
+        models: cli.models.into_iter().filter(|m| !m.is_empty()).collect(),
+        latency: Latency {
+            base: Duration::from_millis(cli.latency_ms),
+            jitter: Duration::from_millis(cli.latency_jitter_ms),
+        },
+        faults: RandomFaults {
+            rate: cli.fault_rate,
+            kinds: cli.fault_kinds.0,
+        },
+        limits: RateLimits {
+            requests_per_minute: cli.rpm,
+            tokens_per_minute: cli.tpm,
+            window: Duration::from_millis(cli.rate_window_ms),
+        },
+        seed: cli.seed,
+    };
+    let listener = TcpListener::bind(cli.bind)
+        .await
+        .with_context(|| format!("binding {}", cli.bind))?;
+    tracing::info!(
+        address = %cli.bind,
+        key_required = config.api_key.is_some(),
+        models = ?config.models,
+        latency_ms = cli.latency_ms,
+        fault_rate = config.faults.rate,
+        rpm = ?cli.rpm,
+        tpm = ?cli.tpm,
+        "stand-in LLM listening"
+    );
+    standin::serve(listener, config, shared::telemetry::shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_mix_names_and_json_objects() {
+        let FaultList(faults) =
+            parse_faults("hang, {\"kind\":\"latency\",\"ms\":50},reset").unwrap();
+        assert_eq!(
+            faults,
+            vec![
+                Fault::Hang { ms: 600_000 },
+                Fault::Latency { ms: 50 },
+                Fault::Reset
+            ]
+        );
+        assert!(parse_faults("").unwrap().0.is_empty());
+        assert!(parse_faults("nonsense").is_err());
+    }
+
+    #[test]
+    fn the_flags_parse_with_their_defaults() {
+        let cli = Cli::try_parse_from(["standin", "--rpm", "60", "--models", "a,b"]).unwrap();
+        assert_eq!(cli.bind.to_string(), "127.0.0.1:8090");
+        assert_eq!(cli.rpm, Some(60));
+        assert_eq!(cli.models, vec!["a", "b"]);
+        assert_eq!(cli.rate_window_ms, 60_000);
+    }
+}

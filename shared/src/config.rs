@@ -15,6 +15,7 @@ pub fn secret(value: &str) -> Result<SecretString, String> {
 pub struct DatabaseConfig {
     /// PostgreSQL connection URL.
     #[arg(
+        id = "database_url",
         long = "database-url",
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/menus",
@@ -48,6 +49,7 @@ impl DatabaseConfig {
 pub struct RedisConfig {
     /// Redis connection URL.
     #[arg(
+        id = "redis_url",
         long = "redis-url",
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379",

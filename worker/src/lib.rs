@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use shared::llm::LlmClient;
 use shared::queue::backend::RedisBackend;
 use shared::queue::{Queue, QueueConfig, maintenance};
@@ -82,6 +83,9 @@ pub async fn run_pipeline(
                 .data(pipeline.clone())
                 .concurrency(concurrency)
                 .catch_panic()
+                // apalis polls every job of a worker in one task: give each its own, so jobs
+                // use every core and one job's parsing never delays another's database write.
+                .parallelize(tokio::spawn)
                 .build(handle)
         })
         // Handing back takes a moment after the grace period; then stop regardless.

@@ -1,6 +1,7 @@
-//! One job, from delivery to result (DESIGN.md §4): claim it in a short transaction, generate
-//! the missing days with no database connection held, checkpoint each valid day in its own
-//! short transaction, and finish (or fail) in one more. Every write is fenced by the attempt.
+//! One job, from delivery to result (DESIGN.md §4): claim it, generate the missing days with
+//! no database connection held, checkpoint each valid day, and finish (or fail). Each of those
+//! writes is one atomic statement holding a connection for one round trip, and every write is
+//! fenced by the attempt.
 
 use std::sync::Arc;
 
@@ -67,10 +68,8 @@ impl Pipeline {
     #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt))]
     pub async fn process(&self, id: Uuid) -> Result<(), PipelineError> {
         let claim = {
-            let mut tx = self.pool.begin().await?;
-            let claim = jobs::claim(&mut tx, id, &self.worker_label, self.config.lease()).await?;
-            tx.commit().await?;
-            claim
+            let mut conn = self.pool.acquire().await?;
+            jobs::claim(&mut conn, id, &self.worker_label, self.config.lease()).await?
         };
         let claimed = match claim {
             Claim::Gone => return Ok(()),
@@ -89,9 +88,9 @@ impl Pipeline {
                 "attempts_exhausted",
                 "every attempt was interrupted before it could finish",
             );
-            let mut tx = self.pool.begin().await?;
-            jobs::fail_attempt(&mut tx, id, attempt, &error, None, Usage::default()).await?;
-            tx.commit().await?;
+            let mut conn = self.pool.acquire().await?;
+            jobs::fail_attempt(&mut conn, id, attempt, &error, None, Usage::default()).await?;
+            drop(conn);
             self.publish(id).await;
             return Ok(());
         }
@@ -100,9 +99,7 @@ impl Pipeline {
         let ended = tokio::select! {
             ended = self.run(&claimed) => ended?,
             () = self.hand_back.cancelled() => {
-                let mut tx = self.pool.begin().await?;
-                let released = jobs::release(&mut tx, id, attempt).await?;
-                tx.commit().await?;
+                let released = jobs::release(&mut *self.pool.acquire().await?, id, attempt).await?;
                 if released {
                     self.queue.enqueue(id).await?;
                     tracing::info!("handed the job back unfinished for shutdown");
@@ -118,9 +115,7 @@ impl Pipeline {
             }
             Ended::FencedOut(usage) => {
                 tracing::info!("the job was cancelled or taken over; stopping this attempt");
-                let mut tx = self.pool.begin().await?;
-                jobs::add_usage(&mut tx, id, usage).await?;
-                tx.commit().await?;
+                jobs::add_usage(&mut *self.pool.acquire().await?, id, usage).await?;
             }
         }
         self.publish(id).await;
@@ -150,9 +145,8 @@ impl Pipeline {
                 Ok(day) => day,
                 Err(e) => return Ok(Ended::Failed(e, unsaved)),
             };
-            let mut tx = self.pool.begin().await?;
             let saved = jobs::save_day(
-                &mut tx,
+                &mut *self.pool.acquire().await?,
                 job.id,
                 job.attempts,
                 &day,
@@ -160,7 +154,6 @@ impl Pipeline {
                 self.config.lease(),
             )
             .await?;
-            tx.commit().await?;
             if !saved {
                 return Ok(Ended::FencedOut(unsaved));
             }
@@ -169,9 +162,14 @@ impl Pipeline {
             self.publish(job.id).await;
         }
         let plan = MenuPlan { days };
-        let mut tx = self.pool.begin().await?;
-        let menu = jobs::complete(&mut tx, job.id, job.attempts, &plan, unsaved).await?;
-        tx.commit().await?;
+        let menu = jobs::complete(
+            &mut *self.pool.acquire().await?,
+            job.id,
+            job.attempts,
+            &plan,
+            unsaved,
+        )
+        .await?;
         Ok(match menu {
             Some(menu_id) => {
                 tracing::info!(menu.id = %menu_id, "menu generated");
@@ -205,9 +203,15 @@ impl Pipeline {
             }
         };
         let job_error = JobError::new(error.code, error.message.clone());
-        let mut tx = self.pool.begin().await?;
-        let status = jobs::fail_attempt(&mut tx, id, attempt, &job_error, retry_at, usage).await?;
-        tx.commit().await?;
+        let status = jobs::fail_attempt(
+            &mut *self.pool.acquire().await?,
+            id,
+            attempt,
+            &job_error,
+            retry_at,
+            usage,
+        )
+        .await?;
         tracing::warn!(error.code = error.code, job.status = ?status, "attempt failed");
         if let (Some(JobStatus::Retrying), Some(at)) = (status, retry_at) {
             self.queue.schedule(id, at).await?;

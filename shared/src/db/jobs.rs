@@ -1,7 +1,9 @@
 //! Generation jobs and their per-day checkpoints.
 //!
 //! Every write a worker makes is fenced by the attempt number it claimed: a stale attempt (its
-//! lease taken over after a crash, or its job cancelled) changes nothing.
+//! lease taken over after a crash, or its job cancelled) changes nothing. Each write is a single
+//! statement (several tables at once through a data-modifying CTE), so it is atomic without an
+//! explicit transaction and holds a connection for one round trip.
 
 use std::time::Duration;
 
@@ -159,48 +161,57 @@ pub async fn claim(
     worker_id: &str,
     lease: Duration,
 ) -> Result<Claim, sqlx::Error> {
-    let claimed: Option<JobRow> = sqlx::query_as(
-        "UPDATE generation_jobs
-         SET status = 'running', attempts = attempts + 1, worker_id = $2,
-             started_at = coalesce(started_at, now()), next_attempt_at = NULL,
-             lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-         WHERE id = $1
-           AND ((status IN ('queued', 'retrying') AND coalesce(next_attempt_at, '-infinity') <= now())
-                OR (status = 'running' AND lease_expires_at < now()))
-         RETURNING *",
+    // One round trip: the claim and the days earlier attempts finished.
+    let claimed: Option<ClaimedRow> = sqlx::query_as(
+        "WITH claimed AS (
+             UPDATE generation_jobs
+             SET status = 'running', attempts = attempts + 1, worker_id = $2,
+                 started_at = coalesce(started_at, now()), next_attempt_at = NULL,
+                 lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+             WHERE id = $1
+               AND ((status IN ('queued', 'retrying')
+                     AND coalesce(next_attempt_at, '-infinity') <= now())
+                    OR (status = 'running' AND lease_expires_at < now()))
+             RETURNING *)
+         SELECT claimed.*,
+                coalesce((SELECT jsonb_agg(day ORDER BY day_number) FROM job_days
+                          WHERE job_id = claimed.id), '[]') AS days
+         FROM claimed",
     )
     .bind(id)
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(job) = claimed else {
-        type State = (JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-        let row: Option<State> = sqlx::query_as(
-            "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        return Ok(match row {
-            Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _)) => Claim::NotBefore(at),
-            Some((JobStatus::Running, _, Some(at))) => Claim::NotBefore(at),
-            _ => Claim::Gone,
-        });
-    };
-    let days: Vec<Json<Day>> =
-        sqlx::query_scalar("SELECT day FROM job_days WHERE job_id = $1 ORDER BY day_number")
-            .bind(id)
-            .fetch_all(conn)
-            .await?;
-    Ok(Claim::Claimed(Box::new(ClaimedJob {
-        job,
-        days: days.into_iter().map(|d| d.0).collect(),
-    })))
+    if let Some(row) = claimed {
+        return Ok(Claim::Claimed(Box::new(ClaimedJob {
+            job: row.job,
+            days: row.days.0,
+        })));
+    }
+    type State = (JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    let row: Option<State> = sqlx::query_as(
+        "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _)) => Claim::NotBefore(at),
+        Some((JobStatus::Running, _, Some(at))) => Claim::NotBefore(at),
+        _ => Claim::Gone,
+    })
 }
 
-/// Saves a validated day, moves progress on and renews the lease. `false`: the attempt was
-/// fenced out (cancelled or superseded) and nothing was written.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    days: Json<Vec<Day>>,
+}
+
+/// Saves a validated day, moves progress on and renews the lease, in one statement. `false`:
+/// the attempt was fenced out (cancelled or superseded) and nothing was written.
 pub async fn save_day(
     conn: &mut PgConnection,
     id: Uuid,
@@ -209,13 +220,17 @@ pub async fn save_day(
     usage: Usage,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let fenced_in = sqlx::query(
-        "UPDATE generation_jobs
-         SET days_done = (SELECT count(*) FROM job_days WHERE job_id = $1) + 1,
-             lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
-             llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-             completion_tokens = completion_tokens + $6
-         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+    let saved = sqlx::query(
+        "WITH fenced AS (
+             UPDATE generation_jobs
+             SET days_done = days_done + 1,
+                 lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
+                 llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
+                 completion_tokens = completion_tokens + $6
+             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             RETURNING id)
+         INSERT INTO job_days (job_id, day_number, day, attempt)
+         SELECT id, $7, $8, $2 FROM fenced",
     )
     .bind(id)
     .bind(attempt)
@@ -223,25 +238,15 @@ pub async fn save_day(
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if fenced_in {
-        sqlx::query(
-            "INSERT INTO job_days (job_id, day_number, day, attempt) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(i32::from(day.day_number))
-        .bind(Json(day))
-        .bind(attempt)
-        .execute(conn)
-        .await?;
-    }
-    Ok(fenced_in)
+    .bind(i32::from(day.day_number))
+    .bind(Json(day))
+    .execute(conn)
+    .await?;
+    Ok(saved.rows_affected() == 1)
 }
 
-/// Stores the menu and marks the job succeeded. `None`: fenced out, nothing written.
+/// Stores the menu and marks the job succeeded, in one statement. `None`: fenced out, nothing
+/// written.
 pub async fn complete(
     conn: &mut PgConnection,
     id: Uuid,
@@ -250,13 +255,17 @@ pub async fn complete(
     usage: Usage,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     let menu_id = Uuid::now_v7();
-    let done = sqlx::query(
-        "UPDATE generation_jobs
-         SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
-             lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
-             llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-             completion_tokens = completion_tokens + $6
-         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+    let stored = sqlx::query(
+        "WITH done AS (
+             UPDATE generation_jobs
+             SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
+                 lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
+                 llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
+                 completion_tokens = completion_tokens + $6
+             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             RETURNING id, owner_id, requested_by, request)
+         INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
+         SELECT $3, id, owner_id, requested_by, request, $7 FROM done",
     )
     .bind(id)
     .bind(attempt)
@@ -264,23 +273,10 @@ pub async fn complete(
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !done {
-        return Ok(None);
-    }
-    sqlx::query(
-        "INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
-         SELECT $1, id, owner_id, requested_by, request, $3 FROM generation_jobs WHERE id = $2",
-    )
-    .bind(menu_id)
-    .bind(id)
     .bind(Json(plan))
     .execute(conn)
     .await?;
-    Ok(Some(menu_id))
+    Ok((stored.rows_affected() == 1).then_some(menu_id))
 }
 
 /// Ends an attempt that failed: `retry_at` schedules another attempt, `None` fails the job.

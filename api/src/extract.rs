@@ -1,0 +1,321 @@
+//! Request input into typed values, every failure an [`ApiError`] that names the field at fault.
+//!
+//! Bodies are read as a JSON object first and typed second. That order lets a handler take out
+//! keys of its own (`client_id`, `auto_generate_weekly`) before the rest is read into a type that
+//! denies unknown fields, which serde's `flatten` cannot do.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use shared::request::FieldError;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A request body that is a JSON object, sent as JSON and within the size limit.
+#[derive(Debug)]
+pub struct JsonObject(Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::BodyTooLarge
+                    } else {
+                        ApiError::MalformedJson(rejection.body_text())
+                    }
+                })?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::InvalidType {
+                field: None,
+                detail: "the body must be a JSON object".into(),
+            }),
+            Err(e) => Err(ApiError::MalformedJson(e.to_string())),
+        }
+    }
+}
+
+/// `application/json`, or any `application/*+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl JsonObject {
+    /// Removes `key` and reads its value; absent and `null` are both `None`.
+    pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, ApiError> {
+        match self.0.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => typed(value, key).map(Some),
+        }
+    }
+
+    /// Reads what is left of the object as `T`.
+    pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        typed(Value::Object(self.0), "")
+    }
+}
+
+/// A JSON object body read straight into `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        JsonObject::from_request(req, state)
+            .await?
+            .into_typed()
+            .map(JsonBody)
+    }
+}
+
+/// Reads `value` as `T`; `prefix` is where `value` sits in the body, for the error's path.
+fn typed<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = join(prefix, &e.path().to_string());
+        classify(&path, &e.into_inner().to_string())
+    })
+}
+
+fn join(prefix: &str, path: &str) -> String {
+    match (prefix, path) {
+        (p, ".") | (p, "") => p.to_string(),
+        ("", path) => path.to_string(),
+        (p, path) if path.starts_with('[') => format!("{p}{path}"),
+        (p, path) => format!("{p}.{path}"),
+    }
+}
+
+/// Sorts serde's error into our codes. serde words these errors itself (`de::Error`'s provided
+/// methods), so their prefixes are stable; anything else is a value the type refused.
+fn classify(path: &str, message: &str) -> ApiError {
+    let quoted = |rest: &str| rest.split('`').next().unwrap_or_default().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        // The path already ends at the unknown key.
+        let field = if path.is_empty() {
+            quoted(rest)
+        } else {
+            path.to_string()
+        };
+        ApiError::UnknownField { field }
+    } else if let Some(rest) = message.strip_prefix("missing field `") {
+        ApiError::MissingField {
+            field: join(path, &quoted(rest)),
+        }
+    } else if let Some(detail) = message.strip_prefix("invalid type: ") {
+        ApiError::InvalidType {
+            field: Some(path.to_string()).filter(|p| !p.is_empty()),
+            detail: detail.to_string(),
+        }
+    } else {
+        let field = if path.is_empty() { "body" } else { path };
+        ApiError::Validation(vec![FieldError::new(
+            field,
+            "invalid_value",
+            format!("{field}: {message}"),
+        )])
+    }
+}
+
+/// The `{id}` segment of a path. An id that is not a UUID names nothing: 404, like an id that
+/// exists but is not the caller's.
+#[derive(Debug, Clone, Copy)]
+pub struct Id(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<Uuid>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Id(id))
+            .map_err(|_| ApiError::NotFound("resource"))
+    }
+}
+
+/// The query string's parameters, read one by one with their own checks.
+#[derive(Debug)]
+pub struct QueryParams(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::try_from_uri(&parts.uri)
+            .map(|Query(map)| QueryParams(map))
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+    }
+}
+
+impl QueryParams {
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// An integer within `lo..=hi`, or `default` when absent.
+    pub fn int(&self, name: &str, (lo, hi): (i64, i64), default: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.text(name) else {
+            return Ok(default);
+        };
+        let value: i64 = raw.parse().map_err(|_| ApiError::InvalidType {
+            field: Some(name.to_string()),
+            detail: format!("{name} must be an integer, got {raw:?}"),
+        })?;
+        if !(lo..=hi).contains(&value) {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                name,
+                "out_of_range",
+                format!("{name} must be between {lo} and {hi}, got {value}"),
+            )]));
+        }
+        Ok(value)
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+        self.text(name)
+            .map(|raw| {
+                raw.parse().map_err(|_| ApiError::InvalidType {
+                    field: Some(name.to_string()),
+                    detail: format!("{name} must be a UUID"),
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shared::request::MenuOptions;
+
+    use super::*;
+
+    fn object(value: Value) -> JsonObject {
+        match value {
+            Value::Object(map) => JsonObject(map),
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    fn options_error(value: Value) -> ApiError {
+        object(value).into_typed::<MenuOptions>().unwrap_err()
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_its_path() {
+        match options_error(json!({"days": 3, "for_client_id": "x"})) {
+            ApiError::UnknownField { field } => assert_eq!(field, "for_client_id"),
+            other => panic!("{other:?}"),
+        }
+        match options_error(json!({"macros": {"protein": 40, "carbs": 30, "fat": 30, "fibre": 1}}))
+        {
+            ApiError::UnknownField { field } => assert_eq!(field, "macros.fibre"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_is_named_with_its_path() {
+        match options_error(json!({"days": "seven"})) {
+            ApiError::InvalidType { field, .. } => assert_eq!(field.as_deref(), Some("days")),
+            other => panic!("{other:?}"),
+        }
+        match options_error(json!({"macros": {"protein": "x", "carbs": 30, "fat": 30}})) {
+            ApiError::InvalidType { field, .. } => {
+                assert_eq!(field.as_deref(), Some("macros.protein"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match options_error(json!({"meal_times": ["lunch", 3]})) {
+            ApiError::InvalidType { field, .. } => {
+                assert_eq!(field.as_deref(), Some("meal_times[1]"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_nested_field_is_named_with_its_path() {
+        match options_error(json!({"macros": {"protein": 40, "carbs": 60}})) {
+            ApiError::MissingField { field } => assert_eq!(field, "macros.fat"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_variant_is_a_validation_error_on_its_field() {
+        match options_error(json!({"diet_type": "carnivore"})) {
+            ApiError::Validation(errors) => assert_eq!(errors[0].field, "diet_type"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_taken_key_reports_errors_under_its_own_name() {
+        let mut body = object(json!({"client_id": 12}));
+        match body.take::<Uuid>("client_id").unwrap_err() {
+            ApiError::InvalidType { field, .. } => assert_eq!(field.as_deref(), Some("client_id")),
+            other => panic!("{other:?}"),
+        }
+        let mut body = object(json!({"client_id": null, "days": 2}));
+        assert_eq!(body.take::<Uuid>("client_id").unwrap(), None);
+        assert_eq!(body.into_typed::<MenuOptions>().unwrap().days, Some(2));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters_and_suffixes() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn query_integers_are_range_checked() {
+        let params = QueryParams(HashMap::from([
+            ("wait".to_string(), "30".to_string()),
+            ("limit".to_string(), "x".to_string()),
+        ]));
+        assert!(matches!(
+            params.int("wait", (0, 25), 0),
+            Err(ApiError::Validation(_))
+        ));
+        assert!(matches!(
+            params.int("limit", (1, 100), 20),
+            Err(ApiError::InvalidType { .. })
+        ));
+        assert_eq!(params.int("absent", (1, 100), 20).unwrap(), 20);
+    }
+}

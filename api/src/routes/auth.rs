@@ -1,0 +1,228 @@
+//! Accounts: register, log in, and who am I.
+//!
+//! Both register and login hash a password, so both run under the per-address rate limit and
+//! the hashing bound. No database connection is held while a password is hashed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::db::users::{self, Role, User};
+use shared::password;
+use shared::request::FieldError;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::rate_limit::ClientAddr;
+use crate::state::AppState;
+
+const PASSWORD_CHARS: (usize, usize) = (8, 128);
+/// The longest address SMTP can deliver to.
+const EMAIL_CHARS: usize = 254;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/register", post(register))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/me", get(me))
+}
+
+/// The roles anyone may sign up with; admins are made by operators.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SignupRole {
+    #[default]
+    User,
+    Coach,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: SignupRole,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: Uuid,
+    email: String,
+    role: Role,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+        }
+    }
+}
+
+/// What register and login answer: the account and a token for it.
+#[derive(Serialize)]
+struct Session {
+    user: UserView,
+    token: String,
+    token_type: &'static str,
+    /// Seconds until the token expires.
+    expires_in: u64,
+}
+
+impl Session {
+    fn for_user(state: &AppState, user: User) -> Result<Session, ApiError> {
+        Ok(Session {
+            token: state.tokens.issue(user.id, user.role)?,
+            token_type: "Bearer",
+            expires_in: state.tokens.ttl().as_secs(),
+            user: user.into(),
+        })
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(body): JsonBody<Registration>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    if !state.registration_enabled {
+        return Err(ApiError::RegistrationDisabled);
+    }
+    let mut problems = Vec::new();
+    let email = checked_email("email", &body.email).unwrap_or_else(|e| {
+        problems.push(e);
+        String::new()
+    });
+    let chars = body.password.chars().count();
+    if !(PASSWORD_CHARS.0..=PASSWORD_CHARS.1).contains(&chars) {
+        problems.push(FieldError::new(
+            "password",
+            "invalid_length",
+            format!(
+                "password must be {} to {} characters long",
+                PASSWORD_CHARS.0, PASSWORD_CHARS.1
+            ),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    state.login_limit.check(&addr)?;
+    let password = body.password;
+    let hash = state
+        .hasher
+        .run(move || password::hash(&password))
+        .await?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash a password: {e}")))?;
+    let role = match body.role {
+        SignupRole::User => Role::User,
+        SignupRole::Coach => Role::Coach,
+    };
+    let mut conn = state.db.acquire().await?;
+    let user = users::insert(&mut conn, &email, &hash, role)
+        .await
+        .map_err(|e| match shared::db::unique_violation(&e) {
+            Some(_) => ApiError::EmailTaken,
+            None => e.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(Session::for_user(&state, user)?)))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<Json<Session>, ApiError> {
+    state.login_limit.check(&addr)?;
+    let user = {
+        let mut conn = state.db.acquire().await?;
+        users::find_by_email(&mut conn, body.email.trim()).await?
+    };
+    // An unknown email is verified against a dummy hash, so it takes as long as a wrong
+    // password and the answer's timing does not tell which accounts exist.
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = body.password;
+    let matches = state
+        .hasher
+        .run(move || match &stored_hash {
+            Some(hash) => password::verify(&password, hash),
+            None => password::verify(&password, password::dummy_hash()),
+        })
+        .await?;
+    match user {
+        Some(user) if matches => Ok(Json(Session::for_user(&state, user)?)),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+async fn me(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> Result<Json<UserView>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    // A valid token for an account that was deleted since.
+    let user = users::find_by_id(&mut conn, caller.id)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    Ok(Json(user.into()))
+}
+
+/// A trimmed email address of a plausible shape: one `@`, something on each side, a dot in the
+/// domain, no spaces. Whether it is deliverable only a mail could tell.
+pub(crate) fn checked_email(field: &str, raw: &str) -> Result<String, FieldError> {
+    let email = raw.trim();
+    let plausible = email.chars().count() <= EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain
+                    .split_once('.')
+                    .is_some_and(|(head, tail)| !head.is_empty() && !tail.is_empty())
+                && !domain.ends_with('.')
+        });
+    if plausible {
+        Ok(email.to_string())
+    } else {
+        Err(FieldError::new(
+            field,
+            "invalid_email",
+            format!("{field} must be an email address like name@example.com"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plausible_emails_pass_and_others_are_named() {
+        for good in ["a@b.co", " Ann.Lee+menus@example.org ", "x@sub.domain.io"] {
+            assert!(checked_email("email", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "ann", "@b.co", "a@", "a@b", "a@@b.co", "a b@c.co", "a@b.", "a@.co",
+        ] {
+            let e = checked_email("email", bad).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.code),
+                ("email", "invalid_email"),
+                "{bad}"
+            );
+        }
+    }
+}

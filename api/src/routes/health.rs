@@ -1,0 +1,81 @@
+//! Probes for orchestrators: `/healthz` says the process answers, `/readyz` that it can reach
+//! what it needs to serve (PostgreSQL and Redis).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::state::AppState;
+
+/// Each check's bound: a probe must answer before the orchestrator's own timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+/// Depends on nothing: a process that answers is alive.
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "alive" })
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: Checks,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    postgres: &'static str,
+    redis: &'static str,
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let (postgres, redis) = tokio::join!(
+        check("postgres", async {
+            sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
+        }),
+        check("redis", state.queue.ping()),
+    );
+    let ready = postgres == "ok" && redis == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: Checks { postgres, redis },
+    };
+    (status, Json(body))
+}
+
+/// `ok`, `error` or `timeout`; a failure is logged with its cause.
+async fn check<E: std::fmt::Display>(
+    name: &'static str,
+    probe: impl Future<Output = Result<(), E>>,
+) -> &'static str {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(check = name, error = %e, "readiness check failed");
+            "error"
+        }
+        Err(_) => {
+            tracing::warn!(check = name, "readiness check timed out");
+            "timeout"
+        }
+    }
+}

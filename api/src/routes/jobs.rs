@@ -1,0 +1,161 @@
+//! A generation job as its owner (or the owner's coach) sees it: status, progress, attempts,
+//! the last error and the cost so far; long-polled with `?wait=`; cancelled with DELETE.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared::db::jobs::{self, JobRow};
+use shared::job::{JobError, JobStatus};
+use shared::request::GenerationRequest;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::extract::{Id, QueryParams};
+use crate::state::AppState;
+
+/// `?wait=` in seconds: long enough to save most polls, short enough for proxies' idle limits.
+const WAIT_SECS: (i64, i64) = (0, 25);
+/// A long poll answers this much before the request timeout would cut it off.
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/jobs/{id}", get(show).delete(cancel))
+}
+
+/// Where a job's status can be read.
+pub fn status_url(id: Uuid) -> String {
+    format!("/v1/jobs/{id}")
+}
+
+#[derive(Serialize)]
+pub struct Progress {
+    pub days_done: i32,
+    pub days_total: i32,
+}
+
+#[derive(Serialize)]
+pub struct UsageView {
+    pub llm_calls: i32,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+}
+
+/// A job as clients see it.
+#[derive(Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub requested_by: Uuid,
+    pub status: JobStatus,
+    pub progress: Progress,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// The last error; cleared when the job succeeds.
+    pub error: Option<JobError>,
+    pub menu_id: Option<Uuid>,
+    pub menu_url: Option<String>,
+    /// The request as resolved: explicit values, then stored preferences, then defaults.
+    pub request: GenerationRequest,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub usage: UsageView,
+}
+
+impl From<JobRow> for JobView {
+    fn from(row: JobRow) -> Self {
+        JobView {
+            id: row.id,
+            owner_id: row.owner_id,
+            requested_by: row.requested_by,
+            status: row.status,
+            progress: Progress {
+                days_done: row.days_done,
+                days_total: row.days_total,
+            },
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            error: row
+                .last_error_code
+                .zip(row.last_error_message)
+                .map(|(code, message)| JobError::new(code, message)),
+            menu_id: row.menu_id,
+            menu_url: row.menu_id.map(super::menus::menu_url),
+            request: row.request.0,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            next_attempt_at: row.next_attempt_at,
+            finished_at: row.finished_at,
+            usage: UsageView {
+                llm_calls: row.llm_calls,
+                prompt_tokens: row.prompt_tokens,
+                completion_tokens: row.completion_tokens,
+                total_tokens: row.prompt_tokens + row.completion_tokens,
+            },
+        }
+    }
+}
+
+/// The job now, or with `?wait=N` once it changes (or is finished), or after N seconds.
+async fn show(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    Id(id): Id,
+    params: QueryParams,
+) -> Result<Json<JobView>, ApiError> {
+    let wait_secs = params.int("wait", WAIT_SECS, 0)?;
+    let wait = Duration::from_secs(wait_secs.unsigned_abs())
+        .min(state.request_timeout.saturating_sub(WAIT_MARGIN));
+    let mut changes = state.events.listen();
+    let job = visible_job(&state, id, caller.id).await?;
+    if job.status.is_terminal() || wait.is_zero() {
+        return Ok(Json(job.into()));
+    }
+    // No connection is held here: `visible_job` returned its connection to the pool.
+    tokio::select! {
+        _ = tokio::time::timeout(wait, changes.changed(id)) => {}
+        _ = state.stopping.cancelled() => {}
+    }
+    Ok(Json(visible_job(&state, id, caller.id).await?.into()))
+}
+
+async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    jobs::get_visible(&mut conn, id, viewer)
+        .await?
+        .ok_or(ApiError::NotFound("job"))
+}
+
+/// Cancels a job that has not finished. Workers see it at their next write and stop.
+async fn cancel(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    Id(id): Id,
+) -> Result<Json<JobView>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let before = jobs::get_visible(&mut tx, id, caller.id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    if before.status.is_terminal() {
+        return Err(ApiError::JobFinished);
+    }
+    let after = jobs::cancel(&mut tx, id, caller.id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))?;
+    tx.commit().await?;
+    // It finished between the two statements.
+    if after.status != JobStatus::Cancelled {
+        return Err(ApiError::JobFinished);
+    }
+    if let Err(e) = state.queue.publish_job_event(id).await {
+        tracing::warn!(job.id = %id, error = %e, "could not announce a cancellation to long polls");
+    }
+    Ok(Json(after.into()))
+}

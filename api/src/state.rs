@@ -1,0 +1,120 @@
+//! What every handler shares: the pool, the queue, token keys, the hashing bound, the rate
+//! limits and the job event fan-out. Cheap to clone.
+
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::queue::Queue;
+use sqlx::PgPool;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::events::JobEvents;
+use crate::hashing::Hasher;
+use crate::rate_limit::KeyedLimit;
+
+/// How often rate-limit state of idle keys is dropped.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+
+/// The application state handed to every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared parts, reached through `AppState`'s `Deref`.
+pub struct Inner {
+    pub(crate) db: PgPool,
+    pub(crate) queue: Queue,
+    pub(crate) tokens: Tokens,
+    pub(crate) hasher: Hasher,
+    pub(crate) login_limit: Arc<KeyedLimit<IpAddr>>,
+    pub(crate) submit_limit: Arc<KeyedLimit<Uuid>>,
+    pub(crate) events: JobEvents,
+    pub(crate) registration_enabled: bool,
+    pub(crate) job_max_attempts: i32,
+    pub(crate) body_limit_bytes: usize,
+    pub(crate) request_timeout: Duration,
+    /// Cancelled when the server begins to shut down: long polls answer at once and the
+    /// background tasks end.
+    pub(crate) stopping: CancellationToken,
+    /// Ends the background tasks when the last handle on the state is dropped without a
+    /// shutdown (a library user, a test).
+    _stop_on_drop: DropGuard,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects to PostgreSQL and Redis, subscribes to job events and starts the background
+    /// upkeep. Fails if either store cannot be reached.
+    pub async fn new(config: &Config) -> anyhow::Result<AppState> {
+        let db = shared::db::connect(&config.database)
+            .await
+            .context("connect to PostgreSQL")?;
+        let queue = Queue::connect(&config.redis)
+            .await
+            .context("connect to Redis")?;
+        Ok(AppState::with_stores(config, db, queue).await)
+    }
+
+    /// The state over stores already connected: a process that also runs a worker (a test, a
+    /// benchmark) shares one pool between both.
+    pub async fn with_stores(config: &Config, db: PgPool, queue: Queue) -> AppState {
+        let stopping = CancellationToken::new();
+        let events = JobEvents::start(
+            queue.client().clone(),
+            queue.keys().job_events(),
+            stopping.clone(),
+        )
+        .await;
+        let login_limit = Arc::new(KeyedLimit::per_minute(config.login_rate_per_minute));
+        let submit_limit = Arc::new(KeyedLimit::per_minute(config.submit_rate_per_minute));
+        tokio::spawn(forget_idle_keys(
+            login_limit.clone(),
+            submit_limit.clone(),
+            stopping.clone(),
+        ));
+        AppState(Arc::new(Inner {
+            db,
+            queue,
+            tokens: Tokens::new(&config.jwt_secret, config.token_ttl()),
+            hasher: Hasher::new(config.login_concurrency.get()),
+            login_limit,
+            submit_limit,
+            events,
+            registration_enabled: config.registration_enabled,
+            job_max_attempts: config.job_max_attempts,
+            body_limit_bytes: config.body_limit_bytes,
+            request_timeout: config.request_timeout(),
+            _stop_on_drop: stopping.clone().drop_guard(),
+            stopping,
+        }))
+    }
+}
+
+async fn forget_idle_keys(
+    login: Arc<KeyedLimit<IpAddr>>,
+    submit: Arc<KeyedLimit<Uuid>>,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(FORGET_IDLE_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {
+                login.forget_idle();
+                submit.forget_idle();
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Bad input to the menu endpoint: every kind is a 4xx with a stable code and the field named,
+//! and changes nothing (no job row, nothing in the Redis ready list).
+
+mod common;
+
+use common::{Account, TestApp, error_of};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends `body` as a menu request and checks the refusal.
+async fn assert_refused(
+    app: &TestApp,
+    who: &Account,
+    body: Value,
+    status: StatusCode,
+    code: &str,
+    field: &str,
+) {
+    let (got_status, error) = error_of(app.submit(who, body.clone()).await).await;
+    assert_eq!(
+        (got_status, error["code"].as_str(), error["field"].as_str()),
+        (status, Some(code), Some(field)),
+        "for {body}: {error}"
+    );
+}
+
+async fn assert_nothing_queued(app: &TestApp) {
+    assert_eq!(app.job_rows().await, 0, "a refused request left a job row");
+    assert!(
+        app.ready_ids().await.is_empty(),
+        "a refused request pushed a job"
+    );
+}
+
+#[tokio::test]
+async fn every_out_of_range_menu_field_is_refused_with_its_name() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let cases = [
+        (json!({"days": 0}), "days"),
+        (json!({"days": 8}), "days"),
+        (json!({"meal_times": []}), "meal_times"),
+        (json!({"meal_times": ["snack"]}), "meal_times"),
+        (json!({"snacks_per_day": 4}), "snacks_per_day"),
+        (json!({"servings": 0}), "servings"),
+        (json!({"servings": 11}), "servings"),
+        (json!({"calorie_goal": 499}), "calorie_goal"),
+        (json!({"calorie_goal": 5001}), "calorie_goal"),
+        (
+            json!({"macros": {"protein": 70, "carbs": 20, "fat": 10}}),
+            "macros.protein",
+        ),
+        (
+            json!({"macros": {"protein": 30, "carbs": 30, "fat": 30}}),
+            "macros",
+        ),
+        (
+            json!({"disliked_foods": vec!["kale"; 31]}),
+            "disliked_foods",
+        ),
+        (
+            json!({"disliked_foods": ["x".repeat(41)]}),
+            "disliked_foods[0]",
+        ),
+        (json!({"other_restrictions": [""]}), "other_restrictions[0]"),
+        (
+            json!({"cuisines": ["american", "british", "caribbean", "chinese", "french", "greek",
+                                "indian", "italian", "japanese", "korean", "mexican"]}),
+            "cuisines",
+        ),
+        (json!({"prep_complexity": 101}), "prep_complexity"),
+        (json!({"prep_complexity": -1}), "prep_complexity"),
+        (
+            json!({"time_limits": {"weekday_minutes": 4}}),
+            "time_limits.weekday_minutes",
+        ),
+        (
+            json!({"time_limits": {"weekend_minutes": 601}}),
+            "time_limits.weekend_minutes",
+        ),
+    ];
+    for (body, field) in cases {
+        assert_refused(
+            &app,
+            &who,
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            field,
+        )
+        .await;
+    }
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn every_problem_of_a_request_is_listed_in_details() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let (_, error) = error_of(app.submit(&who, json!({"days": 9, "servings": 0})).await).await;
+    let fields: Vec<&str> = error["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["days", "servings"]);
+    assert_eq!(error["details"][0]["code"], "out_of_range");
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn a_menu_field_of_the_wrong_type_is_refused_with_its_path() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let cases = [
+        (json!({"days": "7"}), "days"),
+        (json!({"days": 2.5}), "days"),
+        (json!({"days": 1e30}), "days"),
+        (json!({"meal_times": "lunch"}), "meal_times"),
+        (json!({"meal_times": ["lunch", 3]}), "meal_times[1]"),
+        (
+            json!({"macros": {"protein": "40", "carbs": 30, "fat": 30}}),
+            "macros.protein",
+        ),
+        (json!({"macros": 40}), "macros"),
+        (json!({"diet_type": 3}), "diet_type"),
+        (json!({"disliked_foods": "kale"}), "disliked_foods"),
+        (
+            json!({"time_limits": {"weekday_minutes": "30"}}),
+            "time_limits.weekday_minutes",
+        ),
+        (json!({"client_id": 12}), "client_id"),
+        (json!({"start_date": 20261201}), "start_date"),
+    ];
+    for (body, field) in cases {
+        assert_refused(
+            &app,
+            &who,
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_type",
+            field,
+        )
+        .await;
+    }
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn a_value_outside_a_closed_set_is_refused_with_its_field() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let cases = [
+        (json!({"diet_type": "carnivore"}), "diet_type"),
+        (json!({"meal_times": ["brunch"]}), "meal_times[0]"),
+        (json!({"model": "ultra"}), "model"),
+        (json!({"start_date": "2026-13-01"}), "start_date"),
+        (json!({"client_id": "not-a-uuid"}), "client_id"),
+    ];
+    for (body, field) in cases {
+        assert_refused(
+            &app,
+            &who,
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            field,
+        )
+        .await;
+    }
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_refused_by_name_including_for_client_id() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let client = uuid::Uuid::new_v4();
+    for (body, field) in [
+        (json!({"for_client_id": client}), "for_client_id"),
+        (json!({"days": 3, "colour": "blue"}), "colour"),
+        (
+            json!({"macros": {"protein": 40, "carbs": 30, "fat": 30, "fibre": 5}}),
+            "macros.fibre",
+        ),
+    ] {
+        assert_refused(
+            &app,
+            &who,
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_field",
+            field,
+        )
+        .await;
+    }
+    assert_refused(
+        &app,
+        &who,
+        json!({"macros": {"protein": 40, "carbs": 60}}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_field",
+        "macros.fat",
+    )
+    .await;
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    for raw in [r#"{"days": 3,"#, "", "{days: 3}", r#"{"days": 3} trailing"#] {
+        let response = app
+            .request(Method::POST, "/v1/menus", Some(&who.token))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_json")),
+            "{raw}"
+        );
+    }
+    let (status, error) = error_of(app.submit(&who, json!([1, 2])).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_type"))
+    );
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_a_415() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = app
+            .request(Method::POST, "/v1/menus", Some(&who.token))
+            .body(r#"{"days": 3}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let (status, error) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported_media_type")
+            ),
+            "{content_type:?}"
+        );
+    }
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413_whether_its_length_is_declared_or_not() {
+    let app = TestApp::spawn_with(|c| c.body_limit_bytes = 1_024).await;
+    let who = app.user().await;
+    let big = json!({"disliked_foods": vec!["kale"; 400]});
+    let (status, error) = error_of(app.submit(&who, big.clone()).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+
+    // Chunked, so the limit is only found while the body is read.
+    let body = big.to_string();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/menus HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        who.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(256) {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
+        stream.write_all(chunk).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"body_too_large""#), "{answer}");
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_that_is_too_long_or_not_printable_is_a_400() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    for key in ["k".repeat(201), "tab\there".to_string()] {
+        let response = app
+            .request(Method::POST, "/v1/menus", Some(&who.token))
+            .header("idempotency-key", key)
+            .json(&json!({"days": 1}))
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
+        );
+    }
+    assert_nothing_queued(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_route_and_a_wrong_method_answer_in_json() {
+    let app = TestApp::spawn().await;
+    let (status, error) = error_of(
+        app.http
+            .get(app.url("/v1/nothing-here"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let response = app.http.patch(app.url("/v1/menus")).send().await.unwrap();
+    let allow = response
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (status, error) = error_of(response).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let allow = allow.expect("a 405 lists the allowed methods");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_the_one_sent() {
+    let app = TestApp::spawn().await;
+    let generated = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    let kept = app
+        .http
+        .get(app.url("/v1/nothing-here"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-me-42");
+}

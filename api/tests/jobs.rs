@@ -1,0 +1,198 @@
+//! Job status: cancelling, and long polls that wake on job events or end at their deadline.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, error_of};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use shared::db::jobs;
+use shared::job::{JobError, Usage};
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    let path = format!("/v1/jobs/{job}");
+    let cancelled = app
+        .request(Method::DELETE, &path, Some(&owner.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let view: Value = cancelled.json().await.unwrap();
+    assert_eq!(view["status"], "cancelled");
+    assert!(view["finished_at"].is_string());
+
+    let again = app
+        .request(Method::DELETE, &path, Some(&owner.token))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(again).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::CONFLICT, Some("job_finished"))
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_as_soon_as_its_job_changes() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    let path = format!("/v1/jobs/{job}?wait=20");
+    let poll = app.get(&path, &owner.token);
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.claim(job).await;
+        let mut conn = app.db.pool.acquire().await.unwrap();
+        let error = JobError::new("llm_timeout", "the model did not answer in time");
+        let usage = Usage {
+            calls: 1,
+            prompt_tokens: 1_000,
+            completion_tokens: 200,
+        };
+        let retry_at = chrono::Utc::now() + chrono::Duration::seconds(30);
+        jobs::fail_attempt(&mut conn, job, 1, &error, Some(retry_at), usage)
+            .await
+            .unwrap();
+        app.queue.publish_job_event(job).await.unwrap();
+    };
+    let started = Instant::now();
+    let (response, ()) = tokio::join!(poll, change);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["status"], "retrying");
+    assert_eq!(view["attempts"], 1);
+    assert_eq!(view["error"]["code"], "llm_timeout");
+    assert!(view["next_attempt_at"].is_string());
+    assert_eq!(view["usage"]["total_tokens"], 1_200);
+    assert_eq!(view["usage"]["llm_calls"], 1);
+}
+
+#[tokio::test]
+async fn a_long_poll_without_a_change_answers_at_its_deadline() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    // An event for another job must not end the wait.
+    let other = app.queued_job(owner.id).await;
+    let noise = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.queue.publish_job_event(other).await.unwrap();
+    };
+    let started = Instant::now();
+    let path = format!("/v1/jobs/{job}?wait=2");
+    let (response, ()) = tokio::join!(app.get(&path, &owner.token), noise);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(4),
+        "took {waited:?}"
+    );
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["status"], "queued");
+}
+
+#[tokio::test]
+async fn a_long_poll_holds_no_database_connection_while_it_waits() {
+    let app = TestApp::spawn_with(|c| {
+        c.database.max_connections = 1;
+        c.database.acquire_timeout_ms = 5_000;
+    })
+    .await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    let path = format!("/v1/jobs/{job}?wait=3");
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let response = app.get("/v1/preferences", &owner.token).await;
+        (response.status(), started.elapsed())
+    };
+    let (poll, (status, took)) = tokio::join!(app.get(&path, &owner.token), meanwhile);
+    assert_eq!(poll.status(), StatusCode::OK);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        took < Duration::from_secs(1),
+        "waited {took:?} for the pool's only connection"
+    );
+}
+
+#[tokio::test]
+async fn a_long_poll_on_a_finished_job_answers_at_once() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    app.request(
+        Method::DELETE,
+        &format!("/v1/jobs/{job}"),
+        Some(&owner.token),
+    )
+    .send()
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let view: Value = app
+        .get(&format!("/v1/jobs/{job}?wait=20"), &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(view["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_wait_out_of_range_or_not_a_number_is_refused() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    for (wait, code) in [
+        ("26", "validation_failed"),
+        ("-1", "validation_failed"),
+        ("soon", "invalid_type"),
+    ] {
+        let (status, error) = error_of(
+            app.get(&format!("/v1/jobs/{job}?wait={wait}"), &owner.token)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code), Some("wait")),
+            "{wait}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_at_once_when_the_server_shuts_down() {
+    let mut app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let job = app.queued_job(owner.id).await;
+    let path = format!("/v1/jobs/{job}?wait=20");
+    let poll = app.get(&path, &owner.token);
+    let started = Instant::now();
+    let (response, ()) = tokio::join!(poll, async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.shut_down();
+    });
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let served = tokio::time::timeout(Duration::from_secs(5), &mut app.server).await;
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "the server stopped cleanly: {served:?}"
+    );
+}

@@ -1,0 +1,121 @@
+//! Stored preferences: reading and replacing them, and how a menu request is merged with them.
+
+mod common;
+
+use common::{TestApp, error_of};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shared::db::jobs;
+
+async fn put(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.request(Method::PUT, "/v1/preferences", Some(token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let empty: Value = app
+        .get("/v1/preferences", &who.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["days"], Value::Null);
+    assert_eq!(empty["auto_generate_weekly"], false);
+
+    let saved = json!({
+        "days": 5, "servings": 2, "diet_type": "vegetarian", "cuisines": ["thai", "italian"],
+        "macros": {"protein": 30, "carbs": 40, "fat": 30}, "disliked_foods": ["olives"],
+        "time_limits": {"weekday_minutes": 30, "weekend_minutes": null},
+        "auto_generate_weekly": true
+    });
+    let response = put(&app, &who.token, saved.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let read: Value = app
+        .get("/v1/preferences", &who.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (key, value) in saved.as_object().unwrap() {
+        assert_eq!(&read[key], value, "{key}");
+    }
+    assert_eq!(
+        read["calorie_goal"],
+        Value::Null,
+        "what was not saved stays unset"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_preference_is_422_and_the_saved_ones_are_kept() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    put(&app, &who.token, json!({"days": 4})).await;
+    for (body, code, field) in [
+        (json!({"days": 9}), "validation_failed", "days"),
+        (
+            json!({"auto_generate_weekly": "yes"}),
+            "invalid_type",
+            "auto_generate_weekly",
+        ),
+        (
+            json!({"client_id": uuid::Uuid::new_v4()}),
+            "unknown_field",
+            "client_id",
+        ),
+    ] {
+        let (status, error) = error_of(put(&app, &who.token, body).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code), Some(field))
+        );
+    }
+    let read: Value = app
+        .get("/v1/preferences", &who.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["days"], 4);
+}
+
+#[tokio::test]
+async fn an_explicit_field_wins_then_the_stored_preference_then_the_default() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    put(&app, &who.token, json!({"days": 5, "servings": 4})).await;
+
+    let response = app
+        .submit(&who, json!({"days": 3, "start_date": "2030-01-07"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    let request = &body["job"]["request"];
+    assert_eq!(request["days"], 3, "the explicit value wins");
+    assert_eq!(
+        request["servings"], 4,
+        "the stored preference fills a missing field"
+    );
+    assert_eq!(request["calorie_goal"], 2000, "the default fills the rest");
+    assert_eq!(request["start_date"], "2030-01-07");
+
+    // The row the worker will read says the same.
+    let id = body["job_id"].as_str().unwrap().parse().unwrap();
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let row = jobs::get(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.request.days,
+            row.request.servings,
+            row.request.calorie_goal
+        ),
+        (3, 4, 2000)
+    );
+    assert_eq!(row.days_total, 3);
+}

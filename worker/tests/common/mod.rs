@@ -1,0 +1,247 @@
+//! The whole system in one test process: the API and a worker on a database and a Redis prefix
+//! of the test's own, calling a stand-in LLM over real HTTP. Helpers act as a client would.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::config::{JsonMode, LlmConfig, LogConfig, TokenParam};
+use shared::llm::LlmClient;
+use shared::queue::{Queue, QueueConfig};
+use sqlx::PgPool;
+use standin::StandIn;
+use testkit::{TestDb, TestRedis};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use worker::{JobConfig, Pipeline};
+
+pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef-0123456789";
+
+/// What a test may change about the system it starts.
+pub struct Options {
+    /// Connections in the one pool the API and the worker share.
+    pub pool_size: u32,
+    pub acquire_timeout: Duration,
+    pub standin: standin::Config,
+    pub jobs: JobConfig,
+    pub max_attempts: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pool_size: 10,
+            acquire_timeout: Duration::from_secs(3),
+            standin: standin::Config::default(),
+            jobs: JobConfig {
+                concurrency: 64,
+                day_max_asks: 3,
+                retry_base_delay_ms: 50,
+                retry_max_delay_ms: 200,
+                lease_secs: 60,
+                shutdown_grace_secs: 2,
+            },
+            max_attempts: 3,
+        }
+    }
+}
+
+pub fn queue_config() -> QueueConfig {
+    QueueConfig {
+        block_timeout_ms: 1_000,
+        heartbeat_interval_ms: 500,
+        heartbeat_ttl_ms: 3_000,
+        promote_interval_ms: 50,
+        reap_interval_ms: 500,
+        redelivery_delay_ms: 200,
+    }
+}
+
+pub fn llm_config(base_url: String) -> LlmConfig {
+    LlmConfig {
+        base_url,
+        api_key: SecretString::from("sk-test-0000000000"),
+        model: "gpt-4o-mini".into(),
+        model_premium: None,
+        json_mode: JsonMode::JsonSchema,
+        token_param: TokenParam::MaxCompletionTokens,
+        max_completion_tokens: 2500,
+        temperature: 0.7,
+        connect_timeout_ms: 1_000,
+        call_timeout_ms: 5_000,
+    }
+}
+
+pub struct System {
+    pub api: SocketAddr,
+    pub http: reqwest::Client,
+    pub standin: StandIn,
+    pub queue: Queue,
+    pub pool: PgPool,
+    stop: CancellationToken,
+    api_task: JoinHandle<std::io::Result<()>>,
+    worker_task: JoinHandle<anyhow::Result<()>>,
+    // Last: dropped after everything that uses them.
+    pub db: TestDb,
+    pub redis: TestRedis,
+}
+
+/// A registered account and its bearer token.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: Uuid,
+    pub token: String,
+}
+
+impl System {
+    pub async fn start(options: Options) -> System {
+        testkit::init_tracing();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = TestDb::new().await;
+        let redis = TestRedis::new();
+        let standin = standin::spawn(options.standin).await.expect("stand-in");
+        let database = db.config(options.pool_size, options.acquire_timeout);
+        let pool = shared::db::connect(&database).await.expect("pool");
+        let queue = Queue::connect(&redis.config()).await.expect("redis");
+        let stop = CancellationToken::new();
+
+        let api_config = api::Config {
+            database,
+            redis: redis.config(),
+            log: LogConfig {
+                filter: "warn".into(),
+                json: false,
+            },
+            bind: "127.0.0.1:0".parse().unwrap(),
+            jwt_secret: SecretString::from(JWT_SECRET),
+            token_ttl_secs: 3600,
+            registration_enabled: true,
+            body_limit_bytes: 65_536,
+            request_timeout_ms: 30_000,
+            login_concurrency: NonZeroUsize::new(4).unwrap(),
+            job_max_attempts: options.max_attempts,
+            login_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
+            submit_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
+        };
+        let state = api::AppState::with_stores(&api_config, pool.clone(), queue.clone()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap();
+        let api_task = tokio::spawn(api::serve(listener, state, stop.clone().cancelled_owned()));
+
+        let llm = LlmClient::new(llm_config(standin.base_url())).expect("llm client");
+        let pipeline = Pipeline::new(pool.clone(), queue.clone(), llm, options.jobs.clone());
+        let worker_task = tokio::spawn(worker::run_pipeline(
+            pipeline,
+            queue.clone(),
+            queue_config(),
+            options.jobs,
+            stop.clone().cancelled_owned(),
+        ));
+
+        System {
+            api,
+            http: reqwest::Client::new(),
+            standin,
+            queue,
+            pool,
+            stop,
+            api_task,
+            worker_task,
+            db,
+            redis,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    pub async fn register(&self) -> Account {
+        let email = format!("cook-{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .http
+            .post(self.url("/v1/auth/register"))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        Account {
+            id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Submits a menu request; returns the job id.
+    pub async fn submit(&self, who: &Account, request: Value) -> Uuid {
+        let response = self
+            .http
+            .post(self.url("/v1/menus"))
+            .bearer_auth(&who.token)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "submit {request}");
+        let body: Value = response.json().await.unwrap();
+        body["job_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn get(&self, who: &Account, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&who.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Long-polls the job until `done` says so, or panics after `within`.
+    pub async fn wait_for(
+        &self,
+        who: &Account,
+        job: Uuid,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, view) = self.get(who, &format!("/v1/jobs/{job}?wait=2")).await;
+            assert_eq!(status, StatusCode::OK, "job status {view}");
+            if done(&view) {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job still {view} after {within:?}"
+            );
+        }
+    }
+
+    /// Waits until the job is succeeded, failed or cancelled.
+    pub async fn wait_until_finished(&self, who: &Account, job: Uuid, within: Duration) -> Value {
+        self.wait_for(who, job, within, |v| {
+            matches!(
+                v["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.worker_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.api_task).await;
+    }
+}

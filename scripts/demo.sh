@@ -8,8 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 
 echo "== building (release; the first build takes a few minutes)"
-cargo build --release --locked -p api -p worker -p standin --bins
-cargo build --release --locked -p api --example demo_client
+cargo build --release --locked -p api -p worker -p standin --bins --example demo_client
 bin=target/release
 
 started=$(date +%s.%N)

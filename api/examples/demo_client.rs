@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(api: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built without a bundled TLS provider (see the workspace manifest).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     wait_until_ready(&http, api).await?;
     let email = format!("demo-{}@example.com", std::process::id());
@@ -154,14 +156,18 @@ fn print_menu(menu: &Value) {
     let empty = Vec::new();
     for day in menu["days"].as_array().unwrap_or(&empty) {
         let totals = &day["totals"];
+        let servings = day["meals"][0]["servings"].as_f64().unwrap_or(1.0).max(1.0);
+        let grams = |k: &str| totals[k].as_f64().unwrap_or(0.0);
+        let energy = grams("protein_g") * 4.0 + grams("carbs_g") * 4.0 + grams("fat_g") * 9.0;
+        let share = |k: &str, per_gram: f64| 100.0 * grams(k) * per_gram / energy.max(1.0);
         println!(
-            "\nDay {} ({})  {:.0} kcal for all servings  protein {:.0} g  carbs {:.0} g  fat {:.0} g",
+            "\nDay {} ({}): {:.0} kcal per person, protein {:.0}% carbs {:.0}% fat {:.0}%, {servings} servings",
             day["day_number"],
             text(&day["date"]),
-            totals["kcal"].as_f64().unwrap_or(0.0),
-            totals["protein_g"].as_f64().unwrap_or(0.0),
-            totals["carbs_g"].as_f64().unwrap_or(0.0),
-            totals["fat_g"].as_f64().unwrap_or(0.0),
+            grams("kcal") / servings,
+            share("protein_g", 4.0),
+            share("carbs_g", 4.0),
+            share("fat_g", 9.0),
         );
         println!(
             "  {:<10} {:<44} {:<14} {:>8} {:>6}  main ingredient",
@@ -197,7 +203,15 @@ fn print_grocery_list(list: &Value) {
             .as_array()
             .unwrap_or(&empty)
             .iter()
-            .map(|i| format!("{} {}{}", text(&i["name"]), i["quantity"], text(&i["unit"])))
+            .map(|i| {
+                let quantity = i["quantity"].as_f64().unwrap_or(0.0);
+                let digits = usize::from(quantity.fract() != 0.0);
+                format!(
+                    "{} {quantity:.digits$} {}",
+                    text(&i["name"]),
+                    text(&i["unit"])
+                )
+            })
             .collect();
         println!(
             "  {:<26} {}",

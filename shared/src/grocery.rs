@@ -68,8 +68,8 @@ pub fn grocery_list(plan: &MenuPlan) -> GroceryList {
     }
 
     let mut aisles: BTreeMap<Aisle, Vec<GroceryItem>> = BTreeMap::new();
-    for ((name, _), (sum, unit)) in totals {
-        let (quantity, unit) = displayed(rounded(sum), unit);
+    for ((name, kind), (sum, unit)) in totals {
+        let (quantity, unit) = displayed(rounded(sum, kind), unit);
         aisles.entry(aisle(&name)).or_default().push(GroceryItem {
             name,
             quantity,
@@ -84,9 +84,12 @@ pub fn grocery_list(plan: &MenuPlan) -> GroceryList {
     }
 }
 
-/// One decimal under 10, whole numbers from 10 up; never 0 for something a recipe uses.
-fn rounded(quantity: f64) -> f64 {
-    if quantity < 10.0 {
+/// Counted items up to the next whole one (nobody buys 3.8 eggs); otherwise one decimal under
+/// 10 and whole numbers from 10 up; never 0 for something a recipe uses.
+fn rounded(quantity: f64, kind: UnitKind) -> f64 {
+    if kind == UnitKind::Count {
+        quantity.ceil()
+    } else if quantity < 10.0 {
         ((quantity * 10.0).round() / 10.0).max(0.1)
     } else {
         quantity.round()
@@ -180,6 +183,16 @@ mod tests {
         ));
         // 2 × 14.79 + 30 = 59.57 ml.
         assert_eq!(item(&list, "olive oil"), vec![(60.0, Unit::Ml)]);
+    }
+
+    #[test]
+    fn counted_items_are_rounded_up_to_whole_ones() {
+        let list = grocery_list(&plan(
+            &[&[("egg", 1.4, Unit::Piece)], &[("eggs", 2.4, Unit::Piece)]],
+            &[("garlic", 0.3, Unit::Clove)],
+        ));
+        assert_eq!(item(&list, "egg"), vec![(4.0, Unit::Piece)]);
+        assert_eq!(item(&list, "garlic"), vec![(1.0, Unit::Clove)]);
     }
 
     #[test]

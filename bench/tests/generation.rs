@@ -1,12 +1,10 @@
 //! End to end: a client submits through the API, the worker generates through the stand-in
 //! LLM over HTTP, and the client reads the result back through the API.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Options, System};
+use bench::{Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::foods;

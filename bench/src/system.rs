@@ -1,7 +1,5 @@
-//! The whole system in one test process: the API and a worker on a database and a Redis prefix
-//! of the test's own, calling a stand-in LLM over real HTTP. Helpers act as a client would.
-
-#![allow(dead_code)] // Each test binary uses a different part of this module.
+//! The API and a worker on a database and a Redis prefix of their own, calling a stand-in LLM
+//! over real HTTP, all in this process. Helpers act as a client would.
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -31,6 +29,8 @@ pub struct Options {
     pub standin: standin::Config,
     pub jobs: JobConfig,
     pub max_attempts: i32,
+    /// Whether a worker runs (off to measure the API alone).
+    pub run_worker: bool,
 }
 
 impl Default for Options {
@@ -48,6 +48,7 @@ impl Default for Options {
                 shutdown_grace_secs: 2,
             },
             max_attempts: 3,
+            run_worker: true,
         }
     }
 }
@@ -86,7 +87,7 @@ pub struct System {
     pub pool: PgPool,
     stop: CancellationToken,
     api_task: JoinHandle<std::io::Result<()>>,
-    worker_task: JoinHandle<anyhow::Result<()>>,
+    worker_task: Option<JoinHandle<anyhow::Result<()>>>,
     // Last: dropped after everything that uses them.
     pub db: TestDb,
     pub redis: TestRedis,
@@ -134,15 +135,17 @@ impl System {
         let api = listener.local_addr().unwrap();
         let api_task = tokio::spawn(api::serve(listener, state, stop.clone().cancelled_owned()));
 
-        let llm = LlmClient::new(llm_config(standin.base_url())).expect("llm client");
-        let pipeline = Pipeline::new(pool.clone(), queue.clone(), llm, options.jobs.clone());
-        let worker_task = tokio::spawn(worker::run_pipeline(
-            pipeline,
-            queue.clone(),
-            queue_config(),
-            options.jobs,
-            stop.clone().cancelled_owned(),
-        ));
+        let worker_task = options.run_worker.then(|| {
+            let llm = LlmClient::new(llm_config(standin.base_url())).expect("llm client");
+            let pipeline = Pipeline::new(pool.clone(), queue.clone(), llm, options.jobs.clone());
+            tokio::spawn(worker::run_pipeline(
+                pipeline,
+                queue.clone(),
+                queue_config(),
+                options.jobs,
+                stop.clone().cancelled_owned(),
+            ))
+        });
 
         System {
             api,
@@ -241,7 +244,9 @@ impl System {
 
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.worker_task).await;
+        if let Some(worker) = self.worker_task {
+            let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(15), self.api_task).await;
     }
 }

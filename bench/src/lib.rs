@@ -1,0 +1,8 @@
+//! The whole system in one process, on a database and a Redis prefix of its own, for the
+//! end-to-end tests (`tests/`) and the benchmarks (`src/bin/`), which both drive it as a client
+//! would, over HTTP.
+
+pub mod stats;
+pub mod system;
+
+pub use system::{Account, Options, System};

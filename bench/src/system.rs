@@ -31,6 +31,8 @@ pub struct Options {
     pub max_attempts: i32,
     /// Whether a worker runs (off to measure the API alone).
     pub run_worker: bool,
+    /// How the worker asks for JSON.
+    pub json_mode: JsonMode,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             },
             max_attempts: 3,
             run_worker: true,
+            json_mode: JsonMode::JsonSchema,
         }
     }
 }
@@ -64,13 +67,13 @@ pub fn queue_config() -> QueueConfig {
     }
 }
 
-pub fn llm_config(base_url: String) -> LlmConfig {
+pub fn llm_config(base_url: String, json_mode: JsonMode) -> LlmConfig {
     LlmConfig {
         base_url,
         api_key: SecretString::from("sk-test-0000000000"),
         model: "gpt-4o-mini".into(),
         model_premium: None,
-        json_mode: JsonMode::JsonSchema,
+        json_mode,
         token_param: TokenParam::MaxCompletionTokens,
         max_completion_tokens: 2500,
         temperature: 0.7,
@@ -136,7 +139,8 @@ impl System {
         let api_task = tokio::spawn(api::serve(listener, state, stop.clone().cancelled_owned()));
 
         let worker_task = options.run_worker.then(|| {
-            let llm = LlmClient::new(llm_config(standin.base_url())).expect("llm client");
+            let llm = LlmClient::new(llm_config(standin.base_url(), options.json_mode))
+                .expect("llm client");
             let pipeline = Pipeline::new(pool.clone(), queue.clone(), llm, options.jobs.clone());
             tokio::spawn(worker::run_pipeline(
                 pipeline,

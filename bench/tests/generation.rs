@@ -186,6 +186,10 @@ async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
 
     let calls = system.standin.requests();
     assert_eq!(calls.len(), 4, "two days, each asked twice");
+    assert!(
+        calls.iter().all(|c| c.response_format.as_deref() == Some("json_schema")),
+        "Structured Outputs by default"
+    );
     assert_eq!((calls[0].day, calls[0].problems), (Some(1), Some(0)));
     assert_eq!(calls[1].day, Some(1));
     assert!(
@@ -334,5 +338,23 @@ async fn the_same_job_delivered_twice_produces_one_menu() {
         "the duplicate did not start an attempt"
     );
     assert_eq!(system.standin.requests().len(), 2, "each day paid once");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_object_mode_works_for_servers_without_structured_outputs() {
+    let system = System::start(Options {
+        json_mode: shared::config::JsonMode::JsonObject,
+        ..Options::default()
+    })
+    .await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 1})).await;
+    let view = system
+        .wait_until_finished(&cook, job, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let calls = system.standin.requests();
+    assert_eq!(calls[0].response_format.as_deref(), Some("json_object"));
     system.stop().await;
 }

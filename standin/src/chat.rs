@@ -92,6 +92,10 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
     state.log.update(seq, |e| {
         e.model = request.model.clone();
         e.max_completion_tokens = request.completion_limit();
+        e.response_format = request
+            .response_format
+            .as_ref()
+            .map(|f| f.kind().to_string());
         e.day = brief.as_ref().map(|b| b.day);
         e.problems = brief.as_ref().map(|b| b.problems.len());
     });

@@ -29,6 +29,8 @@ pub struct LoggedRequest {
     pub prompt_tokens: Option<u32>,
     /// `max_completion_tokens` (or `max_tokens`) as sent.
     pub max_completion_tokens: Option<i64>,
+    /// `response_format.type` as sent (`json_schema`, `json_object`, `text`), if any.
+    pub response_format: Option<String>,
     /// HTTP status; `None` when no response was sent (in flight, reset or dropped).
     pub status: Option<u16>,
     /// The injected fault's kind, if one was applied (`rate_limited`, `reset`, ...).

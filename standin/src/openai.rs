@@ -81,6 +81,17 @@ pub enum ResponseFormat {
     JsonSchema { json_schema: JsonSchemaFormat },
 }
 
+impl ResponseFormat {
+    /// The `type` as it is spelled on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ResponseFormat::Text => "text",
+            ResponseFormat::JsonObject => "json_object",
+            ResponseFormat::JsonSchema { .. } => "json_schema",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct JsonSchemaFormat {
     pub name: String,

@@ -59,14 +59,7 @@ async fn run(api: &str) -> Result<(), Box<dyn std::error::Error>> {
 
     let mut last = String::new();
     let job = loop {
-        let job: Value = http
-            .get(format!("{api}{status_url}?wait=10"))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let job = get_json(&http, &token, &format!("{api}{status_url}?wait=10")).await?;
         let done = job["progress"]["days_done"].as_u64().unwrap_or(0);
         let total = job["progress"]["days_total"].as_u64().unwrap_or(0);
         let line = format!(
@@ -93,24 +86,8 @@ async fn run(api: &str) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("the job ended {}: {}", job["status"], job["error"]).into());
     }
     let menu_url = job["menu_url"].as_str().ok_or("no menu url")?;
-    let menu: Value = http
-        .get(format!("{api}{menu_url}"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    print_menu(&menu);
-    let list: Value = http
-        .get(format!("{api}{menu_url}/grocery-list"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    print_grocery_list(&list);
+    print_menu(&get_json(&http, &token, &format!("{api}{menu_url}")).await?);
+    print_grocery_list(&get_json(&http, &token, &format!("{api}{menu_url}/grocery-list")).await?);
     println!(
         "\ngenerated in {:.1} s with {} LLM calls, {} prompt + {} completion tokens",
         started.elapsed().as_secs_f64(),
@@ -119,6 +96,22 @@ async fn run(api: &str) -> Result<(), Box<dyn std::error::Error>> {
         job["usage"]["completion_tokens"]
     );
     Ok(())
+}
+
+/// GETs `url` as the bearer of `token`; any error status is an error.
+async fn get_json(
+    http: &reqwest::Client,
+    token: &str,
+    url: &str,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 /// The API answers `/readyz` once it reaches PostgreSQL and Redis.

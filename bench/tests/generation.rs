@@ -187,7 +187,9 @@ async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
     let calls = system.standin.requests();
     assert_eq!(calls.len(), 4, "two days, each asked twice");
     assert!(
-        calls.iter().all(|c| c.response_format.as_deref() == Some("json_schema")),
+        calls
+            .iter()
+            .all(|c| c.response_format.as_deref() == Some("json_schema")),
         "Structured Outputs by default"
     );
     assert_eq!((calls[0].day, calls[0].problems), (Some(1), Some(0)));

@@ -86,10 +86,11 @@ async fn submit(
 
     let (status, job) = match inserted {
         Inserted::Created(job) => {
-            // The committed row is the truth: if this push is lost, the worker's reconciler
-            // finds the job and queues it, so the client is still told it was accepted.
+            // The committed row is the truth, so the job is accepted even when Redis is
+            // unreachable; pushing due jobs that Redis lost is the reconciler's work
+            // (DESIGN.md §3), not this request's.
             if let Err(e) = state.queue.enqueue(job.id).await {
-                tracing::warn!(job.id = %job.id, error = %e, "job saved but not queued; the reconciler will queue it");
+                tracing::error!(job.id = %job.id, error = %e, "job saved but not queued");
             }
             (StatusCode::ACCEPTED, job)
         }

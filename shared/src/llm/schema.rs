@@ -1,5 +1,7 @@
 //! The JSON Schema of one day, derived from the Rust types and made acceptable to Structured
 //! Outputs in strict mode (every property required, no additional properties, no `format`).
+//! Descriptions go too: they are our doc comments, written for developers, and every call pays
+//! for the schema's tokens; the rules the model needs are in the system prompt.
 //! Written by hand because no maintained crate does this transformation; it is small.
 
 use std::sync::LazyLock;
@@ -22,17 +24,25 @@ pub fn day_schema() -> &'static Value {
     &SCHEMA
 }
 
+/// Applies the strict-mode rules to a schema and every schema inside it.
 fn make_strict(value: &mut Value) {
     match value {
-        Value::Object(map) => {
-            map.remove("format");
-            if let Some(Value::Object(props)) = map.get("properties") {
+        Value::Object(schema) => {
+            schema.remove("format");
+            schema.remove("description");
+            if let Some(Value::Object(props)) = schema.get("properties") {
                 let names: Vec<Value> = props.keys().cloned().map(Value::String).collect();
-                map.insert("required".into(), Value::Array(names));
-                map.insert("additionalProperties".into(), Value::Bool(false));
+                schema.insert("required".into(), Value::Array(names));
+                schema.insert("additionalProperties".into(), Value::Bool(false));
             }
-            for child in map.values_mut() {
-                make_strict(child);
+            for (key, child) in schema.iter_mut() {
+                match (key.as_str(), child) {
+                    // Maps from names to schemas: their keys are names, not keywords.
+                    ("properties" | "$defs", Value::Object(named)) => {
+                        named.values_mut().for_each(make_strict);
+                    }
+                    (_, child) => make_strict(child),
+                }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(make_strict),
@@ -76,6 +86,25 @@ mod tests {
     }
 
     #[test]
+    fn a_property_named_like_a_keyword_survives() {
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "description": "dropped",
+            "properties": {"description": {"type": "string", "format": "x"}}
+        });
+        make_strict(&mut schema);
+        assert_eq!(
+            schema,
+            serde_json::json!({
+                "type": "object",
+                "properties": {"description": {"type": "string"}},
+                "required": ["description"],
+                "additionalProperties": false
+            })
+        );
+    }
+
+    #[test]
     fn fields_filled_in_locally_are_not_asked_of_the_model() {
         let mut found = Vec::new();
         objects(day_schema(), &mut found);
@@ -90,6 +119,7 @@ mod tests {
             );
         }
         assert!(names.iter().any(|n| n == "main_ingredient"));
-        assert!(!day_schema().to_string().contains("\"format\""));
+        let text = day_schema().to_string();
+        assert!(!text.contains("\"format\"") && !text.contains("\"description\""));
     }
 }

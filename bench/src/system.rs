@@ -89,6 +89,7 @@ pub struct System {
     pub queue: Queue,
     pub pool: PgPool,
     stop: CancellationToken,
+    worker_stop: CancellationToken,
     api_task: JoinHandle<std::io::Result<()>>,
     worker_task: Option<JoinHandle<anyhow::Result<()>>>,
     // Last: dropped after everything that uses them.
@@ -138,6 +139,7 @@ impl System {
         let api = listener.local_addr().unwrap();
         let api_task = tokio::spawn(api::serve(listener, state, stop.clone().cancelled_owned()));
 
+        let worker_stop = stop.child_token();
         let worker_task = options.run_worker.then(|| {
             let llm = LlmClient::new(llm_config(standin.base_url(), options.json_mode))
                 .expect("llm client");
@@ -147,7 +149,7 @@ impl System {
                 queue.clone(),
                 queue_config(),
                 options.jobs,
-                stop.clone().cancelled_owned(),
+                worker_stop.clone().cancelled_owned(),
             ))
         });
 
@@ -158,6 +160,7 @@ impl System {
             queue,
             pool,
             stop,
+            worker_stop,
             api_task,
             worker_task,
             db,
@@ -244,6 +247,14 @@ impl System {
             )
         })
         .await
+    }
+
+    /// Sends the worker the shutdown signal (SIGTERM in production) and waits until it exits.
+    pub async fn stop_worker(&mut self) {
+        self.worker_stop.cancel();
+        if let Some(worker) = self.worker_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+        }
     }
 
     pub async fn stop(self) {

@@ -360,3 +360,54 @@ async fn json_object_mode_works_for_servers_without_structured_outputs() {
     assert_eq!(calls[0].response_format.as_deref(), Some("json_object"));
     system.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_stopping_hands_back_its_unfinished_job_keeping_the_finished_days() {
+    let mut options = Options {
+        standin: standin::Config {
+            latency: Latency::fixed(Duration::from_millis(1_500)),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    options.jobs.shutdown_grace_secs = 1;
+    let mut system = System::start(options).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 4})).await;
+    system
+        .wait_for(&cook, job, Duration::from_secs(20), |v| {
+            v["progress"]["days_done"].as_i64() >= Some(1)
+        })
+        .await;
+
+    let stopping = std::time::Instant::now();
+    system.stop_worker().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the grace period bounds shutdown"
+    );
+    let (_, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    assert_eq!(
+        view["status"], "queued",
+        "handed back, ready for another worker: {view}"
+    );
+    assert_eq!(view["attempts"], 0, "an interrupted attempt is not counted");
+    assert!(
+        view["progress"]["days_done"].as_i64() >= Some(1),
+        "finished days are kept"
+    );
+    let ready: Vec<String> = redis::AsyncCommands::lrange(
+        &mut system.queue.connection(),
+        system.queue.keys().ready(),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ready,
+        vec![job.to_string()],
+        "the id is back in the queue, once"
+    );
+    system.stop().await;
+}

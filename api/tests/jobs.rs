@@ -54,6 +54,7 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
             calls: 1,
             prompt_tokens: 1_000,
             completion_tokens: 200,
+            snoozes: 0,
         };
         let retry_at = chrono::Utc::now() + chrono::Duration::seconds(30);
         jobs::fail_attempt(&mut conn, job, 1, &error, Some(retry_at), usage)

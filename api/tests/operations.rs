@@ -27,7 +27,7 @@ async fn readyz_is_ready_when_postgres_and_redis_answer() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}})
+        json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok", "llm": "ok", "open_circuits": []}})
     );
 }
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared::budget::{Budget, BudgetConfig};
+use shared::circuit::{Circuit, CircuitConfig};
 use shared::config::{JsonMode, LlmConfig, LogConfig, TokenParam};
 use shared::llm::LlmClient;
 use shared::queue::{Queue, QueueConfig};
@@ -17,7 +19,7 @@ use testkit::{TestDb, TestRedis};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use worker::{JobConfig, Pipeline};
+use worker::{Caller, JobConfig, Pipeline};
 
 pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef-0123456789";
 
@@ -28,6 +30,10 @@ pub struct Options {
     pub acquire_timeout: Duration,
     pub standin: standin::Config,
     pub jobs: JobConfig,
+    pub budget: BudgetConfig,
+    pub circuit: CircuitConfig,
+    /// The LLM client's whole-call timeout.
+    pub call_timeout: Duration,
     pub max_attempts: i32,
     /// Whether a worker runs (off to measure the API alone).
     pub run_worker: bool,
@@ -48,7 +54,22 @@ impl Default for Options {
                 retry_max_delay_ms: 200,
                 lease_secs: 60,
                 shutdown_grace_secs: 2,
+                deadline_secs: 120,
+                max_snoozes: 20,
+                max_server_wait_ms: 10_000,
             },
+            budget: BudgetConfig {
+                rpm: None,
+                tpm: None,
+                window_ms: 60_000,
+                utilization: 0.99,
+                max_wait_ms: 10_000,
+            },
+            circuit: CircuitConfig {
+                probe_ms: 1_000,
+                probe_max_ms: 4_000,
+            },
+            call_timeout: Duration::from_secs(5),
             max_attempts: 3,
             run_worker: true,
             json_mode: JsonMode::JsonSchema,
@@ -67,7 +88,7 @@ pub fn queue_config() -> QueueConfig {
     }
 }
 
-pub fn llm_config(base_url: String, json_mode: JsonMode) -> LlmConfig {
+pub fn llm_config(base_url: String, json_mode: JsonMode, call_timeout: Duration) -> LlmConfig {
     LlmConfig {
         base_url,
         api_key: SecretString::from("sk-test-0000000000"),
@@ -78,7 +99,7 @@ pub fn llm_config(base_url: String, json_mode: JsonMode) -> LlmConfig {
         max_completion_tokens: 2500,
         temperature: 0.7,
         connect_timeout_ms: 1_000,
-        call_timeout_ms: 5_000,
+        call_timeout_ms: call_timeout.as_millis() as u64,
     }
 }
 
@@ -141,9 +162,19 @@ impl System {
 
         let worker_stop = stop.child_token();
         let worker_task = options.run_worker.then(|| {
-            let llm = LlmClient::new(llm_config(standin.base_url(), options.json_mode))
-                .expect("llm client");
-            let pipeline = Pipeline::new(pool.clone(), queue.clone(), llm, options.jobs.clone());
+            let llm = LlmClient::new(llm_config(
+                standin.base_url(),
+                options.json_mode,
+                options.call_timeout,
+            ))
+            .expect("llm client");
+            let caller = Caller {
+                llm,
+                budget: Budget::new(queue.clone(), options.budget.clone()),
+                circuit: Circuit::new(queue.clone(), options.circuit.clone(), options.call_timeout),
+                max_server_wait: options.jobs.max_server_wait(),
+            };
+            let pipeline = Pipeline::new(pool.clone(), queue.clone(), caller, options.jobs.clone());
             tokio::spawn(worker::run_pipeline(
                 pipeline,
                 queue.clone(),

@@ -63,12 +63,14 @@ impl JobError {
     }
 }
 
-/// What the LLM calls of an attempt cost, added to the job's totals with each write.
+/// What the LLM calls of an attempt cost, and how often the provider made it wait (a rate
+/// limit: a snooze, capped per job), added to the job's totals with each write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub calls: i32,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    pub snoozes: i32,
 }
 
 impl Usage {
@@ -76,5 +78,6 @@ impl Usage {
         self.calls += other.calls;
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
+        self.snoozes += other.snoozes;
     }
 }

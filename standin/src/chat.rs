@@ -267,14 +267,14 @@ impl Message {
     /// The message for a composed day, shaped by a fault that answers 200.
     fn for_day(brief: &DayBrief, day: Day, fault: Option<Fault>) -> Message {
         let text = |content: String, finish_reason| Message {
-            tokens: tokens::count(&content) as u32,
+            tokens: tokens::count(&content),
             content: Some(content),
             refusal: None,
             finish_reason,
         };
         let cut = |day: &Day, share: usize, finish_reason| {
             let full = answer_content(day);
-            let (content, n) = tokens::truncate(&full, tokens::count(&full) / share);
+            let (content, n) = tokens::truncate(&full, tokens::count(&full) as usize / share);
             Message {
                 content: Some(content),
                 refusal: None,
@@ -287,7 +287,7 @@ impl Message {
             Some(Fault::Truncated) => cut(&day, 2, "length"),
             Some(Fault::ContentFilter) => cut(&day, 3, "content_filter"),
             Some(Fault::Refusal { message }) => Message {
-                tokens: tokens::count(&message) as u32,
+                tokens: tokens::count(&message),
                 content: None,
                 refusal: Some(message),
                 finish_reason: "stop",

@@ -53,7 +53,7 @@ async fn a_brief_gets_a_valid_day_in_openais_shape_with_its_usage() {
         + tokens::count(shared::prompt::SYSTEM_PROMPT)
         + tokens::count(&schema);
     assert!(
-        (texts..=texts + texts / 20).contains(&(prompt as usize)),
+        (texts..=texts + texts / 20).contains(&(prompt as u32)),
         "{prompt} vs {texts}"
     );
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 0);

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use shared::budget::BudgetConfig;
+use shared::circuit::CircuitConfig;
 use shared::config::{DatabaseConfig, LlmConfig, LogConfig, RedisConfig};
 use shared::queue::QueueConfig;
 
@@ -13,6 +15,10 @@ pub struct WorkerConfig {
     pub redis: RedisConfig,
     #[command(flatten)]
     pub llm: LlmConfig,
+    #[command(flatten)]
+    pub budget: BudgetConfig,
+    #[command(flatten)]
+    pub circuit: CircuitConfig,
     #[command(flatten)]
     pub queue: QueueConfig,
     #[command(flatten)]
@@ -58,6 +64,28 @@ pub struct JobConfig {
         default_value_t = 20
     )]
     pub shutdown_grace_secs: u64,
+    /// Time a job may take from its first attempt; waits for a provider outage do not count.
+    #[arg(
+        long = "job-deadline-secs",
+        env = "JOB_DEADLINE_SECS",
+        default_value_t = 1_800
+    )]
+    pub deadline_secs: u64,
+    /// Rate-limit waits a job may take (they use no attempt) before it fails.
+    #[arg(
+        long = "job-max-snoozes",
+        env = "JOB_MAX_SNOOZES",
+        default_value_t = 20
+    )]
+    pub max_snoozes: i32,
+    /// The longest server-directed wait slept in a worker slot; a longer one puts the job back
+    /// in the queue until then.
+    #[arg(
+        long = "llm-max-server-wait-ms",
+        env = "LLM_MAX_SERVER_WAIT_MS",
+        default_value_t = 120_000
+    )]
+    pub max_server_wait_ms: u64,
 }
 
 impl JobConfig {
@@ -72,5 +100,11 @@ impl JobConfig {
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.deadline_secs)
+    }
+    pub fn max_server_wait(&self) -> Duration {
+        Duration::from_millis(self.max_server_wait_ms)
     }
 }

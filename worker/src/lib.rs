@@ -1,6 +1,7 @@
 //! The worker: apalis drives the job pipeline over our Redis queue backend, and the queue's
 //! upkeep (promoting delayed jobs, reaping dead workers) runs beside it.
 
+pub mod call;
 pub mod config;
 pub mod generate;
 pub mod pipeline;
@@ -17,6 +18,7 @@ use shared::queue::{Queue, QueueConfig, maintenance};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use call::Caller;
 pub use config::{JobConfig, WorkerConfig};
 pub use pipeline::{Pipeline, PipelineError};
 
@@ -32,7 +34,8 @@ pub async fn run(
         .await
         .context("connecting to Redis")?;
     let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;
-    let pipeline = Pipeline::new(pool, queue.clone(), llm, config.jobs.clone());
+    let caller = Caller::new(llm, &queue, &config);
+    let pipeline = Pipeline::new(pool, queue.clone(), caller, config.jobs.clone());
     run_pipeline(pipeline, queue, config.queue, config.jobs, shutdown).await
 }
 

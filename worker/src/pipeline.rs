@@ -1,23 +1,24 @@
 //! One job, from delivery to result (DESIGN.md §4): claim it, generate the missing days with
-//! no database connection held, checkpoint each valid day, and finish (or fail). Each of those
-//! writes is one atomic statement holding a connection for one round trip, and every write is
-//! fenced by the attempt.
+//! no database connection held, checkpoint each valid day, and finish (or fail, retry, or
+//! snooze). Each of those writes is one atomic statement holding a connection for one round
+//! trip, and every write is fenced by the attempt.
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use shared::db::jobs::{self, Claim, ClaimedJob};
 use shared::job::{JobError, JobStatus, Usage};
 use shared::llm::wait::backoff;
-use shared::llm::{ErrorClass, LlmClient, LlmError};
+use shared::llm::{ErrorClass, LlmError};
 use shared::menu::MenuPlan;
 use shared::queue::Queue;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::call::{Bounds, Caller, Interrupt};
 use crate::config::JobConfig;
-use crate::generate;
+use crate::generate::Generation;
 
 /// Why a delivery could not be handled at all; the queue delivers it again shortly.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     pool: PgPool,
     queue: Queue,
-    llm: LlmClient,
+    caller: Caller,
     config: JobConfig,
     /// Written on the job row, to tell which process ran an attempt.
     worker_label: String,
@@ -40,20 +41,27 @@ pub struct Pipeline {
     hand_back: CancellationToken,
 }
 
-/// How an attempt ended, short of an infrastructure failure.
+/// How an attempt ended, short of an infrastructure failure. Each carries what the attempt's
+/// calls cost that is not written yet.
 enum Ended {
     Succeeded,
     Failed(LlmError, Usage),
+    /// Back to the queue until then, without using the attempt.
+    Snoozed {
+        until: DateTime<Utc>,
+        outage: bool,
+        usage: Usage,
+    },
     /// Cancelled or taken over meanwhile: this attempt's writes were refused.
     FencedOut(Usage),
 }
 
 impl Pipeline {
-    pub fn new(pool: PgPool, queue: Queue, llm: LlmClient, config: JobConfig) -> Arc<Self> {
+    pub fn new(pool: PgPool, queue: Queue, caller: Caller, config: JobConfig) -> Arc<Self> {
         Arc::new(Pipeline {
             pool,
             queue,
-            llm,
+            caller,
             config,
             worker_label: shared::queue::backend::new_worker_id(),
             hand_back: CancellationToken::new(),
@@ -67,10 +75,14 @@ impl Pipeline {
     /// Handles one delivery of a job id.
     #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt))]
     pub async fn process(&self, id: Uuid) -> Result<(), PipelineError> {
-        let claim = {
-            let mut conn = self.pool.acquire().await?;
-            jobs::claim(&mut conn, id, &self.worker_label, self.config.lease()).await?
-        };
+        let claim = jobs::claim(
+            &mut *self.pool.acquire().await?,
+            id,
+            &self.worker_label,
+            self.config.lease(),
+            self.config.deadline(),
+        )
+        .await?;
         let claimed = match claim {
             Claim::Gone => return Ok(()),
             Claim::NotBefore(at) => {
@@ -88,9 +100,15 @@ impl Pipeline {
                 "attempts_exhausted",
                 "every attempt was interrupted before it could finish",
             );
-            let mut conn = self.pool.acquire().await?;
-            jobs::fail_attempt(&mut conn, id, attempt, &error, None, Usage::default()).await?;
-            drop(conn);
+            jobs::fail_attempt(
+                &mut *self.pool.acquire().await?,
+                id,
+                attempt,
+                &error,
+                None,
+                Usage::default(),
+            )
+            .await?;
             self.publish(id).await;
             return Ok(());
         }
@@ -99,7 +117,10 @@ impl Pipeline {
         let ended = tokio::select! {
             ended = self.run(&claimed) => ended?,
             () = self.hand_back.cancelled() => {
-                let released = jobs::release(&mut *self.pool.acquire().await?, id, attempt).await?;
+                let released = jobs::release(
+                    &mut *self.pool.acquire().await?, id, attempt, None, false, Usage::default(),
+                )
+                .await?;
                 if released {
                     self.queue.enqueue(id).await?;
                     tracing::info!("handed the job back unfinished for shutdown");
@@ -111,7 +132,26 @@ impl Pipeline {
             Ended::Succeeded => {}
             Ended::Failed(error, usage) => {
                 let attempts_left = attempt < claimed.job.max_attempts;
-                self.fail(id, attempt, attempts_left, &error, usage).await?
+                self.fail(id, attempt, attempts_left, &error, usage).await?;
+            }
+            Ended::Snoozed {
+                until,
+                outage,
+                usage,
+            } => {
+                let released = jobs::release(
+                    &mut *self.pool.acquire().await?,
+                    id,
+                    attempt,
+                    Some(until),
+                    outage,
+                    usage,
+                )
+                .await?;
+                if released {
+                    self.queue.schedule(id, until).await?;
+                    tracing::info!(until = %until, outage, "job put back until the provider allows");
+                }
             }
             Ended::FencedOut(usage) => {
                 tracing::info!("the job was cancelled or taken over; stopping this attempt");
@@ -126,24 +166,38 @@ impl Pipeline {
     async fn run(&self, claimed: &ClaimedJob) -> Result<Ended, PipelineError> {
         let job = &claimed.job;
         let request = &job.request.0;
-        let model = self.llm.config().model_for(request.model).to_string();
+        let model = self
+            .caller
+            .llm
+            .config()
+            .model_for(request.model)
+            .to_string();
+        let generation = Generation {
+            caller: &self.caller,
+            model: &model,
+            request,
+            max_asks: self.config.day_max_asks,
+            bounds: Bounds {
+                deadline: job
+                    .deadline_at
+                    .unwrap_or_else(|| Utc::now() + self.config.deadline()),
+                snoozes_left: self.config.max_snoozes - job.snoozes,
+            },
+        };
         let mut days = claimed.days.clone();
         let mut unsaved = Usage::default();
         while days.len() < usize::from(request.days) {
             let day_number = days.len() as u8 + 1;
-            let (usage, generated) = generate::day(
-                &self.llm,
-                &model,
-                request,
-                day_number,
-                &days,
-                self.config.day_max_asks,
-            )
-            .await;
-            unsaved.add(usage);
-            let day = match generated {
+            let day = match generation.day(day_number, &days, &mut unsaved).await {
                 Ok(day) => day,
-                Err(e) => return Ok(Ended::Failed(e, unsaved)),
+                Err(Interrupt::Failed(e)) => return Ok(Ended::Failed(e, unsaved)),
+                Err(Interrupt::Snooze { until, outage }) => {
+                    return Ok(Ended::Snoozed {
+                        until,
+                        outage,
+                        usage: unsaved,
+                    });
+                }
             };
             let saved = jobs::save_day(
                 &mut *self.pool.acquire().await?,

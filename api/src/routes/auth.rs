@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use shared::db::jobs;
 use shared::db::users::{self, Role, User};
 use shared::password;
 use shared::request::FieldError;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/register", post(register))
         .route("/v1/auth/login", post(login))
         .route("/v1/me", get(me))
+        .route("/v1/me/usage", get(usage))
 }
 
 /// The roles anyone may sign up with; admins are made by operators.
@@ -178,6 +180,25 @@ async fn me(
         .await?
         .ok_or(ApiError::InvalidToken)?;
     Ok(Json(user.into()))
+}
+
+/// What the caller's requests have cost: LLM calls and tokens over every job they submitted.
+async fn usage(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> Result<Json<UsageView>, ApiError> {
+    let totals = jobs::usage_of(&mut *state.db.acquire().await?, caller.id).await?;
+    Ok(Json(UsageView {
+        total_tokens: totals.prompt_tokens + totals.completion_tokens,
+        totals,
+    }))
+}
+
+#[derive(Serialize)]
+struct UsageView {
+    #[serde(flatten)]
+    totals: jobs::UsageTotals,
+    total_tokens: i64,
 }
 
 /// A trimmed email address of a plausible shape: one `@`, something on each side, a dot in the

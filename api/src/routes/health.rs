@@ -1,5 +1,6 @@
 //! Probes for orchestrators: `/healthz` says the process answers, `/readyz` that it can reach
-//! what it needs to serve (PostgreSQL and Redis).
+//! what it needs to serve (PostgreSQL and Redis) and that the LLM provider's circuit is closed
+//! (with it open, submissions are accepted but nothing is generated until it closes).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use shared::circuit::{Circuit, OpenCircuit};
 
 use crate::state::AppState;
 
@@ -40,16 +42,30 @@ struct Readiness {
 struct Checks {
     postgres: &'static str,
     redis: &'static str,
+    /// `ok`, or `open` when calls to a model are stopped (see `open_circuits`).
+    llm: &'static str,
+    open_circuits: Vec<OpenCircuit>,
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let (postgres, redis) = tokio::join!(
+    let (postgres, redis, circuits) = tokio::join!(
         check("postgres", async {
             sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
         }),
         check("redis", state.queue.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, Circuit::open_circuits(&state.queue)),
     );
-    let ready = postgres == "ok" && redis == "ok";
+    // Unknown when Redis is down: the redis check already says so.
+    let open_circuits = match circuits {
+        Ok(Ok(open)) => open,
+        _ => Vec::new(),
+    };
+    let llm = if open_circuits.is_empty() {
+        "ok"
+    } else {
+        "open"
+    };
+    let ready = postgres == "ok" && redis == "ok" && llm == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -57,7 +73,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     };
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
-        checks: Checks { postgres, redis },
+        checks: Checks {
+            postgres,
+            redis,
+            llm,
+            open_circuits,
+        },
     };
     (status, Json(body))
 }

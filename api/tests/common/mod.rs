@@ -237,9 +237,15 @@ impl TestApp {
     /// Claims a job as a worker would: it is running afterwards, attempt 1.
     pub async fn claim(&self, job: Uuid) {
         let mut conn = self.db.pool.acquire().await.unwrap();
-        let claim = jobs::claim(&mut conn, job, "test-worker", Duration::from_secs(60))
-            .await
-            .unwrap();
+        let claim = jobs::claim(
+            &mut conn,
+            job,
+            "test-worker",
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
         assert!(
             matches!(claim, Claim::Claimed(_)),
             "job {job} not claimable"

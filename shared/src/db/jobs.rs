@@ -41,6 +41,8 @@ pub struct JobRow {
     pub completion_tokens: i64,
     pub idempotency_key: Option<String>,
     pub batch_id: Option<Uuid>,
+    pub snoozes: i32,
+    pub deadline_at: Option<DateTime<Utc>>,
 }
 
 /// A job about to be created.
@@ -160,6 +162,7 @@ pub async fn claim(
     id: Uuid,
     worker_id: &str,
     lease: Duration,
+    deadline: Duration,
 ) -> Result<Claim, sqlx::Error> {
     // One round trip: the claim and the days earlier attempts finished.
     let claimed: Option<ClaimedRow> = sqlx::query_as(
@@ -167,6 +170,7 @@ pub async fn claim(
              UPDATE generation_jobs
              SET status = 'running', attempts = attempts + 1, worker_id = $2,
                  started_at = coalesce(started_at, now()), next_attempt_at = NULL,
+                 deadline_at = coalesce(deadline_at, now() + make_interval(secs => $4)),
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
              WHERE id = $1
                AND ((status IN ('queued', 'retrying')
@@ -181,6 +185,7 @@ pub async fn claim(
     .bind(id)
     .bind(worker_id)
     .bind(lease.as_secs_f64())
+    .bind(deadline.as_secs_f64())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = claimed {
@@ -226,7 +231,7 @@ pub async fn save_day(
              SET days_done = days_done + 1,
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-                 completion_tokens = completion_tokens + $6
+                 completion_tokens = completion_tokens + $6, snoozes = snoozes + $9
              WHERE id = $1 AND attempts = $2 AND status = 'running'
              RETURNING id)
          INSERT INTO job_days (job_id, day_number, day, attempt)
@@ -240,6 +245,7 @@ pub async fn save_day(
     .bind(usage.completion_tokens)
     .bind(i32::from(day.day_number))
     .bind(Json(day))
+    .bind(usage.snoozes)
     .execute(conn)
     .await?;
     Ok(saved.rows_affected() == 1)
@@ -261,7 +267,7 @@ pub async fn complete(
              SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
                  lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-                 completion_tokens = completion_tokens + $6
+                 completion_tokens = completion_tokens + $6, snoozes = snoozes + $8
              WHERE id = $1 AND attempts = $2 AND status = 'running'
              RETURNING id, owner_id, requested_by, request)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
@@ -274,6 +280,7 @@ pub async fn complete(
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(Json(plan))
+    .bind(usage.snoozes)
     .execute(conn)
     .await?;
     Ok((stored.rows_affected() == 1).then_some(menu_id))
@@ -295,7 +302,7 @@ pub async fn fail_attempt(
              next_attempt_at = $5, finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END,
              last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
              updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
-             completion_tokens = completion_tokens + $8
+             completion_tokens = completion_tokens + $8, snoozes = snoozes + $9
          WHERE id = $1 AND attempts = $2 AND status = 'running'
          RETURNING status",
     )
@@ -307,6 +314,7 @@ pub async fn fail_attempt(
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
+    .bind(usage.snoozes)
     .fetch_optional(conn)
     .await
 }
@@ -315,32 +323,75 @@ pub async fn fail_attempt(
 pub async fn add_usage(conn: &mut PgConnection, id: Uuid, usage: Usage) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE generation_jobs SET llm_calls = llm_calls + $2, prompt_tokens = prompt_tokens + $3,
-             completion_tokens = completion_tokens + $4
+             completion_tokens = completion_tokens + $4, snoozes = snoozes + $5
          WHERE id = $1",
     )
     .bind(id)
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
+    .bind(usage.snoozes)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Gives an unfinished attempt back (the worker is shutting down): the job is claimable again
-/// at once and the attempt is not counted. `false`: fenced out, nothing changed.
-pub async fn release(conn: &mut PgConnection, id: Uuid, attempt: i32) -> Result<bool, sqlx::Error> {
+/// Gives an unfinished attempt back without counting it: the job is claimable again from
+/// `not_before` (now when `None`: the worker is shutting down). `outage` pushes the job's
+/// deadline back by the wait, since a provider outage is not the job's doing. `false`: fenced
+/// out, nothing changed.
+pub async fn release(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    not_before: Option<DateTime<Utc>>,
+    outage: bool,
+    usage: Usage,
+) -> Result<bool, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE generation_jobs
          SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END::job_status,
-             attempts = attempts - 1, lease_expires_at = NULL, next_attempt_at = NULL,
-             updated_at = now()
+             attempts = attempts - 1, lease_expires_at = NULL, next_attempt_at = $3,
+             deadline_at = CASE WHEN $4 THEN deadline_at + greatest($3 - now(), '0'::interval)
+                                ELSE deadline_at END,
+             updated_at = now(), llm_calls = llm_calls + $5, prompt_tokens = prompt_tokens + $6,
+             completion_tokens = completion_tokens + $7, snoozes = snoozes + $8
          WHERE id = $1 AND attempts = $2 AND status = 'running'",
     )
     .bind(id)
     .bind(attempt)
+    .bind(not_before)
+    .bind(outage)
+    .bind(usage.calls)
+    .bind(usage.prompt_tokens)
+    .bind(usage.completion_tokens)
+    .bind(usage.snoozes)
     .execute(conn)
     .await?
     .rows_affected()
         == 1)
+}
+
+/// What a person's requests have cost so far, over every job they submitted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct UsageTotals {
+    pub jobs: i64,
+    pub llm_calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+pub async fn usage_of(
+    conn: &mut PgConnection,
+    requested_by: Uuid,
+) -> Result<UsageTotals, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) AS jobs, coalesce(sum(llm_calls), 0)::bigint AS llm_calls,
+                coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+                coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens
+         FROM generation_jobs WHERE requested_by = $1",
+    )
+    .bind(requested_by)
+    .fetch_one(conn)
+    .await
 }

@@ -7,11 +7,21 @@ use secrecy::ExposeSecret;
 
 use super::error::{ErrorClass, LlmError};
 use super::schema::day_schema;
+use super::tokens;
 use super::wire::{ChatRequest, ChatResponse, JsonSchemaFormat, Message, ResponseFormat};
 use crate::config::{JsonMode, LlmConfig, TokenParam};
 use crate::job::Usage;
 use crate::menu::Day;
 use crate::prompt::{DayBrief, SYSTEM_PROMPT, schema_hint};
+
+/// A day's request, ready to send: the brief as the user message and what it will cost.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub day: u8,
+    pub user: String,
+    /// Prompt tokens the provider will bill for it.
+    pub tokens: u32,
+}
 
 /// One call's outcome and what it cost (a failed call may still have used tokens).
 #[derive(Debug)]
@@ -26,6 +36,8 @@ pub struct LlmClient {
     config: LlmConfig,
     chat_url: String,
     system_prompt: String,
+    /// The schema as sent, when it is sent (Structured Outputs), for counting its tokens.
+    schema_text: Option<String>,
 }
 
 impl LlmClient {
@@ -46,9 +58,29 @@ impl LlmClient {
         Ok(LlmClient {
             http,
             chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            schema_text: (config.json_mode == JsonMode::JsonSchema)
+                .then(|| day_schema().to_string()),
             config,
             system_prompt,
         })
+    }
+
+    /// The user message for `brief` and the prompt tokens a call with it will be billed,
+    /// counted as the provider counts them, so budget can be reserved before the call.
+    pub fn prompt(&self, brief: &DayBrief) -> Prompt {
+        let user = brief.to_json();
+        let tokens = tokens::chat_prompt(
+            [
+                ("system", self.system_prompt.as_str()),
+                ("user", user.as_str()),
+            ],
+            self.schema_text.as_deref(),
+        );
+        Prompt {
+            day: brief.day,
+            user,
+            tokens,
+        }
     }
 
     pub fn config(&self) -> &LlmConfig {
@@ -56,10 +88,9 @@ impl LlmClient {
     }
 
     /// Asks the model for one day.
-    #[tracing::instrument(skip_all, fields(llm.model = model, day = brief.day, llm.latency_ms, llm.outcome))]
-    pub async fn plan_day(&self, model: &str, brief: &DayBrief) -> Call {
+    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.latency_ms, llm.outcome))]
+    pub async fn plan_day(&self, model: &str, prompt: &Prompt) -> Call {
         let started = std::time::Instant::now();
-        let brief_json = brief.to_json();
         let cap = Some(self.config.max_completion_tokens);
         let request = ChatRequest {
             model,
@@ -70,7 +101,7 @@ impl LlmClient {
                 },
                 Message {
                     role: "user",
-                    content: &brief_json,
+                    content: &prompt.user,
                 },
             ],
             response_format: match self.config.json_mode {

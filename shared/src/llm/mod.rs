@@ -6,8 +6,9 @@
 pub mod client;
 pub mod error;
 pub mod schema;
+pub mod tokens;
 pub mod wait;
 pub mod wire;
 
-pub use client::{Call, LlmClient};
+pub use client::{Call, LlmClient, Prompt};
 pub use error::{ErrorClass, LlmError};

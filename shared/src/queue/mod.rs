@@ -66,6 +66,31 @@ impl Keys {
         format!("{}:events:jobs", self.prefix)
     }
 
+    /// The next free slot of a model's request or token budget (see `budget`).
+    pub fn llm_budget(&self, model: &str, kind: &str) -> String {
+        format!("{}:llm:budget:{model}:{kind}", self.prefix)
+    }
+
+    /// Present while the fleet's calls to a model are paused after a 429.
+    pub fn llm_pause(&self, model: &str) -> String {
+        format!("{}:llm:pause:{model}", self.prefix)
+    }
+
+    /// A model's open circuit (see `circuit`).
+    pub fn llm_circuit(&self, model: &str) -> String {
+        format!("{}:llm:circuit:{model}", self.prefix)
+    }
+
+    /// Held by the one worker probing a model's open circuit.
+    pub fn llm_probe(&self, model: &str) -> String {
+        format!("{}:llm:probe:{model}", self.prefix)
+    }
+
+    /// Models whose circuit is open, for readiness checks.
+    pub fn llm_open_circuits(&self) -> String {
+        format!("{}:llm:circuits", self.prefix)
+    }
+
     /// Every key this deployment owns starts with this (tests clean up by it).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.prefix)

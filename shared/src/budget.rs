@@ -1,0 +1,352 @@
+//! The fleet's LLM budget: requests and tokens per minute per model, shared by every worker
+//! process through Redis, so that the provider's limit is used fully and our own fleet never
+//! causes a 429.
+//!
+//! Each call reserves a slot with one Lua script: a GCRA without burst (the virtual-scheduling
+//! form), so successive calls are spaced evenly and any window of the provider's length holds
+//! at most the budget. A caller learns its slot at once and sleeps until it: no polling, no herd,
+//! first come first served. Two margins keep the provider's sliding window safe: `utilization`
+//! (below 1, it absorbs the jitter between our slot and the call's arrival) and the cost of one
+//! call (a call's tokens arrive at once, not spread out). A 429 sets a fleet-wide pause that
+//! pushes every slot past it.
+//!
+//! When Redis cannot be reached, each process falls back to its share of the budget (the budget
+//! divided by the workers it last knew of), paced locally by `governor`, and says so in its logs
+//! and metrics; it returns to the shared budget as soon as Redis answers again.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::queue::Queue;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BudgetConfig {
+    /// Requests per minute the provider allows for each model; unlimited when unset.
+    #[arg(long = "llm-rpm", env = "LLM_RPM")]
+    pub rpm: Option<u32>,
+    /// Tokens per minute the provider allows for each model (prompt plus the completion cap, as
+    /// the provider reserves them); unlimited when unset.
+    #[arg(long = "llm-tpm", env = "LLM_TPM")]
+    pub tpm: Option<u32>,
+    /// The provider's rate-limit window.
+    #[arg(
+        long = "llm-budget-window-ms",
+        env = "LLM_BUDGET_WINDOW_MS",
+        default_value_t = 60_000
+    )]
+    pub window_ms: u64,
+    /// Share of the budget used; the rest absorbs the delay between a slot and the call's
+    /// arrival (1 % of a minute is 0.6 s).
+    #[arg(
+        long = "llm-budget-utilization",
+        env = "LLM_BUDGET_UTILIZATION",
+        default_value_t = 0.99
+    )]
+    pub utilization: f64,
+    /// Longest wait for a slot that a job sleeps through; a later slot is not reserved and the
+    /// job is put back in the queue until then instead.
+    #[arg(
+        long = "llm-max-capacity-wait-ms",
+        env = "LLM_MAX_CAPACITY_WAIT_MS",
+        default_value_t = 60_000
+    )]
+    pub max_wait_ms: u64,
+}
+
+impl BudgetConfig {
+    /// Microseconds of the window one unit of `limit` (a request, a token) takes, for calls
+    /// costing `cost` units: in any window at most `utilization × limit − cost` units are
+    /// reserved before a call, and the call adds its `cost`.
+    fn spacing_us(&self, limit: Option<u32>, cost: u32) -> f64 {
+        match limit {
+            None => 0.0,
+            Some(limit) => {
+                let usable = (f64::from(limit) * self.utilization - f64::from(cost)).max(1.0);
+                self.window_ms as f64 * 1000.0 / usable
+            }
+        }
+    }
+}
+
+/// What a call got from the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Go now; the slot was this long away (and has been waited for).
+    Go { waited: Duration },
+    /// No slot within the longest wait: try again after this long (nothing was reserved).
+    Later { after: Duration },
+}
+
+/// Reserves the next slot of both budgets. KEYS: requests TAT, tokens TAT, pause, workers.
+/// ARGV: µs per request, µs per token, tokens, horizon µs, TAT lifetime ms.
+/// Returns {reserved (1/0), µs until the slot, live workers}.
+static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local per_request, per_token = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local tokens, horizon, life = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+        local slot = now
+        local pause = redis.call('PTTL', KEYS[3])
+        if pause > 0 then slot = now + pause * 1000 end
+        local req_tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local tok_tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if per_request > 0 and req_tat > slot then slot = req_tat end
+        if per_token > 0 and tok_tat > slot then slot = tok_tat end
+        local workers = redis.call('SCARD', KEYS[4])
+        if slot - now > horizon then return {0, slot - now, workers} end
+        if per_request > 0 then
+            redis.call('SET', KEYS[1], tostring(slot + per_request), 'PX', life)
+        end
+        if per_token > 0 then
+            redis.call('SET', KEYS[2], tostring(slot + math.floor(tokens * per_token)), 'PX', life)
+        end
+        return {1, slot - now, workers}",
+    )
+});
+
+/// Moves the tokens TAT by ARGV[1] µs (positive: the call cost more than reserved).
+static ADJUST: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local tat = redis.call('GET', KEYS[1])
+        if not tat then return 0 end
+        redis.call('SET', KEYS[1], tostring(tonumber(tat) + tonumber(ARGV[1])), 'KEEPTTL')
+        return 1",
+    )
+});
+
+/// A process's local share of the budget, used while Redis is unreachable.
+struct Fallback {
+    requests: Option<DefaultDirectRateLimiter>,
+    tokens: Option<DefaultDirectRateLimiter>,
+}
+
+/// The fleet's budget as one worker process sees it. Cheap to clone.
+#[derive(Clone)]
+pub struct Budget {
+    queue: Queue,
+    config: BudgetConfig,
+    /// Worker processes sharing the budget, as last read from Redis (for the fallback share).
+    workers: Arc<Mutex<u64>>,
+    fallback: Arc<AsyncMutex<HashMap<String, Arc<Fallback>>>>,
+    /// Whether the last reservation went through Redis, to log each switch once.
+    shared: Arc<Mutex<bool>>,
+}
+
+impl Budget {
+    pub fn new(queue: Queue, config: BudgetConfig) -> Budget {
+        Budget {
+            queue,
+            config,
+            workers: Arc::new(Mutex::new(1)),
+            fallback: Arc::default(),
+            shared: Arc::new(Mutex::new(true)),
+        }
+    }
+
+    pub fn config(&self) -> &BudgetConfig {
+        &self.config
+    }
+
+    fn is_limited(&self) -> bool {
+        self.config.rpm.is_some() || self.config.tpm.is_some()
+    }
+
+    /// Waits for a slot for one call to `model` costing `tokens`, unless the slot is further
+    /// away than the longest wait.
+    pub async fn admit(&self, model: &str, tokens: u32) -> Admission {
+        if !self.is_limited() {
+            return self.admit_when_unpaused(model).await;
+        }
+        match self.reserve(model, tokens).await {
+            Ok((true, wait)) => {
+                self.note_shared(true, model);
+                tokio::time::sleep(wait).await;
+                Admission::Go { waited: wait }
+            }
+            Ok((false, wait)) => {
+                self.note_shared(true, model);
+                Admission::Later { after: wait }
+            }
+            Err(e) => {
+                if self.note_shared(false, model) {
+                    tracing::warn!(error = %e, llm.model = model, "redis unreachable: using this process's share of the LLM budget");
+                }
+                self.admit_locally(model, tokens).await
+            }
+        }
+    }
+
+    /// Without limits there is nothing to reserve, but a fleet-wide pause still holds.
+    async fn admit_when_unpaused(&self, model: &str) -> Admission {
+        let pause: redis::RedisResult<i64> = redis::cmd("PTTL")
+            .arg(self.queue.keys().llm_pause(model))
+            .query_async(&mut self.queue.connection())
+            .await;
+        let wait = Duration::from_millis(pause.unwrap_or(0).max(0) as u64);
+        if wait > Duration::from_millis(self.config.max_wait_ms) {
+            return Admission::Later { after: wait };
+        }
+        tokio::time::sleep(wait).await;
+        Admission::Go { waited: wait }
+    }
+
+    async fn reserve(&self, model: &str, tokens: u32) -> redis::RedisResult<(bool, Duration)> {
+        let keys = self.queue.keys();
+        let life_ms = self.config.window_ms.saturating_mul(2).max(1000);
+        let (reserved, wait_us, workers): (i64, i64, u64) = RESERVE
+            .key(keys.llm_budget(model, "requests"))
+            .key(keys.llm_budget(model, "tokens"))
+            .key(keys.llm_pause(model))
+            .key(keys.workers())
+            .arg(self.config.spacing_us(self.config.rpm, 1))
+            .arg(self.config.spacing_us(self.config.tpm, tokens))
+            .arg(tokens)
+            .arg(self.config.max_wait_ms.saturating_mul(1000))
+            .arg(life_ms)
+            .invoke_async(&mut self.queue.connection())
+            .await?;
+        *self.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers.max(1);
+        Ok((reserved == 1, Duration::from_micros(wait_us.max(0) as u64)))
+    }
+
+    /// Paces calls at this process's share while Redis is away.
+    async fn admit_locally(&self, model: &str, tokens: u32) -> Admission {
+        let fallback = self.fallback_for(model, tokens).await;
+        let started = Instant::now();
+        if let Some(requests) = &fallback.requests {
+            requests.until_ready().await;
+        }
+        if let Some(limiter) = &fallback.tokens {
+            let n = NonZeroU32::new(tokens.max(1)).unwrap_or(NonZeroU32::MIN);
+            // A call larger than the burst can never pass; let it go rather than stall.
+            let _ = limiter.until_n_ready(n).await;
+        }
+        Admission::Go {
+            waited: started.elapsed(),
+        }
+    }
+
+    async fn fallback_for(&self, model: &str, tokens: u32) -> Arc<Fallback> {
+        let mut all = self.fallback.lock().await;
+        if let Some(f) = all.get(model) {
+            return f.clone();
+        }
+        let workers = *self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let share = |limit: Option<u32>, cost: u32| -> Option<DefaultDirectRateLimiter> {
+            let spacing = self.config.spacing_us(limit, cost);
+            if spacing <= 0.0 {
+                return None;
+            }
+            let period = Duration::from_secs_f64(spacing * workers as f64 / 1e6);
+            let burst = NonZeroU32::new(cost.max(1)).unwrap_or(NonZeroU32::MIN);
+            Quota::with_period(period).map(|q| RateLimiter::direct(q.allow_burst(burst)))
+        };
+        let fallback = Arc::new(Fallback {
+            requests: share(self.config.rpm, 1),
+            tokens: share(self.config.tpm, tokens),
+        });
+        all.insert(model.to_string(), fallback.clone());
+        fallback
+    }
+
+    /// Records which way reservations go; true when that changed (so it is logged once).
+    fn note_shared(&self, shared: bool, model: &str) -> bool {
+        let mut current = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *current != shared;
+        *current = shared;
+        metrics::gauge!("llm_budget_local_fallback", "model" => model.to_string()).set(if shared {
+            0.0
+        } else {
+            1.0
+        });
+        if changed && shared {
+            tracing::info!(
+                llm.model = model,
+                "redis is back: using the fleet's shared LLM budget"
+            );
+        }
+        changed
+    }
+
+    /// Whether the last reservation used this process's local share.
+    pub fn is_local(&self) -> bool {
+        !*self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Corrects the token reservation once the provider reports the prompt's real size.
+    pub async fn reconcile(&self, model: &str, estimated_prompt: u32, actual_prompt: u32) {
+        if self.config.tpm.is_none() || actual_prompt == 0 || actual_prompt == estimated_prompt {
+            return;
+        }
+        let delta = (f64::from(actual_prompt) - f64::from(estimated_prompt))
+            * self.config.spacing_us(self.config.tpm, estimated_prompt);
+        let adjusted: redis::RedisResult<i64> = ADJUST
+            .key(self.queue.keys().llm_budget(model, "tokens"))
+            .arg(delta as i64)
+            .invoke_async(&mut self.queue.connection())
+            .await;
+        if let Err(e) = adjusted {
+            tracing::debug!(error = %e, "could not reconcile the token budget");
+        }
+    }
+
+    /// Stops the whole fleet's calls to `model` for `wait` (after a 429). A pause already longer
+    /// is kept.
+    pub async fn pause(&self, model: &str, wait: Duration) {
+        let ms = wait.as_millis().max(1) as u64;
+        let paused: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(self.queue.keys().llm_pause(model))
+            .arg("1")
+            .arg("PX")
+            .arg(ms)
+            .arg("GT")
+            .query_async(&mut self.queue.connection())
+            .await;
+        if let Err(e) = paused {
+            // SET … GT needs Redis 7; fall back to a plain SET on older servers.
+            let plain: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(self.queue.keys().llm_pause(model))
+                .arg("1")
+                .arg("PX")
+                .arg(ms)
+                .query_async(&mut self.queue.connection())
+                .await;
+            if plain.is_err() {
+                tracing::warn!(error = %e, "could not pause the fleet's calls");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(rpm: Option<u32>, tpm: Option<u32>) -> BudgetConfig {
+        BudgetConfig {
+            rpm,
+            tpm,
+            window_ms: 60_000,
+            utilization: 0.99,
+            max_wait_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn spacing_leaves_room_for_one_call_and_the_utilization_margin() {
+        let c = config(Some(600), Some(200_000));
+        // 600 × 0.99 − 1 = 593 requests a minute.
+        assert!((c.spacing_us(c.rpm, 1) - 60e6 / 593.0).abs() < 1e-6);
+        // 200,000 × 0.99 − 3,000 tokens a minute.
+        assert!((c.spacing_us(c.tpm, 3_000) - 60e6 / 195_000.0).abs() < 1e-6);
+        assert_eq!(c.spacing_us(None, 1), 0.0);
+    }
+}

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::budget::{Budget, BudgetConfig};
 use shared::circuit::{Circuit, CircuitConfig};
-use shared::config::{JsonMode, LlmConfig, LogConfig, TokenParam};
+use shared::config::{JsonMode, LlmConfig, LogConfig, RedisConfig, TokenParam};
 use shared::llm::LlmClient;
 use shared::queue::{Queue, QueueConfig};
 use sqlx::PgPool;
@@ -35,8 +35,11 @@ pub struct Options {
     /// The LLM client's whole-call timeout.
     pub call_timeout: Duration,
     pub max_attempts: i32,
-    /// Whether a worker runs (off to measure the API alone).
-    pub run_worker: bool,
+    /// Worker processes to run, each with its own connections, budget view and circuit view
+    /// (0 to measure the API alone).
+    pub workers: usize,
+    /// The Redis to use; a fresh prefix on the shared one when `None`.
+    pub redis: Option<RedisConfig>,
     /// How the worker asks for JSON.
     pub json_mode: JsonMode,
 }
@@ -71,7 +74,8 @@ impl Default for Options {
             },
             call_timeout: Duration::from_secs(5),
             max_attempts: 3,
-            run_worker: true,
+            workers: 1,
+            redis: None,
             json_mode: JsonMode::JsonSchema,
         }
     }
@@ -112,10 +116,12 @@ pub struct System {
     stop: CancellationToken,
     worker_stop: CancellationToken,
     api_task: JoinHandle<std::io::Result<()>>,
-    worker_task: Option<JoinHandle<anyhow::Result<()>>>,
+    worker_tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// Each worker's budget, to see whether it runs on its local share.
+    pub budgets: Vec<Budget>,
     // Last: dropped after everything that uses them.
     pub db: TestDb,
-    pub redis: TestRedis,
+    _redis: Option<TestRedis>,
 }
 
 /// A registered account and its bearer token.
@@ -130,16 +136,21 @@ impl System {
         testkit::init_tracing();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDb::new().await;
-        let redis = TestRedis::new();
+        let test_redis = options.redis.is_none().then(TestRedis::new);
+        let redis_config = options
+            .redis
+            .clone()
+            .or_else(|| test_redis.as_ref().map(TestRedis::config))
+            .expect("a redis");
         let standin = standin::spawn(options.standin).await.expect("stand-in");
         let database = db.config(options.pool_size, options.acquire_timeout);
         let pool = shared::db::connect(&database).await.expect("pool");
-        let queue = Queue::connect(&redis.config()).await.expect("redis");
+        let queue = Queue::connect(&redis_config).await.expect("redis");
         let stop = CancellationToken::new();
 
         let api_config = api::Config {
             database,
-            redis: redis.config(),
+            redis: redis_config.clone(),
             log: LogConfig {
                 filter: "warn".into(),
                 json: false,
@@ -161,28 +172,34 @@ impl System {
         let api_task = tokio::spawn(api::serve(listener, state, stop.clone().cancelled_owned()));
 
         let worker_stop = stop.child_token();
-        let worker_task = options.run_worker.then(|| {
+        let mut worker_tasks = Vec::new();
+        let mut budgets = Vec::new();
+        for _ in 0..options.workers {
+            // A process of its own would have its own connections: so does each worker here.
+            let queue = Queue::connect(&redis_config).await.expect("redis");
             let llm = LlmClient::new(llm_config(
                 standin.base_url(),
                 options.json_mode,
                 options.call_timeout,
             ))
             .expect("llm client");
+            let budget = Budget::new(queue.clone(), options.budget.clone());
+            budgets.push(budget.clone());
             let caller = Caller {
                 llm,
-                budget: Budget::new(queue.clone(), options.budget.clone()),
+                budget,
                 circuit: Circuit::new(queue.clone(), options.circuit.clone(), options.call_timeout),
                 max_server_wait: options.jobs.max_server_wait(),
             };
             let pipeline = Pipeline::new(pool.clone(), queue.clone(), caller, options.jobs.clone());
-            tokio::spawn(worker::run_pipeline(
+            worker_tasks.push(tokio::spawn(worker::run_pipeline(
                 pipeline,
-                queue.clone(),
+                queue,
                 queue_config(),
-                options.jobs,
+                options.jobs.clone(),
                 worker_stop.clone().cancelled_owned(),
-            ))
-        });
+            )));
+        }
 
         System {
             api,
@@ -193,9 +210,10 @@ impl System {
             stop,
             worker_stop,
             api_task,
-            worker_task,
+            worker_tasks,
+            budgets,
             db,
-            redis,
+            _redis: test_redis,
         }
     }
 
@@ -283,14 +301,14 @@ impl System {
     /// Sends the worker the shutdown signal (SIGTERM in production) and waits until it exits.
     pub async fn stop_worker(&mut self) {
         self.worker_stop.cancel();
-        if let Some(worker) = self.worker_task.take() {
+        for worker in self.worker_tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
         }
     }
 
     pub async fn stop(self) {
         self.stop.cancel();
-        if let Some(worker) = self.worker_task {
+        for worker in self.worker_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(15), self.api_task).await;

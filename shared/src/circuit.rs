@@ -35,9 +35,9 @@ pub struct CircuitConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
     Closed,
-    /// Open: no call before `probe_at`.
+    /// Open: no call before `retry_at` (the next probe, or a look at a running probe's outcome).
     Open {
-        probe_at: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
     },
     /// Open, and this caller holds the probe: its call tests the provider.
     Probe,
@@ -53,26 +53,28 @@ pub struct OpenCircuit {
     pub probe_at: DateTime<Utc>,
 }
 
-/// KEYS: circuit, probe lock. ARGV: probe lock ms. Returns {state, probe_at_ms}: 0 closed,
-/// 1 open, 2 this caller probes.
+/// KEYS: circuit, probe lock. ARGV: probe lock ms. Returns {state, retry_at_ms}: 0 closed,
+/// 1 open (ask again at retry_at), 2 this caller probes. While another caller's probe runs,
+/// the others ask again every second, so they learn the outcome soon.
 static CHECK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         local probe_at = redis.call('HGET', KEYS[1], 'probe_at')
         if not probe_at then return {0, 0} end
+        probe_at = tonumber(probe_at)
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        if now >= tonumber(probe_at)
-            and redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[1])) then
-            return {2, tonumber(probe_at)}
+        if now < probe_at then return {1, probe_at} end
+        if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[1])) then
+            return {2, probe_at}
         end
-        return {1, tonumber(probe_at)}",
+        return {1, now + math.min(redis.call('PTTL', KEYS[2]), 1000)}",
     )
 });
 
 /// KEYS: circuit, probe lock, open set. ARGV: model, code, message, first wait ms, max wait ms.
 /// Opens the circuit, or after a failed probe keeps it open and doubles the wait. Returns the
-/// next probe time (ms).
+/// next probe time (ms) and whether this call changed the circuit (1) or found it open (0).
 static OPEN: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -82,7 +84,7 @@ static OPEN: LazyLock<redis::Script> = LazyLock::new(|| {
         local previous = redis.call('HGET', KEYS[1], 'wait')
         if previous then
             local probing = redis.call('EXISTS', KEYS[2]) == 1
-            if not probing then return tonumber(redis.call('HGET', KEYS[1], 'probe_at')) end
+            if not probing then return {tonumber(redis.call('HGET', KEYS[1], 'probe_at')), 0} end
             wait = math.min(tonumber(previous) * 2, tonumber(ARGV[5]))
         else
             redis.call('HSET', KEYS[1], 'opened_at', now)
@@ -91,7 +93,7 @@ static OPEN: LazyLock<redis::Script> = LazyLock::new(|| {
             'probe_at', now + wait)
         redis.call('SADD', KEYS[3], ARGV[1])
         redis.call('DEL', KEYS[2])
-        return now + wait",
+        return {now + wait, 1}",
     )
 });
 
@@ -130,8 +132,8 @@ impl Circuit {
             .invoke_async(&mut self.queue.connection())
             .await;
         match checked {
-            Ok((1, probe_at)) => Gate::Open {
-                probe_at: at_ms(probe_at),
+            Ok((1, retry_at)) => Gate::Open {
+                retry_at: at_ms(retry_at),
             },
             Ok((2, _)) => Gate::Probe,
             Ok(_) => Gate::Closed,
@@ -146,7 +148,7 @@ impl Circuit {
     /// next probe may run.
     pub async fn open(&self, model: &str, code: &str, message: &str) -> DateTime<Utc> {
         let keys = self.queue.keys();
-        let opened: redis::RedisResult<i64> = OPEN
+        let opened: redis::RedisResult<(i64, i64)> = OPEN
             .key(keys.llm_circuit(model))
             .key(keys.llm_probe(model))
             .key(keys.llm_open_circuits())
@@ -158,13 +160,15 @@ impl Circuit {
             .invoke_async(&mut self.queue.connection())
             .await;
         match opened {
-            Ok(probe_at) => {
-                tracing::error!(
-                    llm.model = model,
-                    error.code = code,
-                    "provider circuit open: calls to this model stop until a probe succeeds"
-                );
-                metrics::gauge!("llm_circuit_open", "model" => model.to_string()).set(1.0);
+            Ok((probe_at, changed)) => {
+                if changed == 1 {
+                    tracing::error!(
+                        llm.model = model,
+                        error.code = code,
+                        "provider circuit open: calls to this model stop until a probe succeeds"
+                    );
+                    metrics::gauge!("llm_circuit_open", "model" => model.to_string()).set(1.0);
+                }
                 at_ms(probe_at)
             }
             Err(e) => {

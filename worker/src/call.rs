@@ -80,7 +80,7 @@ impl Caller {
             let probing = match self.circuit.check(model).await {
                 Gate::Closed => false,
                 Gate::Probe => true,
-                Gate::Open { probe_at } => return Err(snooze_until(probe_at, true)),
+                Gate::Open { retry_at } => return Err(snooze_until(retry_at, true)),
             };
             let cost = prompt.tokens + self.llm.config().max_completion_tokens;
             match self.budget.admit(model, cost).await {

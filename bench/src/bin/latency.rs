@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let api_only = System::start(Options {
-        run_worker: false,
+        workers: 0,
         ..Options::default()
     })
     .await;

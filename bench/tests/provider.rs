@@ -1,0 +1,415 @@
+//! How the system reacts to each way the provider can fail, class by class (DESIGN.md §4):
+//! the calls made, the waits honoured, the attempts used, the final status and error code.
+//! The provider is the stand-in over HTTP, told what to do call by call.
+
+use std::time::{Duration, Instant};
+
+use bench::{Account, Options, System};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use standin::{BodyStyle, BrokenRule, Fault, LoggedRequest, RateLimitFault, Step};
+use uuid::Uuid;
+
+async fn job_row(system: &System, job: Uuid) -> (String, i32, i32) {
+    sqlx::query_as("SELECT status::text, attempts, snoozes FROM generation_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&system.pool)
+        .await
+        .unwrap()
+}
+
+/// Milliseconds between one call's answer and the next call's arrival.
+fn gap_ms(earlier: &LoggedRequest, later: &LoggedRequest) -> f64 {
+    later.arrived_ms - earlier.answered_ms.expect("answered")
+}
+
+fn rate_limited(fault: RateLimitFault) -> Step {
+    Step::once(Fault::RateLimited(fault))
+}
+
+/// A 429 telling its wait in one way only.
+fn quiet_429() -> RateLimitFault {
+    RateLimitFault {
+        hint: false,
+        ratelimit_headers: false,
+        ..RateLimitFault::default()
+    }
+}
+
+async fn one_day_job(system: &System) -> (Account, Uuid) {
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 1})).await;
+    (cook, job)
+}
+
+async fn finished(system: &System, who: &Account, job: Uuid) -> Value {
+    system
+        .wait_until_finished(who, job, Duration::from_secs(30))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limit_is_waited_out_as_the_server_says_without_using_an_attempt() {
+    let forms = [
+        (
+            "retry-after-ms",
+            RateLimitFault {
+                retry_after_ms: Some(700),
+                ..quiet_429()
+            },
+            700.0,
+        ),
+        (
+            "retry-after",
+            RateLimitFault {
+                retry_after_s: Some(1.0),
+                ..quiet_429()
+            },
+            1000.0,
+        ),
+        (
+            "x-ratelimit-reset-requests",
+            RateLimitFault {
+                ratelimit_headers: true,
+                reset_ms: Some(800),
+                ..quiet_429()
+            },
+            800.0,
+        ),
+        (
+            "message hint",
+            RateLimitFault {
+                hint: true,
+                try_again_ms: Some(600),
+                ..quiet_429()
+            },
+            600.0,
+        ),
+    ];
+    for (form, fault, wait_ms) in forms {
+        let system = System::start(Options::default()).await;
+        system.standin.script(vec![rate_limited(fault)]);
+        let (cook, job) = one_day_job(&system).await;
+        let view = finished(&system, &cook, job).await;
+        assert_eq!(view["status"], "succeeded", "{form}: {view}");
+        let calls = system.standin.requests();
+        assert_eq!(calls.len(), 2, "{form}: one 429, one success");
+        assert_eq!(calls[0].status, Some(429));
+        let gap = gap_ms(&calls[0], &calls[1]);
+        assert!(
+            gap >= wait_ms - 5.0,
+            "{form}: called again after {gap} ms, told {wait_ms} ms"
+        );
+        assert!(
+            gap < wait_ms + 1_000.0,
+            "{form}: waited {gap} ms for {wait_ms} ms"
+        );
+        let (_, attempts, snoozes) = job_row(&system, job).await;
+        assert_eq!(
+            (attempts, snoozes),
+            (1, 1),
+            "{form}: a snooze, not an attempt"
+        );
+        system.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
+    let system = System::start(Options {
+        workers: 2,
+        ..Options::default()
+    })
+    .await;
+    system.standin.script(vec![rate_limited(RateLimitFault {
+        retry_after_ms: Some(1_200),
+        ..quiet_429()
+    })]);
+    let cook = system.register().await;
+    let first = system.submit(&cook, json!({"days": 1})).await;
+    // Let the first call come back with its 429 before the other jobs start.
+    while system
+        .standin
+        .requests()
+        .first()
+        .and_then(|c| c.status)
+        .is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut jobs = vec![first];
+    for _ in 0..4 {
+        jobs.push(system.submit(&cook, json!({"days": 1})).await);
+    }
+    for job in &jobs {
+        assert_eq!(finished(&system, &cook, *job).await["status"], "succeeded");
+    }
+    let calls = system.standin.requests();
+    let limited = &calls[0];
+    assert_eq!(limited.status, Some(429));
+    for call in &calls[1..] {
+        let gap = gap_ms(limited, call);
+        assert!(
+            gap >= 1_195.0,
+            "a call came {gap} ms after the 429 that paused the fleet for 1.2 s"
+        );
+    }
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_wait_beyond_the_cap_puts_the_job_back_in_the_queue_until_then() {
+    let mut options = Options::default();
+    options.jobs.max_server_wait_ms = 300;
+    let system = System::start(options).await;
+    system.standin.script(vec![rate_limited(RateLimitFault {
+        retry_after_ms: Some(1_500),
+        ..quiet_429()
+    })]);
+    let (cook, job) = one_day_job(&system).await;
+    while system.standin.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, attempts, snoozes) = job_row(&system, job).await;
+    assert_eq!(
+        (status.as_str(), attempts, snoozes),
+        ("queued", 0, 1),
+        "back in the queue, not in a slot"
+    );
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded");
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 2);
+    assert!(gap_ms(&calls[0], &calls[1]) >= 1_495.0);
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limit_waits_are_capped_per_job() {
+    let mut options = Options::default();
+    options.jobs.max_snoozes = 2;
+    let system = System::start(options).await;
+    system
+        .standin
+        .script(vec![Step::always(Fault::RateLimited(RateLimitFault {
+            retry_after_ms: Some(100),
+            ..quiet_429()
+        }))]);
+    let (cook, job) = one_day_job(&system).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["error"]["code"], "llm_rate_limited");
+    assert_eq!(
+        system.standin.requests().len(),
+        3,
+        "the first call and two waits"
+    );
+    assert_eq!(job_row(&system, job).await.1, 1, "still the first attempt");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transient_failures_use_an_attempt_each_and_then_succeed() {
+    let transient = [
+        (
+            "500",
+            Fault::ServerError {
+                status: 500,
+                body: BodyStyle::Json,
+            },
+            "llm_server_error",
+        ),
+        (
+            "502 html",
+            Fault::ServerError {
+                status: 502,
+                body: BodyStyle::Html,
+            },
+            "llm_server_error",
+        ),
+        (
+            "503 empty",
+            Fault::ServerError {
+                status: 503,
+                body: BodyStyle::Empty,
+            },
+            "llm_server_error",
+        ),
+        ("408", Fault::RequestTimeout, "llm_retryable_status"),
+        ("409", Fault::Conflict, "llm_retryable_status"),
+        ("reset", Fault::Reset, "llm_network"),
+        ("malformed json", Fault::MalformedJson, "llm_malformed_json"),
+        ("truncated", Fault::Truncated, "llm_truncated"),
+        (
+            "integer code",
+            Fault::IntegerCode { status: 500 },
+            "llm_server_error",
+        ),
+        (
+            "null code",
+            Fault::NullCode { status: 503 },
+            "llm_server_error",
+        ),
+    ];
+    for (what, fault, code) in transient {
+        let system = System::start(Options::default()).await;
+        system.standin.script(vec![Step::once(fault)]);
+        let (cook, job) = one_day_job(&system).await;
+        // The retry is in the queue: look at the failed attempt before it runs.
+        let retrying = system
+            .wait_for(&cook, job, Duration::from_secs(20), |v| {
+                v["status"] == "retrying" || v["status"] == "succeeded"
+            })
+            .await;
+        if retrying["status"] == "retrying" {
+            assert_eq!(retrying["error"]["code"], code, "{what}");
+        }
+        let view = finished(&system, &cook, job).await;
+        assert_eq!(view["status"], "succeeded", "{what}: {view}");
+        assert_eq!(
+            view["attempts"], 2,
+            "{what}: one attempt used by the failure"
+        );
+        assert!(
+            view["error"].is_null(),
+            "{what}: a success clears the error"
+        );
+        assert_eq!(system.standin.requests().len(), 2, "{what}");
+        system.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_hangs_times_out_and_the_attempt_is_retried() {
+    let system = System::start(Options {
+        call_timeout: Duration::from_millis(800),
+        ..Options::default()
+    })
+    .await;
+    system
+        .standin
+        .script(vec![Step::once(Fault::Hang { ms: 60_000 })]);
+    let (cook, job) = one_day_job(&system).await;
+    let started = Instant::now();
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!(view["attempts"], 2);
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls[1].arrived_ms - calls[0].arrived_ms >= 800.0,
+        "no retry before the timeout"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hang did not hold the job"
+    );
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn errors_that_are_the_jobs_fail_it_at_once() {
+    let permanent = [
+        ("content filter", Fault::ContentFilter, "llm_content_filter"),
+        (
+            "context too long",
+            Fault::ContextLengthExceeded { max_context: 1_000 },
+            "llm_context_length_exceeded",
+        ),
+        (
+            "legacy 400",
+            Fault::LegacyVllm { status: 400 },
+            "llm_bad_request",
+        ),
+    ];
+    for (what, fault, code) in permanent {
+        let system = System::start(Options::default()).await;
+        system.standin.script(vec![Step::always(fault)]);
+        let (cook, job) = one_day_job(&system).await;
+        let view = finished(&system, &cook, job).await;
+        assert_eq!(view["status"], "failed", "{what}");
+        assert_eq!(view["error"]["code"], code, "{what}");
+        assert_eq!(view["attempts"], 1, "{what}: not retried");
+        assert_eq!(system.standin.requests().len(), 1, "{what}: one call");
+        system.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_that_keep_breaking_the_rules_use_up_the_asks_then_the_attempts() {
+    let mut options = Options::default();
+    options.jobs.day_max_asks = 2;
+    options.max_attempts = 2;
+    let system = System::start(options).await;
+    system.standin.script(vec![Step::always(Fault::BrokenRule {
+        rule: BrokenRule::CaloriesOff,
+    })]);
+    let (cook, job) = one_day_job(&system).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["error"]["code"], "invalid_output");
+    assert!(view["error"]["message"].as_str().unwrap().contains("kcal"));
+    assert_eq!(view["attempts"], 2);
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 4, "two asks in each of two attempts");
+    assert_eq!(
+        calls[1].problems,
+        Some(1),
+        "the second ask lists the problem"
+    );
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_past_its_deadline_fails() {
+    let mut options = Options {
+        standin: standin::Config {
+            latency: standin::Latency::fixed(Duration::from_millis(700)),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    options.jobs.deadline_secs = 1;
+    let system = System::start(options).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 4})).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["error"]["code"], "deadline_exceeded");
+    assert!(
+        system.standin.requests().len() <= 3,
+        "no call after the deadline"
+    );
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_calls_tokens_are_counted_for_the_job_and_its_requester() {
+    let system = System::start(Options::default()).await;
+    system.standin.script(vec![Step::once(Fault::BrokenRule {
+        rule: BrokenRule::MissingMeal,
+    })]);
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 2})).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded");
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 3, "the rejected answer counts too");
+    let prompt: i64 = calls
+        .iter()
+        .map(|c| i64::from(c.prompt_tokens.unwrap()))
+        .sum();
+    let completion: i64 = calls
+        .iter()
+        .map(|c| i64::from(c.completion_tokens.unwrap()))
+        .sum();
+    assert_eq!(view["usage"]["llm_calls"], 3);
+    assert_eq!(view["usage"]["prompt_tokens"], prompt);
+    assert_eq!(view["usage"]["completion_tokens"], completion);
+    let (status, usage) = system.get(&cook, "/v1/me/usage").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usage["jobs"], 1);
+    assert_eq!(usage["total_tokens"], prompt + completion);
+    system.stop().await;
+}

@@ -301,30 +301,27 @@ impl Budget {
     /// Stops the whole fleet's calls to `model` for `wait` (after a 429). A pause already longer
     /// is kept.
     pub async fn pause(&self, model: &str, wait: Duration) {
-        let ms = wait.as_millis().max(1) as u64;
-        let paused: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(self.queue.keys().llm_pause(model))
-            .arg("1")
-            .arg("PX")
-            .arg(ms)
-            .arg("GT")
-            .query_async(&mut self.queue.connection())
+        let paused: redis::RedisResult<()> = PAUSE
+            .key(self.queue.keys().llm_pause(model))
+            .arg(wait.as_millis().max(1) as u64)
+            .invoke_async(&mut self.queue.connection())
             .await;
         if let Err(e) = paused {
-            // SET … GT needs Redis 7; fall back to a plain SET on older servers.
-            let plain: redis::RedisResult<()> = redis::cmd("SET")
-                .arg(self.queue.keys().llm_pause(model))
-                .arg("1")
-                .arg("PX")
-                .arg(ms)
-                .query_async(&mut self.queue.connection())
-                .await;
-            if plain.is_err() {
-                tracing::warn!(error = %e, "could not pause the fleet's calls");
-            }
+            tracing::warn!(error = %e, "could not pause the fleet's calls");
         }
     }
 }
+
+/// Sets the pause to ARGV[1] ms unless it already lasts longer. KEYS: pause.
+static PAUSE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+            redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+        end
+        return 1",
+    )
+});
 
 #[cfg(test)]
 mod tests {

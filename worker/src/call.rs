@@ -87,6 +87,11 @@ impl Caller {
                 Admission::Go { waited } => {
                     metrics::histogram!("llm_capacity_wait_seconds", "model" => model.to_string())
                         .record(waited.as_secs_f64());
+                    tracing::debug!(
+                        llm.model = model,
+                        llm.capacity_wait_ms = waited.as_secs_f64() * 1000.0,
+                        "budget slot reached"
+                    );
                 }
                 Admission::Later { after } => {
                     return Err(snooze_until(Utc::now() + after, false));

@@ -1,0 +1,127 @@
+//! The fleet budget's reservations in Redis, seen from two worker processes' budgets: slots are
+//! spaced evenly across both, a slot too far away is not reserved, a 429's pause pushes every
+//! slot past it, and an unlimited budget still honours the pause.
+
+use std::time::{Duration, Instant};
+
+use shared::budget::{Admission, Budget, BudgetConfig};
+use shared::queue::Queue;
+use testkit::TestRedis;
+
+fn config(rpm: Option<u32>, max_wait_ms: u64) -> BudgetConfig {
+    BudgetConfig {
+        rpm,
+        tpm: None,
+        window_ms: 60_000,
+        utilization: 0.99,
+        max_wait_ms,
+    }
+}
+
+async fn two_processes(redis: &TestRedis, config: BudgetConfig) -> (Budget, Budget) {
+    let a = Queue::connect(&redis.config()).await.unwrap();
+    let b = Queue::connect(&redis.config()).await.unwrap();
+    (Budget::new(a, config.clone()), Budget::new(b, config))
+}
+
+fn waited(admission: Admission) -> Duration {
+    match admission {
+        Admission::Go { waited } => waited,
+        Admission::Later { after } => panic!("no slot within the wait (next in {after:?})"),
+    }
+}
+
+#[tokio::test]
+async fn slots_are_spaced_evenly_across_every_process() {
+    let redis = TestRedis::new();
+    // 600 RPM at 99 %, less one call: a slot every 60 s / 593 ≈ 101 ms.
+    let (a, b) = two_processes(&redis, config(Some(600), 10_000)).await;
+    let started = Instant::now();
+    let (first, second) = tokio::join!(
+        async {
+            let mut w = Vec::new();
+            for _ in 0..3 {
+                w.push(waited(a.admit("m", 1_000).await));
+            }
+            w
+        },
+        async {
+            let mut w = Vec::new();
+            for _ in 0..3 {
+                w.push(waited(b.admit("m", 1_000).await));
+            }
+            w
+        },
+    );
+    let elapsed = started.elapsed();
+    // Six calls need five spacings after the first, whichever process makes them.
+    assert!(
+        elapsed >= Duration::from_millis(5 * 101 - 5),
+        "six slots in {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(5 * 101 + 400),
+        "six slots took {elapsed:?}"
+    );
+    assert!(
+        first.iter().chain(&second).any(|w| w.is_zero()),
+        "the first slot is free"
+    );
+    assert!(
+        !a.is_local() && !b.is_local(),
+        "both used the shared budget"
+    );
+}
+
+#[tokio::test]
+async fn a_slot_beyond_the_longest_wait_is_not_reserved() {
+    let redis = TestRedis::new();
+    // 60 RPM: a slot every ~1.03 s. Three callers at once get slots at 0, 1.03 and 2.06 s; with
+    // 1.5 s as the longest wait, the third is told when to come back and reserves nothing.
+    let (a, b) = two_processes(&redis, config(Some(60), 1_500)).await;
+    let started = Instant::now();
+    let (x, y, z) = tokio::join!(a.admit("m", 1), b.admit("m", 1), a.admit("m", 1));
+    let mut later = Vec::new();
+    let mut went = 0;
+    for admission in [x, y, z] {
+        match admission {
+            Admission::Go { .. } => went += 1,
+            Admission::Later { after } => later.push(after),
+        }
+    }
+    assert_eq!(went, 2);
+    assert_eq!(later.len(), 1);
+    assert!(
+        later[0] > Duration::from_millis(1_500) && later[0] < Duration::from_millis(2_200),
+        "{later:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "nobody waited for the refused slot"
+    );
+    // Nothing was reserved for it: the next slot is the third one, not a fourth.
+    match a.admit("m", 1).await {
+        Admission::Go { waited } => assert!(waited < Duration::from_millis(1_100), "{waited:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pause_after_a_429_holds_every_process_whatever_the_budget() {
+    let redis = TestRedis::new();
+    for rpm in [Some(6_000), None] {
+        let (a, b) = two_processes(&redis, config(rpm, 10_000)).await;
+        a.pause("paused-model", Duration::from_millis(600)).await;
+        // A shorter pause never shortens a longer one.
+        a.pause("paused-model", Duration::from_millis(10)).await;
+        let started = Instant::now();
+        let wait = waited(b.admit("paused-model", 1).await);
+        assert!(
+            wait >= Duration::from_millis(550),
+            "{rpm:?}: waited {wait:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(550));
+        // Another model is not paused.
+        assert!(waited(b.admit("other-model", 1).await) < Duration::from_millis(100));
+    }
+}

@@ -84,6 +84,24 @@ pub struct CurrentUser {
     pub role: Role,
 }
 
+/// The caller, who must be an admin: anyone else is refused with 403.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser {
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = CurrentUser::from_request_parts(parts, state).await?;
+        if caller.role != Role::Admin {
+            return Err(ApiError::Forbidden("this is for admins only"));
+        }
+        Ok(AdminUser { id: caller.id })
+    }
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 

@@ -63,6 +63,8 @@ pub enum ApiError {
     EmailTaken,
     #[error("the job has already finished and can no longer be cancelled")]
     JobFinished,
+    #[error("only failed or cancelled jobs can be requeued; this one is {}", .0.as_str())]
+    NotRequeueable(shared::job::JobStatus),
     #[error("too many requests; retry after the time in the Retry-After header")]
     TooManyRequests { retry_after: Duration },
     #[error("the server is busy; retry after the time in the Retry-After header")]
@@ -107,7 +109,7 @@ impl ApiError {
             RegistrationDisabled | Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) | RouteNotFound { .. } | ClientNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            EmailTaken | JobFinished => StatusCode::CONFLICT,
+            EmailTaken | JobFinished | NotRequeueable(_) => StatusCode::CONFLICT,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Busy { .. } | Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -138,6 +140,7 @@ impl ApiError {
             ClientNotFound => "client_not_found",
             EmailTaken => "email_taken",
             JobFinished => "job_finished",
+            NotRequeueable(_) => "not_requeueable",
             TooManyRequests { .. } => "too_many_requests",
             Busy { .. } => "busy",
             Timeout => "timeout",

@@ -177,6 +177,19 @@ impl QueryParams {
         self.0.get(name).map(String::as_str)
     }
 
+    /// `true` or `false`; absent is `false`.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.text(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+                name,
+                "invalid_value",
+                format!("{name} must be true or false"),
+            )])),
+        }
+    }
+
     /// An integer within `lo..=hi`, or `default` when absent.
     pub fn int(&self, name: &str, (lo, hi): (i64, i64), default: i64) -> Result<i64, ApiError> {
         let Some(raw) = self.text(name) else {

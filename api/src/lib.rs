@@ -4,6 +4,7 @@
 //! [`AppState::new`] connects, [`router`] builds the routes, [`serve`] runs them on a listener
 //! until a shutdown future completes; [`run`] is the binary's whole life.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod hashing;
 pub mod middleware;
+pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;

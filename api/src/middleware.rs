@@ -3,7 +3,7 @@
 //! limit and the request timeout.
 
 use std::any::Any;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -46,6 +46,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     router
         .layer(answered_by_layers)
         .layer(from_fn(json_error_bodies))
+        .layer(from_fn(count_requests))
         .layer(observed)
         // The limit above is the one that applies; axum's own default would cap it at 2 MiB.
         .layer(DefaultBodyLimit::disable())
@@ -77,6 +78,26 @@ fn record_response(response: &Response, latency: Duration, span: &Span) {
     span.record("http.status", response.status().as_u16());
     span.record("latency_ms", latency.as_millis() as u64);
     tracing::info!("request finished");
+}
+
+/// Counts requests and their latency by method, route template and status, for Prometheus.
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// Routing, the timeout and the body limit answer some errors with an empty or plain-text

@@ -155,6 +155,28 @@ impl Budget {
         &self.config
     }
 
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Tells the admin statistics what budget the fleet runs with.
+    pub async fn publish_limits(&self) {
+        let limits = serde_json::json!({
+            "rpm": self.config.rpm,
+            "tpm": self.config.tpm,
+            "window_ms": self.config.window_ms,
+        });
+        let set: redis::RedisResult<()> = redis::AsyncCommands::set(
+            &mut self.queue.connection(),
+            self.queue.keys().llm_limits(),
+            limits.to_string(),
+        )
+        .await;
+        if let Err(e) = set {
+            tracing::debug!(error = %e, "could not publish the budget's limits");
+        }
+    }
+
     fn is_limited(&self) -> bool {
         self.config.rpm.is_some() || self.config.tpm.is_some()
     }

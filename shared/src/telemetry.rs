@@ -1,6 +1,38 @@
-//! Logging setup and the shutdown signal every binary waits for.
+//! Logging and metrics setup, and the shutdown signal every binary waits for.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::LogConfig;
+
+/// Bucket bounds (seconds) of every duration histogram: from a connection held for a
+/// millisecond to an LLM call of two minutes.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// The process's Prometheus recorder, installed on first use: every metric recorded in the
+/// process (API, worker, shared code) is rendered by [`PrometheusHandle::render`].
+pub fn metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(SECONDS_BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only ours"
+                );
+            }
+            handle
+        })
+        .clone()
+}
 
 /// Installs the global tracing subscriber: human-readable text, or JSON lines for collectors.
 pub fn init(config: &LogConfig) {

@@ -99,6 +99,8 @@ impl Caller {
             }
             let call = self.llm.plan_day(model, prompt).await;
             usage.add(call.usage);
+            let rate_limited = matches!(&call.result, Err(e) if e.class == ErrorClass::RateLimited);
+            shared::llm::stats::record(self.budget.queue(), model, rate_limited).await;
             self.budget
                 .reconcile(model, prompt.tokens, call.usage.prompt_tokens as u32)
                 .await;
@@ -123,6 +125,7 @@ impl Caller {
                 return Err(Interrupt::Failed(error));
             }
             usage.snoozes += 1;
+            metrics::counter!("llm_snoozes_total", "model" => model.to_string()).increment(1);
             if usage.snoozes > bounds.snoozes_left {
                 return Err(Interrupt::Failed(LlmError::new(
                     ErrorClass::PermanentForJob,

@@ -25,6 +25,16 @@ pub struct WorkerConfig {
     pub jobs: JobConfig,
     #[command(flatten)]
     pub log: LogConfig,
+    /// Where `/metrics` is served for Prometheus; `off` to serve nothing.
+    #[arg(long = "metrics-bind", env = "METRICS_BIND", default_value = "127.0.0.1:9091", value_parser = metrics_bind)]
+    pub metrics_bind: Option<std::net::SocketAddr>,
+}
+
+fn metrics_bind(value: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|e| format!("{e}"))
 }
 
 #[derive(clap::Args, Debug, Clone)]

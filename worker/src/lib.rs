@@ -4,6 +4,7 @@
 pub mod call;
 pub mod config;
 pub mod generate;
+pub mod metrics;
 pub mod pipeline;
 
 use std::future::Future;
@@ -33,8 +34,20 @@ pub async fn run(
     let queue = Queue::connect(&config.redis)
         .await
         .context("connecting to Redis")?;
+    shared::telemetry::metrics();
+    let metrics_stop = CancellationToken::new();
+    if let Some(bind) = config.metrics_bind {
+        let serving = metrics::serve(bind, pool.clone(), queue.clone(), metrics_stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "cannot serve /metrics");
+            }
+        });
+    }
+    let _stop_metrics = metrics_stop.drop_guard();
     let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;
     let caller = Caller::new(llm, &queue, &config);
+    caller.budget.publish_limits().await;
     let pipeline = Pipeline::new(pool, queue.clone(), caller, config.jobs.clone());
     run_pipeline(pipeline, queue, config.queue, config.jobs, shutdown).await
 }

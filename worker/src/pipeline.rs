@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use shared::db::jobs::{self, Claim, ClaimedJob};
+use shared::db::{
+    self,
+    jobs::{self, Claim, ClaimedJob, Release},
+};
 use shared::job::{JobError, JobStatus, Usage};
 use shared::llm::wait::backoff;
 use shared::llm::{ErrorClass, LlmError};
@@ -76,7 +79,7 @@ impl Pipeline {
     #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt))]
     pub async fn process(&self, id: Uuid) -> Result<(), PipelineError> {
         let claim = jobs::claim(
-            &mut *self.pool.acquire().await?,
+            &mut *db::hold(&self.pool, "claim").await?,
             id,
             &self.worker_label,
             self.config.lease(),
@@ -94,14 +97,23 @@ impl Pipeline {
         };
         let attempt = claimed.job.attempts;
         tracing::Span::current().record("job.attempt", attempt);
+        metrics::counter!("jobs_claimed_total").increment(1);
+        metrics::histogram!("job_wait_seconds").record(
+            (Utc::now() - claimed.job.queued_at)
+                .to_std()
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+        let running = std::time::Instant::now();
         if attempt > claimed.job.max_attempts {
             // Only reachable when attempts keep dying with their process: stop the loop.
             let error = JobError::new(
                 "attempts_exhausted",
                 "every attempt was interrupted before it could finish",
             );
+            metrics::counter!("jobs_failed_total", "code" => "attempts_exhausted").increment(1);
             jobs::fail_attempt(
-                &mut *self.pool.acquire().await?,
+                &mut *db::hold(&self.pool, "fail").await?,
                 id,
                 attempt,
                 &error,
@@ -118,7 +130,11 @@ impl Pipeline {
             ended = self.run(&claimed) => ended?,
             () = self.hand_back.cancelled() => {
                 let released = jobs::release(
-                    &mut *self.pool.acquire().await?, id, attempt, None, false, Usage::default(),
+                &mut *db::hold(&self.pool, "release").await?,
+                    id,
+                    attempt,
+                    Release::HandedBack,
+                    Usage::default(),
                 )
                 .await?;
                 if released {
@@ -128,8 +144,9 @@ impl Pipeline {
                 return Ok(());
             }
         };
+        metrics::histogram!("job_run_seconds").record(running.elapsed().as_secs_f64());
         match ended {
-            Ended::Succeeded => {}
+            Ended::Succeeded => metrics::counter!("jobs_succeeded_total").increment(1),
             Ended::Failed(error, usage) => {
                 let attempts_left = attempt < claimed.job.max_attempts;
                 self.fail(id, attempt, attempts_left, &error, usage).await?;
@@ -140,22 +157,28 @@ impl Pipeline {
                 usage,
             } => {
                 let released = jobs::release(
-                    &mut *self.pool.acquire().await?,
+                    &mut *db::hold(&self.pool, "release").await?,
                     id,
                     attempt,
-                    Some(until),
-                    outage,
+                    Release::Snoozed { until, outage },
                     usage,
                 )
                 .await?;
                 if released {
+                    metrics::counter!("jobs_snoozed_total").increment(1);
                     self.queue.schedule(id, until).await?;
                     tracing::info!(until = %until, outage, "job put back until the provider allows");
                 }
             }
             Ended::FencedOut(usage) => {
                 tracing::info!("the job was cancelled or taken over; stopping this attempt");
-                jobs::add_usage(&mut *self.pool.acquire().await?, id, usage).await?;
+                jobs::add_usage(
+                    &mut *db::hold(&self.pool, "fenced").await?,
+                    id,
+                    attempt,
+                    usage,
+                )
+                .await?;
             }
         }
         self.publish(id).await;
@@ -200,7 +223,7 @@ impl Pipeline {
                 }
             };
             let saved = jobs::save_day(
-                &mut *self.pool.acquire().await?,
+                &mut *db::hold(&self.pool, "checkpoint").await?,
                 job.id,
                 job.attempts,
                 &day,
@@ -217,7 +240,7 @@ impl Pipeline {
         }
         let plan = MenuPlan { days };
         let menu = jobs::complete(
-            &mut *self.pool.acquire().await?,
+            &mut *db::hold(&self.pool, "complete").await?,
             job.id,
             job.attempts,
             &plan,
@@ -258,7 +281,7 @@ impl Pipeline {
         };
         let job_error = JobError::new(error.code, error.message.clone());
         let status = jobs::fail_attempt(
-            &mut *self.pool.acquire().await?,
+            &mut *db::hold(&self.pool, "fail").await?,
             id,
             attempt,
             &job_error,
@@ -267,6 +290,15 @@ impl Pipeline {
         )
         .await?;
         tracing::warn!(error.code = error.code, job.status = ?status, "attempt failed");
+        match status {
+            Some(JobStatus::Failed) => {
+                metrics::counter!("jobs_failed_total", "code" => error.code).increment(1)
+            }
+            Some(JobStatus::Retrying) => {
+                metrics::counter!("jobs_retried_total", "code" => error.code).increment(1)
+            }
+            _ => {}
+        }
         if let (Some(JobStatus::Retrying), Some(at)) = (status, retry_at) {
             self.queue.schedule(id, at).await?;
         }

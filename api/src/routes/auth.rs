@@ -133,7 +133,7 @@ async fn register(
         SignupRole::User => Role::User,
         SignupRole::Coach => Role::Coach,
     };
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "auth").await?;
     let user = users::insert(&mut conn, &email, &hash, role)
         .await
         .map_err(|e| match shared::db::unique_violation(&e) {
@@ -150,7 +150,7 @@ async fn login(
 ) -> Result<Json<Session>, ApiError> {
     state.login_limit.check(&addr)?;
     let user = {
-        let mut conn = state.db.acquire().await?;
+        let mut conn = shared::db::hold(&state.db, "auth").await?;
         users::find_by_email(&mut conn, body.email.trim()).await?
     };
     // An unknown email is verified against a dummy hash, so it takes as long as a wrong
@@ -174,7 +174,7 @@ async fn me(
     State(state): State<AppState>,
     caller: CurrentUser,
 ) -> Result<Json<UserView>, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "auth").await?;
     // A valid token for an account that was deleted since.
     let user = users::find_by_id(&mut conn, caller.id)
         .await?
@@ -187,7 +187,8 @@ async fn usage(
     State(state): State<AppState>,
     caller: CurrentUser,
 ) -> Result<Json<UsageView>, ApiError> {
-    let totals = jobs::usage_of(&mut *state.db.acquire().await?, caller.id).await?;
+    let totals =
+        jobs::usage_of(&mut *shared::db::hold(&state.db, "auth").await?, caller.id).await?;
     Ok(Json(UsageView {
         total_tokens: totals.prompt_tokens + totals.completion_tokens,
         totals,

@@ -69,7 +69,7 @@ async fn invite(
         return Err(ApiError::Forbidden(COACHES_ONLY));
     }
     let email = checked_email("email", &body.email).map_err(|e| ApiError::Validation(vec![e]))?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "coaching").await?;
     let link = coaching::invite(&mut conn, caller.id, &email).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
@@ -81,7 +81,7 @@ async fn clients(
     if caller.role != Role::Coach {
         return Err(ApiError::Forbidden(COACHES_ONLY));
     }
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "coaching").await?;
     let items = coaching::links_of(&mut conn, caller.id).await?;
     Ok(Json(Links { items }))
 }
@@ -91,7 +91,7 @@ async fn invitations(
     State(state): State<AppState>,
     caller: CurrentUser,
 ) -> Result<Json<Links>, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "coaching").await?;
     let email = email_of(&mut conn, &caller).await?;
     let items = coaching::pending_for(&mut conn, &email).await?;
     Ok(Json(Links { items }))
@@ -102,7 +102,7 @@ async fn accept(
     caller: CurrentUser,
     Id(id): Id,
 ) -> Result<Json<Link>, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "coaching").await?;
     let email = email_of(&mut conn, &caller).await?;
     coaching::accept(&mut conn, id, caller.id, &email)
         .await?

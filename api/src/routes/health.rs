@@ -1,11 +1,12 @@
-//! Probes for orchestrators: `/healthz` says the process answers, `/readyz` that it can reach
-//! what it needs to serve (PostgreSQL and Redis) and that the LLM provider's circuit is closed
-//! (with it open, submissions are accepted but nothing is generated until it closes).
+//! Operations: `/healthz` says the process answers, `/readyz` that it can reach what it needs to
+//! serve (PostgreSQL and Redis) and that the LLM provider's circuit is closed (with it open,
+//! submissions are accepted but nothing is generated until it closes), `/metrics` is for
+//! Prometheus.
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -20,6 +21,21 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text exposition of every metric this process records, with the pool and queue
+/// gauges sampled now.
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    shared::db::record_pool_gauges(&state.db, "api");
+    // A scrape while Redis is away still answers, with the last depth seen.
+    let _ = tokio::time::timeout(CHECK_TIMEOUT, state.queue.record_depth()).await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 #[derive(Serialize)]

@@ -127,7 +127,7 @@ async fn show(
 }
 
 async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "jobs").await?;
     jobs::get_visible(&mut conn, id, viewer)
         .await?
         .ok_or(ApiError::NotFound("job"))
@@ -139,7 +139,8 @@ async fn cancel(
     caller: CurrentUser,
     Id(id): Id,
 ) -> Result<Json<JobView>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut conn = shared::db::hold(&state.db, "cancel").await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let before = jobs::get_visible(&mut tx, id, caller.id)
         .await?
         .ok_or(ApiError::NotFound("job"))?;
@@ -154,6 +155,7 @@ async fn cancel(
     if after.status != JobStatus::Cancelled {
         return Err(ApiError::JobFinished);
     }
+    metrics::counter!("jobs_cancelled_total").increment(1);
     if let Err(e) = state.queue.publish_job_event(id).await {
         tracing::warn!(job.id = %id, error = %e, "could not announce a cancellation to long polls");
     }

@@ -8,26 +8,26 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use shared::db::Cursor;
 use shared::db::jobs::{self, Inserted, NewJob};
-use shared::db::menus::{self, Cursor, MenuRow};
+use shared::db::menus::{self, MenuRow};
 use shared::db::preferences;
 use shared::grocery::{GroceryList, grocery_list};
 use shared::job::JobStatus;
 use shared::menu::MenuPlan;
-use shared::request::{FieldError, GenerationRequest, MenuOptions, default_start_date};
+use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{Id, JsonObject, QueryParams};
+use crate::pagination;
 use crate::routes::coaching::acting_for;
 use crate::routes::jobs::{JobView, status_url};
 use crate::state::AppState;
 
 /// Longest `Idempotency-Key` accepted; a UUID needs 36.
 const IDEMPOTENCY_KEY_CHARS: usize = 200;
-const PAGE_SIZE: (i64, i64) = (1, 100);
-const DEFAULT_PAGE_SIZE: i64 = 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -65,7 +65,7 @@ async fn submit(
     state.submit_limit.check(&caller.id)?;
 
     // No transaction: the reads need none and the insert is one statement.
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
     let stored = preferences::get(&mut conn, owner_id).await?;
     let request = GenerationRequest::from_options(
@@ -92,6 +92,7 @@ async fn submit(
             if let Err(e) = state.queue.enqueue(job.id).await {
                 tracing::error!(job.id = %job.id, error = %e, "job saved but not queued");
             }
+            metrics::counter!("jobs_enqueued_total").increment(1);
             (StatusCode::ACCEPTED, job)
         }
         Inserted::Existing(job) if job.request.0 == new_job.request && job.owner_id == owner_id => {
@@ -163,7 +164,7 @@ async fn groceries(
 }
 
 async fn visible_menu(state: &AppState, id: Uuid, viewer: Uuid) -> Result<MenuRow, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "menus").await?;
     menus::get_visible(&mut conn, id, viewer)
         .await?
         .ok_or(ApiError::NotFound("menu"))
@@ -192,24 +193,21 @@ async fn list(
     caller: CurrentUser,
     params: QueryParams,
 ) -> Result<Json<MenuPage>, ApiError> {
-    let limit = params.int("limit", PAGE_SIZE, DEFAULT_PAGE_SIZE)?;
-    let cursor = params.text("cursor").map(decode_cursor).transpose()?;
+    let limit = params.int(
+        "limit",
+        pagination::PAGE_SIZE,
+        pagination::DEFAULT_PAGE_SIZE,
+    )?;
+    let cursor = params.text("cursor").map(pagination::decode).transpose()?;
     let client_id = params.uuid("client_id")?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
     // One more than asked tells whether another page follows.
-    let mut rows = menus::list(&mut conn, owner_id, cursor, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| {
-            encode_cursor(Cursor {
-                created_at: last.created_at,
-                id: last.id,
-            })
-        })
-    } else {
-        None
-    };
+    let rows = menus::list(&mut conn, owner_id, cursor, limit + 1).await?;
+    let (rows, next_cursor) = pagination::split(rows, limit, |m| Cursor {
+        created_at: m.created_at,
+        id: m.id,
+    });
     let items = rows
         .into_iter()
         .map(|m| MenuItem {
@@ -224,48 +222,9 @@ async fn list(
     Ok(Json(MenuPage { items, next_cursor }))
 }
 
-/// Microseconds (PostgreSQL's precision, so the position is exact) and the id, as hex. Opaque
-/// to clients: they pass it back as it is.
-fn encode_cursor(cursor: Cursor) -> String {
-    format!(
-        "{:016x}{}",
-        cursor.created_at.timestamp_micros(),
-        cursor.id.simple()
-    )
-}
-
-fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
-    let parsed = raw.get(..16).zip(raw.get(16..)).and_then(|(micros, id)| {
-        let micros = i64::from_str_radix(micros, 16).ok()?;
-        Some(Cursor {
-            created_at: DateTime::from_timestamp_micros(micros)?,
-            id: Uuid::try_parse(id).ok()?,
-        })
-    });
-    parsed.ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::new(
-            "cursor",
-            "invalid_value",
-            "cursor must be a next_cursor value from an earlier page",
-        )])
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cursor_survives_the_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor {
-            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap(),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(cursor)).unwrap(), cursor);
-        for bad in ["", "zz", "0000000000000001", "0000000000000001not-a-uuid"] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn idempotency_keys_are_bounded_printable_ascii() {

@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource, merged into one router.
 
+pub mod admin;
 pub mod auth;
 pub mod coaching;
 pub mod health;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::routes())
         .merge(menus::routes())
         .merge(jobs::routes())
-        .merge(coaching::routes());
+        .merge(coaching::routes())
+        .merge(admin::routes());
     middleware::apply(routes, &state).with_state(state)
 }

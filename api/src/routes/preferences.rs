@@ -37,7 +37,7 @@ async fn show(
     State(state): State<AppState>,
     caller: CurrentUser,
 ) -> Result<Json<PreferencesView>, ApiError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "preferences").await?;
     Ok(Json(preferences::get(&mut conn, caller.id).await?.into()))
 }
 
@@ -54,7 +54,7 @@ async fn replace(
         options,
         auto_generate_weekly,
     };
-    let mut conn = state.db.acquire().await?;
+    let mut conn = shared::db::hold(&state.db, "preferences").await?;
     preferences::put(&mut conn, caller.id, &stored).await?;
     Ok(Json(stored.into()))
 }

@@ -4,7 +4,10 @@
 //!
 //! Run (PostgreSQL and Redis up; the worker binary built first):
 //!   cargo build --release -p worker -p bench
-//!   target/release/budget [--rpm 600] [--seconds 120] [--workers 1,3,6]
+//!   target/release/budget [--rpm 600] [--seconds 120] [--workers 1,3,6] [--concurrency 32]
+//!
+//! The run saturates the budget on purpose, so calls queue for slots: the capacity wait is
+//! about (jobs in flight across the fleet) ÷ (budget per second).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +25,8 @@ struct Args {
     rpm: u32,
     seconds: u64,
     workers: Vec<usize>,
+    /// Jobs each worker process runs at once.
+    concurrency: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -29,6 +34,7 @@ fn args() -> anyhow::Result<Args> {
         rpm: 600,
         seconds: 120,
         workers: vec![1, 3, 6],
+        concurrency: 32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -36,6 +42,7 @@ fn args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--rpm" => args.rpm = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
+            "--concurrency" => args.concurrency = value.parse()?,
             "--workers" => {
                 args.workers = value.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
@@ -55,8 +62,8 @@ async fn main() -> anyhow::Result<()> {
         worker_bin.display()
     );
     println!(
-        "budget {} RPM over {} s, stand-in enforcing the same over a sliding minute",
-        args.rpm, args.seconds
+        "budget {} RPM over {} s, stand-in enforcing the same over a sliding minute; {} jobs at once per worker",
+        args.rpm, args.seconds, args.concurrency
     );
     for &workers in &args.workers {
         run(&args, workers, &worker_bin).await?;
@@ -111,7 +118,7 @@ async fn run(args: &Args, workers: usize, worker_bin: &std::path::Path) -> anyho
 
     let mut children = Vec::new();
     for _ in 0..workers {
-        let mut child = spawn_worker(worker_bin, &db, &redis, &standin.base_url(), args.rpm)?;
+        let mut child = spawn_worker(worker_bin, &db, &redis, &standin.base_url(), args)?;
         // Read the log as it comes, or a full pipe would stall the worker.
         let stdout = child.stdout.take().context("worker stdout")?;
         let reader = std::thread::spawn(move || {
@@ -163,7 +170,7 @@ fn spawn_worker(
     db: &testkit::TestDb,
     redis: &testkit::TestRedis,
     llm: &str,
-    rpm: u32,
+    args: &Args,
 ) -> std::io::Result<Child> {
     let redis_config = redis.config();
     Command::new(bin)
@@ -172,9 +179,10 @@ fn spawn_worker(
         .env("REDIS_URL", redis_config.url.expose_secret())
         .env("REDIS_PREFIX", &redis_config.prefix)
         .env("LLM_BASE_URL", llm)
-        .env("LLM_RPM", rpm.to_string())
-        .env("WORKER_CONCURRENCY", "32")
+        .env("LLM_RPM", args.rpm.to_string())
+        .env("WORKER_CONCURRENCY", args.concurrency.to_string())
         .env("SHUTDOWN_GRACE_SECS", "2")
+        .env("METRICS_BIND", "off")
         .env("LOG_JSON", "true")
         .env("RUST_LOG", "warn,worker::call=debug")
         .stdout(Stdio::piped())

@@ -3,7 +3,8 @@
 //! Every write a worker makes is fenced by the attempt number it claimed: a stale attempt (its
 //! lease taken over after a crash, or its job cancelled) changes nothing. Each write is a single
 //! statement (several tables at once through a data-modifying CTE), so it is atomic without an
-//! explicit transaction and holds a connection for one round trip.
+//! explicit transaction and holds a connection for one round trip. Each also keeps the attempt's
+//! row in `job_attempts` (its cost, and how it ended) through the `tally_attempt` SQL function.
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub struct JobRow {
     pub batch_id: Option<Uuid>,
     pub snoozes: i32,
     pub deadline_at: Option<DateTime<Utc>>,
+    pub queued_at: DateTime<Utc>,
 }
 
 /// A job about to be created.
@@ -123,11 +125,18 @@ pub async fn cancel(
     viewer: Uuid,
 ) -> Result<Option<JobRow>, sqlx::Error> {
     let cancelled: Option<JobRow> = sqlx::query_as(
-        "UPDATE generation_jobs
-         SET status = 'cancelled', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-             next_attempt_at = NULL
-         WHERE id = $1 AND visible_to(owner_id, $2) AND status IN ('queued', 'running', 'retrying')
-         RETURNING *",
+        "WITH cancelled AS (
+             UPDATE generation_jobs
+             SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                 lease_expires_at = NULL, next_attempt_at = NULL
+             WHERE id = $1 AND visible_to(owner_id, $2)
+               AND status IN ('queued', 'running', 'retrying')
+             RETURNING *),
+         -- A running attempt ends here; its worker stops at its next write.
+         closed AS (
+             UPDATE job_attempts SET ended_at = now(), outcome = 'cancelled'
+             WHERE job_id = $1 AND ended_at IS NULL AND EXISTS (SELECT 1 FROM cancelled))
+         SELECT * FROM cancelled",
     )
     .bind(id)
     .bind(viewer)
@@ -176,7 +185,14 @@ pub async fn claim(
                AND ((status IN ('queued', 'retrying')
                      AND coalesce(next_attempt_at, '-infinity') <= now())
                     OR (status = 'running' AND lease_expires_at < now()))
-             RETURNING *)
+             RETURNING *),
+         -- An attempt still open here lost its lease: its worker is gone.
+         abandoned AS (
+             UPDATE job_attempts SET ended_at = now(), outcome = 'abandoned'
+             WHERE job_id = $1 AND ended_at IS NULL AND EXISTS (SELECT 1 FROM claimed)),
+         opened AS (
+             INSERT INTO job_attempts (job_id, number, worker_id)
+             SELECT id, attempts, $2 FROM claimed)
          SELECT claimed.*,
                 coalesce((SELECT jsonb_agg(day ORDER BY day_number) FROM job_days
                           WHERE job_id = claimed.id), '[]') AS days
@@ -233,9 +249,11 @@ pub async fn save_day(
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
                  completion_tokens = completion_tokens + $6, snoozes = snoozes + $9
              WHERE id = $1 AND attempts = $2 AND status = 'running'
-             RETURNING id)
+             RETURNING id),
+         tallied AS (
+             SELECT tally_attempt($1, $2, $4, $5, $6, NULL, NULL, NULL) FROM fenced)
          INSERT INTO job_days (job_id, day_number, day, attempt)
-         SELECT id, $7, $8, $2 FROM fenced",
+         SELECT id, $7, $8, $2 FROM fenced CROSS JOIN tallied",
     )
     .bind(id)
     .bind(attempt)
@@ -269,9 +287,11 @@ pub async fn complete(
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
                  completion_tokens = completion_tokens + $6, snoozes = snoozes + $8
              WHERE id = $1 AND attempts = $2 AND status = 'running'
-             RETURNING id, owner_id, requested_by, request)
+             RETURNING id, owner_id, requested_by, request),
+         tallied AS (
+             SELECT tally_attempt($1, $2, $4, $5, $6, 'succeeded', NULL, NULL) FROM done)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
-         SELECT $3, id, owner_id, requested_by, request, $7 FROM done",
+         SELECT $3, id, owner_id, requested_by, request, $7 FROM done CROSS JOIN tallied",
     )
     .bind(id)
     .bind(attempt)
@@ -297,14 +317,21 @@ pub async fn fail_attempt(
     usage: Usage,
 ) -> Result<Option<JobStatus>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE generation_jobs
-         SET status = CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END::job_status,
-             next_attempt_at = $5, finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END,
-             last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
-             updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
-             completion_tokens = completion_tokens + $8, snoozes = snoozes + $9
-         WHERE id = $1 AND attempts = $2 AND status = 'running'
-         RETURNING status",
+        "WITH failed AS (
+             UPDATE generation_jobs
+             SET status = CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END::job_status,
+                 next_attempt_at = $5, queued_at = coalesce($5, queued_at),
+                 finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END,
+                 last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
+                 updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
+                 completion_tokens = completion_tokens + $8, snoozes = snoozes + $9
+             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             RETURNING status),
+         tallied AS (
+             SELECT tally_attempt($1, $2, $6, $7, $8,
+                 CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END, $3, $4)
+             FROM failed)
+         SELECT status FROM failed CROSS JOIN tallied",
     )
     .bind(id)
     .bind(attempt)
@@ -319,14 +346,26 @@ pub async fn fail_attempt(
     .await
 }
 
-/// Adds the cost of calls made by an attempt that was fenced out or stopped without a write.
-pub async fn add_usage(conn: &mut PgConnection, id: Uuid, usage: Usage) -> Result<(), sqlx::Error> {
+/// Adds the cost of calls made by an attempt that was fenced out (its job cancelled, or taken
+/// over), and ends the attempt's row.
+pub async fn add_usage(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attempt: i32,
+    usage: Usage,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE generation_jobs SET llm_calls = llm_calls + $2, prompt_tokens = prompt_tokens + $3,
-             completion_tokens = completion_tokens + $4, snoozes = snoozes + $5
-         WHERE id = $1",
+        "WITH job AS (
+             UPDATE generation_jobs SET llm_calls = llm_calls + $3, prompt_tokens = prompt_tokens + $4,
+                 completion_tokens = completion_tokens + $5, snoozes = snoozes + $6
+             WHERE id = $1
+             RETURNING status)
+         SELECT tally_attempt($1, $2, $3, $4, $5,
+             CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'superseded' END, NULL, NULL)
+         FROM job",
     )
     .bind(id)
+    .bind(attempt)
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
@@ -336,27 +375,43 @@ pub async fn add_usage(conn: &mut PgConnection, id: Uuid, usage: Usage) -> Resul
     Ok(())
 }
 
-/// Gives an unfinished attempt back without counting it: the job is claimable again from
-/// `not_before` (now when `None`: the worker is shutting down). `outage` pushes the job's
-/// deadline back by the wait, since a provider outage is not the job's doing. `false`: fenced
-/// out, nothing changed.
+/// Why an attempt was given back without being counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The provider made the job wait (a rate limit beyond what a worker sleeps through, the
+    /// budget's horizon, or an open circuit when `outage`).
+    Snoozed { until: DateTime<Utc>, outage: bool },
+    /// Its worker is shutting down: claimable again at once.
+    HandedBack,
+}
+
+/// Gives an unfinished attempt back without counting it. A provider outage pushes the job's
+/// deadline back by the wait, since it is not the job's doing. `false`: fenced out, nothing
+/// changed.
 pub async fn release(
     conn: &mut PgConnection,
     id: Uuid,
     attempt: i32,
-    not_before: Option<DateTime<Utc>>,
-    outage: bool,
+    why: Release,
     usage: Usage,
 ) -> Result<bool, sqlx::Error> {
+    let (not_before, outage, outcome) = match why {
+        Release::Snoozed { until, outage } => (Some(until), outage, "snoozed"),
+        Release::HandedBack => (None, false, "handed_back"),
+    };
     Ok(sqlx::query(
-        "UPDATE generation_jobs
-         SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END::job_status,
-             attempts = attempts - 1, lease_expires_at = NULL, next_attempt_at = $3,
-             deadline_at = CASE WHEN $4 THEN deadline_at + greatest($3 - now(), '0'::interval)
-                                ELSE deadline_at END,
-             updated_at = now(), llm_calls = llm_calls + $5, prompt_tokens = prompt_tokens + $6,
-             completion_tokens = completion_tokens + $7, snoozes = snoozes + $8
-         WHERE id = $1 AND attempts = $2 AND status = 'running'",
+        "WITH released AS (
+             UPDATE generation_jobs
+             SET status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END::job_status,
+                 attempts = attempts - 1, lease_expires_at = NULL, next_attempt_at = $3,
+                 queued_at = coalesce($3, now()),
+                 deadline_at = CASE WHEN $4 THEN deadline_at + greatest($3 - now(), '0'::interval)
+                                    ELSE deadline_at END,
+                 updated_at = now(), llm_calls = llm_calls + $5, prompt_tokens = prompt_tokens + $6,
+                 completion_tokens = completion_tokens + $7, snoozes = snoozes + $8
+             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             RETURNING id)
+         SELECT tally_attempt($1, $2, $5, $6, $7, $9, NULL, NULL) FROM released",
     )
     .bind(id)
     .bind(attempt)
@@ -366,9 +421,10 @@ pub async fn release(
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
-    .execute(conn)
+    .bind(outcome)
+    .fetch_all(conn)
     .await?
-    .rows_affected()
+    .len()
         == 1)
 }
 

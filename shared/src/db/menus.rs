@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use super::Cursor;
 use crate::menu::MenuPlan;
 use crate::request::GenerationRequest;
 
@@ -43,13 +44,6 @@ pub async fn get_visible(
     .bind(viewer)
     .fetch_optional(conn)
     .await
-}
-
-/// Where a page of a newest-first list starts: the last item of the previous page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
 }
 
 /// One owner's menus, newest first, `limit` at most, after `cursor` (keyset pagination, so a

@@ -4,16 +4,21 @@
 //! their own: the caller owns the transaction and keeps it short. Nothing here awaits anything
 //! but the database.
 
+pub mod admin;
 pub mod coaching;
 pub mod jobs;
 pub mod menus;
 pub mod preferences;
 pub mod users;
 
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::config::DatabaseConfig;
 
@@ -41,6 +46,62 @@ pub async fn connect_with(
 /// Applies every migration that has not run yet.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+/// A pooled connection whose hold time (acquire to release) is recorded, per operation, in the
+/// `db_connection_held_seconds` histogram: the measure of how short our transactions are.
+pub struct Held {
+    conn: PoolConnection<Postgres>,
+    op: &'static str,
+    since: Instant,
+}
+
+/// Takes a connection from the pool for `op` (a short name: `claim`, `submit`, …).
+pub async fn hold(pool: &PgPool, op: &'static str) -> Result<Held, sqlx::Error> {
+    let conn = pool.acquire().await?;
+    Ok(Held {
+        conn,
+        op,
+        since: Instant::now(),
+    })
+}
+
+impl Deref for Held {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        metrics::histogram!("db_connection_held_seconds", "op" => self.op)
+            .record(self.since.elapsed().as_secs_f64());
+    }
+}
+
+/// Reports the pool's connections in use and idle (sampled when metrics are rendered).
+pub fn record_pool_gauges(pool: &PgPool, process: &'static str) {
+    let idle = pool.num_idle() as f64;
+    let size = f64::from(pool.size());
+    metrics::gauge!("db_pool_connections", "process" => process, "state" => "in_use")
+        .set(size - idle);
+    metrics::gauge!("db_pool_connections", "process" => process, "state" => "idle").set(idle);
+}
+
+/// Where a page of a newest-first list starts: the last item of the previous page (keyset
+/// pagination, so a page costs the same however deep it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub id: uuid::Uuid,
 }
 
 /// The name of the unique constraint or index a failed statement violated, if that is why.

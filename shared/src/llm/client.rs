@@ -120,12 +120,20 @@ impl LlmClient {
             temperature: self.config.temperature,
         };
         let call = self.send(&request).await;
+        let latency = started.elapsed();
+        let outcome = call.result.as_ref().map_or_else(|e| e.code, |_| "ok");
         let span = tracing::Span::current();
-        span.record("llm.latency_ms", started.elapsed().as_millis() as u64);
-        span.record(
-            "llm.outcome",
-            call.result.as_ref().map_or_else(|e| e.code, |_| "ok"),
-        );
+        span.record("llm.latency_ms", latency.as_millis() as u64);
+        span.record("llm.outcome", outcome);
+        let model = model.to_string();
+        metrics::counter!("llm_calls_total", "model" => model.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("llm_call_duration_seconds", "model" => model.clone())
+            .record(latency.as_secs_f64());
+        metrics::counter!("llm_tokens_total", "model" => model.clone(), "kind" => "prompt")
+            .increment(call.usage.prompt_tokens.max(0) as u64);
+        metrics::counter!("llm_tokens_total", "model" => model, "kind" => "completion")
+            .increment(call.usage.completion_tokens.max(0) as u64);
         call
     }
 

@@ -86,6 +86,16 @@ impl Keys {
         format!("{}:llm:probe:{model}", self.prefix)
     }
 
+    /// One minute's LLM call counts per model (see `llm::stats`).
+    pub fn llm_minute(&self, minute: i64) -> String {
+        format!("{}:stats:llm:{minute}", self.prefix)
+    }
+
+    /// The budget the workers run with, for the admin statistics.
+    pub fn llm_limits(&self) -> String {
+        format!("{}:llm:limits", self.prefix)
+    }
+
     /// Models whose circuit is open, for readiness checks.
     pub fn llm_open_circuits(&self) -> String {
         format!("{}:llm:circuits", self.prefix)
@@ -216,6 +226,18 @@ impl Queue {
             .await
     }
 
+    /// Makes many jobs available to workers now, in one round trip.
+    pub async fn enqueue_many(&self, job_ids: &[Uuid]) -> redis::RedisResult<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = job_ids.iter().map(Uuid::to_string).collect();
+        self.conn
+            .clone()
+            .lpush::<_, _, ()>(self.keys.ready(), members)
+            .await
+    }
+
     /// Makes a job available to workers at `at` (a retry's backoff, a lease that has not lapsed).
     pub async fn schedule(&self, job_id: Uuid, at: DateTime<Utc>) -> redis::RedisResult<()> {
         self.conn
@@ -236,6 +258,14 @@ impl Queue {
     /// Jobs waiting for a time.
     pub async fn delayed_len(&self) -> redis::RedisResult<u64> {
         self.conn.clone().zcard(self.keys.delayed()).await
+    }
+
+    /// Sets the `queue_depth` gauges (ready and delayed jobs), for a metrics scrape.
+    pub async fn record_depth(&self) -> redis::RedisResult<()> {
+        let (ready, delayed) = (self.ready_len().await?, self.delayed_len().await?);
+        metrics::gauge!("queue_depth", "list" => "ready").set(ready as f64);
+        metrics::gauge!("queue_depth", "list" => "delayed").set(delayed as f64);
+        Ok(())
     }
 
     /// Answers if Redis does, for readiness checks.

@@ -1,0 +1,202 @@
+//! What admins do, once, for both the JSON admin API and the HTML dashboard: requeue and cancel
+//! one job or every job a filter matches (recording each action in the same transaction, then
+//! pushing requeued ids to the queue), and gather the statistics of the overview.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use shared::circuit::{Circuit, OpenCircuit};
+use shared::db::admin::{self, JobFilter, JobStats, Refused};
+use shared::llm::stats::ModelCalls;
+use sqlx::Connection;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Ids pushed to Redis per round trip when many jobs are requeued at once.
+const PUSH_CHUNK: usize = 1_000;
+
+/// Requeues one failed or cancelled job.
+pub async fn requeue_one(
+    state: &AppState,
+    admin_id: Uuid,
+    job: Uuid,
+    reset_attempts: bool,
+) -> Result<(), ApiError> {
+    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut tx = held.begin().await?;
+    admin::requeue_one(&mut tx, job, reset_attempts)
+        .await?
+        .map_err(|refused| match refused {
+            Refused::NotFound => ApiError::NotFound("job"),
+            Refused::Status(status) => ApiError::NotRequeueable(status),
+        })?;
+    admin::record(&mut tx, admin_id, "requeue", Some(job), None, 1).await?;
+    tx.commit().await?;
+    drop(held);
+    push(state, &[job]).await;
+    metrics::counter!("jobs_requeued_total").increment(1);
+    Ok(())
+}
+
+/// Requeues every failed or cancelled job the filter matches; returns how many.
+pub async fn requeue_matching(
+    state: &AppState,
+    admin_id: Uuid,
+    filter: &JobFilter,
+    reset_attempts: bool,
+) -> Result<usize, ApiError> {
+    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut tx = held.begin().await?;
+    let ids = admin::requeue_matching(&mut tx, filter, reset_attempts).await?;
+    admin::record(
+        &mut tx,
+        admin_id,
+        "requeue_matching",
+        None,
+        Some(filter),
+        ids.len(),
+    )
+    .await?;
+    tx.commit().await?;
+    drop(held);
+    push(state, &ids).await;
+    metrics::counter!("jobs_requeued_total").increment(ids.len() as u64);
+    Ok(ids.len())
+}
+
+/// Cancels one unfinished job.
+pub async fn cancel_one(state: &AppState, admin_id: Uuid, job: Uuid) -> Result<(), ApiError> {
+    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut tx = held.begin().await?;
+    admin::cancel_one(&mut tx, job)
+        .await?
+        .map_err(|refused| match refused {
+            Refused::NotFound => ApiError::NotFound("job"),
+            Refused::Status(_) => ApiError::JobFinished,
+        })?;
+    admin::record(&mut tx, admin_id, "cancel", Some(job), None, 1).await?;
+    tx.commit().await?;
+    drop(held);
+    announce(state, &[job]).await;
+    metrics::counter!("jobs_cancelled_total").increment(1);
+    Ok(())
+}
+
+/// Cancels every unfinished job the filter matches; returns how many.
+pub async fn cancel_matching(
+    state: &AppState,
+    admin_id: Uuid,
+    filter: &JobFilter,
+) -> Result<usize, ApiError> {
+    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut tx = held.begin().await?;
+    let ids = admin::cancel_matching(&mut tx, filter).await?;
+    admin::record(
+        &mut tx,
+        admin_id,
+        "cancel_matching",
+        None,
+        Some(filter),
+        ids.len(),
+    )
+    .await?;
+    tx.commit().await?;
+    drop(held);
+    announce(state, &ids).await;
+    metrics::counter!("jobs_cancelled_total").increment(ids.len() as u64);
+    Ok(ids.len())
+}
+
+/// Queues requeued jobs. The rows are committed first: if Redis is away, they wait for the
+/// reconciler like any job whose push was lost.
+async fn push(state: &AppState, ids: &[Uuid]) {
+    for chunk in ids.chunks(PUSH_CHUNK) {
+        if let Err(e) = state.queue.enqueue_many(chunk).await {
+            tracing::error!(error = %e, jobs = chunk.len(), "requeued jobs saved but not queued");
+            return;
+        }
+    }
+    announce(state, ids).await;
+}
+
+/// Wakes long polls on jobs an admin changed.
+async fn announce(state: &AppState, ids: &[Uuid]) {
+    for id in ids {
+        if state.queue.publish_job_event(*id).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The overview: jobs, queue, LLM calls, circuits, budget and database.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub jobs: JobStats,
+    pub queue: QueueStats,
+    /// Calls and 429s per model over the last 5 and 60 minutes, across the fleet.
+    pub llm: BTreeMap<String, ModelCalls>,
+    pub open_circuits: Vec<OpenCircuit>,
+    /// The budget the workers run with (`rpm`, `tpm`, `window_ms`), and the share of the
+    /// requests-per-minute budget the fleet used over the last 5 minutes.
+    pub budget: Option<serde_json::Value>,
+    pub budget_in_use: Option<f64>,
+    pub database: DatabaseStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueueStats {
+    pub ready: u64,
+    pub delayed: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseStats {
+    /// Connections of this API process's pool in use now, and its size.
+    pub pool_in_use: u32,
+    pub pool_size: u32,
+}
+
+pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
+    let jobs = admin::stats(&mut *shared::db::hold(&state.db, "admin").await?).await?;
+    let queue = QueueStats {
+        ready: state.queue.ready_len().await.map_err(redis_down)?,
+        delayed: state.queue.delayed_len().await.map_err(redis_down)?,
+    };
+    let llm = shared::llm::stats::read(&state.queue)
+        .await
+        .map_err(redis_down)?;
+    let open_circuits = Circuit::open_circuits(&state.queue)
+        .await
+        .map_err(redis_down)?;
+    let limits: Option<String> = redis::AsyncCommands::get(
+        &mut state.queue.connection(),
+        state.queue.keys().llm_limits(),
+    )
+    .await
+    .map_err(redis_down)?;
+    let budget: Option<serde_json::Value> = limits.and_then(|l| serde_json::from_str(&l).ok());
+    let rpm = budget
+        .as_ref()
+        .and_then(|b| b["rpm"].as_f64())
+        .filter(|r| *r > 0.0);
+    let calls_5m: i64 = llm.values().map(|m| m.calls_5m).sum();
+    let size = state.db.size();
+    Ok(Stats {
+        jobs,
+        queue,
+        budget_in_use: rpm.map(|rpm| calls_5m as f64 / (rpm * 5.0)),
+        llm,
+        open_circuits,
+        budget,
+        database: DatabaseStats {
+            pool_in_use: size - state.db.num_idle() as u32,
+            pool_size: size,
+        },
+    })
+}
+
+fn redis_down(e: redis::RedisError) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("redis: {e}"))
+}

@@ -1,0 +1,346 @@
+//! What admins see and do: jobs by filter (keyset pages), each job's attempts, requeueing and
+//! cancelling one job or every job a filter matches, the record of admin actions, and the
+//! statistics of the overview.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::Cursor;
+use super::jobs::JobRow;
+use crate::job::JobStatus;
+
+/// Which jobs an admin means. Every field narrows; an empty filter matches every job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<JobStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The person the jobs are for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl JobFilter {
+    /// Appends `AND …` for every field set.
+    fn push_conditions(&self, query: &mut QueryBuilder<Postgres>) {
+        if let Some(status) = self.status {
+            query.push(" AND status = ").push_bind(status);
+        }
+        if let Some(code) = &self.error_code {
+            query
+                .push(" AND last_error_code = ")
+                .push_bind(code.clone());
+        }
+        if let Some(user) = self.user_id {
+            query.push(" AND owner_id = ").push_bind(user);
+        }
+        if let Some(batch) = self.batch_id {
+            query.push(" AND batch_id = ").push_bind(batch);
+        }
+        if let Some(after) = self.created_after {
+            query.push(" AND created_at >= ").push_bind(after);
+        }
+        if let Some(before) = self.created_before {
+            query.push(" AND created_at < ").push_bind(before);
+        }
+    }
+}
+
+/// Jobs matching `filter`, newest first, after `cursor`.
+pub async fn list_jobs(
+    conn: &mut PgConnection,
+    filter: &JobFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    let mut query = QueryBuilder::new("SELECT * FROM generation_jobs WHERE true");
+    filter.push_conditions(&mut query);
+    if let Some(c) = cursor {
+        query
+            .push(" AND (created_at, id) < (")
+            .push_bind(c.created_at)
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// One attempt of a job, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Attempt {
+    pub number: i32,
+    pub worker_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub llm_calls: i32,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+/// Every attempt of a job, first first.
+pub async fn attempts(conn: &mut PgConnection, job_id: Uuid) -> Result<Vec<Attempt>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT number, worker_id, started_at, ended_at, outcome, error_code, error_message,
+                llm_calls, prompt_tokens, completion_tokens
+         FROM job_attempts WHERE job_id = $1 ORDER BY id",
+    )
+    .bind(job_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Why one job could not be requeued or cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotFound,
+    /// The job's status does not allow it (requeue: only failed or cancelled jobs; cancel: only
+    /// unfinished ones).
+    Status(JobStatus),
+}
+
+/// Puts failed and cancelled jobs matching `filter` (or the one job `id`) back in the queue.
+/// Finished days are kept, so no day is paid for twice. Without `reset_attempts` each gets one
+/// more attempt; with it, all its attempts again. Returns the ids to push to Redis.
+async fn requeue_where(
+    conn: &mut PgConnection,
+    id: Option<Uuid>,
+    filter: &JobFilter,
+    reset_attempts: bool,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut query = QueryBuilder::new(
+        "UPDATE generation_jobs
+         SET attempts = CASE WHEN ",
+    );
+    query
+        .push_bind(reset_attempts)
+        .push(
+            " THEN 0 ELSE attempts END,
+             max_attempts = CASE WHEN ",
+        )
+        .push_bind(reset_attempts)
+        .push(
+            " THEN max_attempts ELSE greatest(max_attempts, attempts + 1) END,
+             status = CASE WHEN attempts = 0 OR ",
+        )
+        .push_bind(reset_attempts)
+        .push(
+            " THEN 'queued' ELSE 'retrying' END::job_status,
+             last_error_code = NULL, last_error_message = NULL, finished_at = NULL,
+             next_attempt_at = NULL, lease_expires_at = NULL, deadline_at = NULL, snoozes = 0,
+             queued_at = now(), updated_at = now()
+         WHERE status IN ('failed', 'cancelled')",
+        );
+    if let Some(id) = id {
+        query.push(" AND id = ").push_bind(id);
+    }
+    filter.push_conditions(&mut query);
+    query.push(" RETURNING id");
+    query.build_query_scalar().fetch_all(conn).await
+}
+
+/// Requeues every failed or cancelled job `filter` matches; returns their ids.
+pub async fn requeue_matching(
+    conn: &mut PgConnection,
+    filter: &JobFilter,
+    reset_attempts: bool,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    requeue_where(conn, None, filter, reset_attempts).await
+}
+
+/// Requeues one job if it failed or was cancelled.
+pub async fn requeue_one(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reset_attempts: bool,
+) -> Result<Result<(), Refused>, sqlx::Error> {
+    if requeue_where(conn, Some(id), &JobFilter::default(), reset_attempts)
+        .await?
+        .is_empty()
+    {
+        return Ok(Err(refusal(conn, id).await?));
+    }
+    Ok(Ok(()))
+}
+
+/// Cancels the unfinished jobs `filter` matches (or the one job `id`); returns their ids.
+async fn cancel_where(
+    conn: &mut PgConnection,
+    id: Option<Uuid>,
+    filter: &JobFilter,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut query = QueryBuilder::new(
+        "WITH cancelled AS (
+             UPDATE generation_jobs
+             SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                 lease_expires_at = NULL, next_attempt_at = NULL
+             WHERE status IN ('queued', 'running', 'retrying')",
+    );
+    if let Some(id) = id {
+        query.push(" AND id = ").push_bind(id);
+    }
+    filter.push_conditions(&mut query);
+    query.push(
+        " RETURNING id),
+         closed AS (
+             UPDATE job_attempts SET ended_at = now(), outcome = 'cancelled'
+             WHERE ended_at IS NULL AND job_id IN (SELECT id FROM cancelled))
+         SELECT id FROM cancelled",
+    );
+    query.build_query_scalar().fetch_all(conn).await
+}
+
+pub async fn cancel_matching(
+    conn: &mut PgConnection,
+    filter: &JobFilter,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    cancel_where(conn, None, filter).await
+}
+
+pub async fn cancel_one(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Result<(), Refused>, sqlx::Error> {
+    if cancel_where(conn, Some(id), &JobFilter::default())
+        .await?
+        .is_empty()
+    {
+        return Ok(Err(refusal(conn, id).await?));
+    }
+    Ok(Ok(()))
+}
+
+async fn refusal(conn: &mut PgConnection, id: Uuid) -> Result<Refused, sqlx::Error> {
+    let status: Option<JobStatus> =
+        sqlx::query_scalar("SELECT status FROM generation_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(status.map_or(Refused::NotFound, Refused::Status))
+}
+
+/// One recorded admin action.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Action {
+    pub id: i64,
+    pub admin_id: Uuid,
+    pub admin_email: String,
+    pub action: String,
+    pub job_id: Option<Uuid>,
+    pub filter: Option<sqlx::types::Json<serde_json::Value>>,
+    pub affected: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Records what an admin did; call in the transaction that did it.
+pub async fn record(
+    conn: &mut PgConnection,
+    admin_id: Uuid,
+    action: &str,
+    job_id: Option<Uuid>,
+    filter: Option<&JobFilter>,
+    affected: usize,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO admin_actions (admin_id, action, job_id, filter, affected)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(admin_id)
+    .bind(action)
+    .bind(job_id)
+    .bind(filter.map(sqlx::types::Json))
+    .bind(i32::try_from(affected).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Admin actions, newest first, before the action with id `before`.
+pub async fn actions(
+    conn: &mut PgConnection,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Action>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.id, a.admin_id, u.email AS admin_email, a.action, a.job_id, a.filter,
+                a.affected, a.created_at
+         FROM admin_actions a JOIN users u ON u.id = a.admin_id
+         WHERE $1::bigint IS NULL OR a.id < $1
+         ORDER BY a.id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Jobs finished in a recent span, and how many failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Throughput {
+    pub succeeded: i64,
+    pub failed: i64,
+    /// Failed ÷ finished (0 when nothing finished).
+    pub failure_rate: f64,
+}
+
+/// What the job table says about the system now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobStats {
+    pub by_status: std::collections::BTreeMap<String, i64>,
+    /// Age of the oldest job that is due and not running, in seconds.
+    pub oldest_waiting_secs: Option<f64>,
+    pub last_5_minutes: Throughput,
+    pub last_60_minutes: Throughput,
+}
+
+pub async fn stats(conn: &mut PgConnection) -> Result<JobStats, sqlx::Error> {
+    let counts: Vec<(JobStatus, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM generation_jobs GROUP BY status")
+            .fetch_all(&mut *conn)
+            .await?;
+    let oldest_waiting_secs: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM now() - min(queued_at))::float8 FROM generation_jobs
+         WHERE status IN ('queued', 'retrying') AND queued_at <= now()",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let throughput = |minutes: i32| {
+        sqlx::query_as::<_, Throughput>(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    coalesce(count(*) FILTER (WHERE status = 'failed')::float8
+                             / nullif(count(*), 0), 0) AS failure_rate
+             FROM generation_jobs
+             WHERE status IN ('succeeded', 'failed')
+               AND finished_at > now() - make_interval(mins => $1)",
+        )
+        .bind(minutes)
+    };
+    let last_5_minutes = throughput(5).fetch_one(&mut *conn).await?;
+    let last_60_minutes = throughput(60).fetch_one(&mut *conn).await?;
+    Ok(JobStats {
+        by_status: counts
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect(),
+        oldest_waiting_secs,
+        last_5_minutes,
+        last_60_minutes,
+    })
+}

@@ -1,6 +1,20 @@
-//! What admins do, once, for both the JSON admin API and the HTML dashboard: requeue and cancel
-//! one job or every job a filter matches (recording each action in the same transaction, then
-//! pushing requeued ids to the queue), and gather the statistics of the overview.
+//! What admins do, once, for the JSON admin API, the HTML dashboard and the `api admin` command:
+//! requeue and cancel one job or every job a filter matches (recording each action in the same
+//! transaction, then pushing requeued ids to the queue), and gather the statistics of the
+//! overview. Everything works on the stores alone, so the command needs no running API.
+
+/// The stores admin operations work on.
+#[derive(Clone, Copy)]
+pub struct Stores<'a> {
+    pub db: &'a PgPool,
+    pub queue: &'a Queue,
+}
+
+/// Told how many requeued jobs have been pushed to the queue so far, out of how many.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// For callers that do not show progress.
+pub fn no_progress(_: usize, _: usize) {}
 
 use std::collections::BTreeMap;
 
@@ -11,20 +25,22 @@ use shared::llm::stats::ModelCalls;
 use sqlx::Connection;
 use uuid::Uuid;
 
+use shared::queue::Queue;
+use sqlx::PgPool;
+
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Ids pushed to Redis per round trip when many jobs are requeued at once.
 const PUSH_CHUNK: usize = 1_000;
 
 /// Requeues one failed or cancelled job.
 pub async fn requeue_one(
-    state: &AppState,
+    stores: Stores<'_>,
     admin_id: Uuid,
     job: Uuid,
     reset_attempts: bool,
 ) -> Result<(), ApiError> {
-    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     admin::requeue_one(&mut tx, job, reset_attempts)
         .await?
@@ -35,19 +51,20 @@ pub async fn requeue_one(
     admin::record(&mut tx, admin_id, "requeue", Some(job), None, 1).await?;
     tx.commit().await?;
     drop(held);
-    push(state, &[job]).await;
+    push(stores, &[job], &no_progress).await;
     metrics::counter!("jobs_requeued_total").increment(1);
     Ok(())
 }
 
 /// Requeues every failed or cancelled job the filter matches; returns how many.
 pub async fn requeue_matching(
-    state: &AppState,
+    stores: Stores<'_>,
     admin_id: Uuid,
     filter: &JobFilter,
     reset_attempts: bool,
+    progress: Progress<'_>,
 ) -> Result<usize, ApiError> {
-    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     let ids = admin::requeue_matching(&mut tx, filter, reset_attempts).await?;
     admin::record(
@@ -61,14 +78,14 @@ pub async fn requeue_matching(
     .await?;
     tx.commit().await?;
     drop(held);
-    push(state, &ids).await;
+    push(stores, &ids, progress).await;
     metrics::counter!("jobs_requeued_total").increment(ids.len() as u64);
     Ok(ids.len())
 }
 
 /// Cancels one unfinished job.
-pub async fn cancel_one(state: &AppState, admin_id: Uuid, job: Uuid) -> Result<(), ApiError> {
-    let mut held = shared::db::hold(&state.db, "admin").await?;
+pub async fn cancel_one(stores: Stores<'_>, admin_id: Uuid, job: Uuid) -> Result<(), ApiError> {
+    let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     admin::cancel_one(&mut tx, job)
         .await?
@@ -79,18 +96,18 @@ pub async fn cancel_one(state: &AppState, admin_id: Uuid, job: Uuid) -> Result<(
     admin::record(&mut tx, admin_id, "cancel", Some(job), None, 1).await?;
     tx.commit().await?;
     drop(held);
-    announce(state, &[job]).await;
+    announce(stores, &[job]).await;
     metrics::counter!("jobs_cancelled_total").increment(1);
     Ok(())
 }
 
 /// Cancels every unfinished job the filter matches; returns how many.
 pub async fn cancel_matching(
-    state: &AppState,
+    stores: Stores<'_>,
     admin_id: Uuid,
     filter: &JobFilter,
 ) -> Result<usize, ApiError> {
-    let mut held = shared::db::hold(&state.db, "admin").await?;
+    let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     let ids = admin::cancel_matching(&mut tx, filter).await?;
     admin::record(
@@ -104,27 +121,30 @@ pub async fn cancel_matching(
     .await?;
     tx.commit().await?;
     drop(held);
-    announce(state, &ids).await;
+    announce(stores, &ids).await;
     metrics::counter!("jobs_cancelled_total").increment(ids.len() as u64);
     Ok(ids.len())
 }
 
 /// Queues requeued jobs. The rows are committed first: if Redis is away, they wait for the
 /// reconciler like any job whose push was lost.
-async fn push(state: &AppState, ids: &[Uuid]) {
+async fn push(stores: Stores<'_>, ids: &[Uuid], progress: Progress<'_>) {
+    let mut pushed = 0;
     for chunk in ids.chunks(PUSH_CHUNK) {
-        if let Err(e) = state.queue.enqueue_many(chunk).await {
+        if let Err(e) = stores.queue.enqueue_many(chunk).await {
             tracing::error!(error = %e, jobs = chunk.len(), "requeued jobs saved but not queued");
             return;
         }
+        pushed += chunk.len();
+        progress(pushed, ids.len());
     }
-    announce(state, ids).await;
+    announce(stores, ids).await;
 }
 
 /// Wakes long polls on jobs an admin changed.
-async fn announce(state: &AppState, ids: &[Uuid]) {
+async fn announce(stores: Stores<'_>, ids: &[Uuid]) {
     for id in ids {
-        if state.queue.publish_job_event(*id).await.is_err() {
+        if stores.queue.publish_job_event(*id).await.is_err() {
             return;
         }
     }
@@ -153,26 +173,26 @@ pub struct QueueStats {
 
 #[derive(Debug, Serialize)]
 pub struct DatabaseStats {
-    /// Connections of this API process's pool in use now, and its size.
+    /// Connections of this process's pool in use now, and its size.
     pub pool_in_use: u32,
     pub pool_size: u32,
 }
 
-pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
-    let jobs = admin::stats(&mut *shared::db::hold(&state.db, "admin").await?).await?;
+pub async fn stats(stores: Stores<'_>) -> Result<Stats, ApiError> {
+    let jobs = admin::stats(&mut *shared::db::hold(stores.db, "admin").await?).await?;
     let queue = QueueStats {
-        ready: state.queue.ready_len().await.map_err(redis_down)?,
-        delayed: state.queue.delayed_len().await.map_err(redis_down)?,
+        ready: stores.queue.ready_len().await.map_err(redis_down)?,
+        delayed: stores.queue.delayed_len().await.map_err(redis_down)?,
     };
-    let llm = shared::llm::stats::read(&state.queue)
+    let llm = shared::llm::stats::read(&stores.queue)
         .await
         .map_err(redis_down)?;
-    let open_circuits = Circuit::open_circuits(&state.queue)
+    let open_circuits = Circuit::open_circuits(&stores.queue)
         .await
         .map_err(redis_down)?;
     let limits: Option<String> = redis::AsyncCommands::get(
-        &mut state.queue.connection(),
-        state.queue.keys().llm_limits(),
+        &mut stores.queue.connection(),
+        stores.queue.keys().llm_limits(),
     )
     .await
     .map_err(redis_down)?;
@@ -182,7 +202,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
         .and_then(|b| b["rpm"].as_f64())
         .filter(|r| *r > 0.0);
     let calls_5m: i64 = llm.values().map(|m| m.calls_5m).sum();
-    let size = state.db.size();
+    let size = stores.db.size();
     Ok(Stats {
         jobs,
         queue,
@@ -191,7 +211,7 @@ pub async fn stats(state: &AppState) -> Result<Stats, ApiError> {
         open_circuits,
         budget,
         database: DatabaseStats {
-            pool_in_use: size - state.db.num_idle() as u32,
+            pool_in_use: size - stores.db.num_idle() as u32,
             pool_size: size,
         },
     })

@@ -28,6 +28,8 @@ pub enum Command {
         #[command(flatten)]
         log: LogConfig,
     },
+    /// Operate the service from a shell: accounts, requeue and cancel by filter, statistics.
+    Admin(crate::cli::AdminArgs),
 }
 
 impl Cli {

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -65,6 +66,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             migrate(&database).await?;
             tracing::info!("migrations applied");
         }
+        Command::Admin(args) => cli::run(args).await?,
         Command::Serve(args) => {
             let config = args.config;
             shared::telemetry::init(&config.log);

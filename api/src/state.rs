@@ -104,6 +104,16 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The stores, for admin operations.
+    pub fn stores(&self) -> crate::admin::Stores<'_> {
+        crate::admin::Stores {
+            db: &self.db,
+            queue: &self.queue,
+        }
+    }
+}
+
 async fn forget_idle_keys(
     login: Arc<KeyedLimit<IpAddr>>,
     submit: Arc<KeyedLimit<Uuid>>,

@@ -150,7 +150,7 @@ async fn requeue_one(
     params: QueryParams,
 ) -> Result<Json<JobView>, ApiError> {
     let reset = params.flag("reset_attempts")?;
-    ops::requeue_one(&state, admin.id, id, reset).await?;
+    ops::requeue_one(state.stores(), admin.id, id, reset).await?;
     job_view(&state, id).await
 }
 
@@ -159,7 +159,7 @@ async fn cancel_one(
     admin: AdminUser,
     Id(id): Id,
 ) -> Result<Json<JobView>, ApiError> {
-    ops::cancel_one(&state, admin.id, id).await?;
+    ops::cancel_one(state.stores(), admin.id, id).await?;
     job_view(&state, id).await
 }
 
@@ -201,7 +201,14 @@ async fn requeue_matching(
     JsonBody(bulk): JsonBody<Bulk>,
 ) -> Result<Json<Requeued>, ApiError> {
     let filter = checked(bulk.filter)?;
-    let requeued = ops::requeue_matching(&state, admin.id, &filter, bulk.reset_attempts).await?;
+    let requeued = ops::requeue_matching(
+        state.stores(),
+        admin.id,
+        &filter,
+        bulk.reset_attempts,
+        &ops::no_progress,
+    )
+    .await?;
     Ok(Json(Requeued { requeued }))
 }
 
@@ -222,7 +229,7 @@ async fn cancel_matching(
     JsonBody(bulk): JsonBody<BulkCancel>,
 ) -> Result<Json<Cancelled>, ApiError> {
     let filter = checked(bulk.filter)?;
-    let cancelled = ops::cancel_matching(&state, admin.id, &filter).await?;
+    let cancelled = ops::cancel_matching(state.stores(), admin.id, &filter).await?;
     Ok(Json(Cancelled { cancelled }))
 }
 
@@ -263,5 +270,5 @@ async fn list_actions(
 }
 
 async fn stats(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<Stats>, ApiError> {
-    Ok(Json(ops::stats(&state).await?))
+    Ok(Json(ops::stats(state.stores()).await?))
 }

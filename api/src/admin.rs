@@ -184,10 +184,10 @@ pub async fn stats(stores: Stores<'_>) -> Result<Stats, ApiError> {
         ready: stores.queue.ready_len().await.map_err(redis_down)?,
         delayed: stores.queue.delayed_len().await.map_err(redis_down)?,
     };
-    let llm = shared::llm::stats::read(&stores.queue)
+    let llm = shared::llm::stats::read(stores.queue)
         .await
         .map_err(redis_down)?;
-    let open_circuits = Circuit::open_circuits(&stores.queue)
+    let open_circuits = Circuit::open_circuits(stores.queue)
         .await
         .map_err(redis_down)?;
     let limits: Option<String> = redis::AsyncCommands::get(

@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(menus::routes())
         .merge(jobs::routes())
         .merge(coaching::routes())
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(crate::dashboard::routes());
     middleware::apply(routes, &state).with_state(state)
 }

@@ -37,12 +37,15 @@ pub async fn run(
     shared::telemetry::metrics();
     let metrics_stop = CancellationToken::new();
     if let Some(bind) = config.metrics_bind {
-        let serving = metrics::serve(bind, pool.clone(), queue.clone(), metrics_stop.clone());
-        tokio::spawn(async move {
-            if let Err(e) = serving.await {
-                tracing::error!(error = %e, "cannot serve /metrics");
-            }
-        });
+        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+            format!("listen on {bind} for /metrics (METRICS_BIND=off disables it)")
+        })?;
+        tokio::spawn(metrics::serve(
+            listener,
+            pool.clone(),
+            queue.clone(),
+            metrics_stop.clone(),
+        ));
     }
     let _stop_metrics = metrics_stop.drop_guard();
     let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;

@@ -2,14 +2,13 @@
 //! calls, budget waits, circuit, connection hold times), with the pool and queue gauges sampled
 //! at each scrape.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::routing::get;
 use shared::queue::Queue;
 use sqlx::PgPool;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
@@ -31,15 +30,14 @@ async fn render(State(scrape): State<Scrape>) -> ([(header::HeaderName, &'static
     )
 }
 
-/// Serves `/metrics` on `bind` until `stop`.
+/// Serves `/metrics` on `listener` until `stop`.
 pub async fn serve(
-    bind: SocketAddr,
+    listener: TcpListener,
     pool: PgPool,
     queue: Queue,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    tracing::info!(bind = %bind, "metrics served at /metrics");
+    tracing::info!(bind = %listener.local_addr()?, "metrics served at /metrics");
     let app = Router::new()
         .route("/metrics", get(render))
         .with_state(Scrape { pool, queue });

@@ -231,6 +231,17 @@ mod tests {
     }
 
     #[test]
+    fn a_transient_error_carries_the_servers_wait_too() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("3"));
+        let e = LlmError::from_status(StatusCode::SERVICE_UNAVAILABLE, &headers, "");
+        assert_eq!(e.class, ErrorClass::Transient);
+        assert_eq!(e.wait, Some(Duration::from_secs(3)));
+        let permanent = LlmError::from_status(StatusCode::BAD_REQUEST, &headers, "");
+        assert_eq!(permanent.wait, None, "no wait on what will not be retried");
+    }
+
+    #[test]
     fn x_should_retry_is_obeyed() {
         let mut headers = HeaderMap::new();
         headers.insert("x-should-retry", HeaderValue::from_static("true"));

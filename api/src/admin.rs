@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use shared::circuit::{Circuit, OpenCircuit};
-use shared::db::admin::{self, JobFilter, JobStats, Refused};
+use shared::db::Cursor;
+use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
+use shared::db::jobs::JobRow;
 use shared::llm::stats::ModelCalls;
 use sqlx::Connection;
 use uuid::Uuid;
@@ -29,6 +31,7 @@ use shared::queue::Queue;
 use sqlx::PgPool;
 
 use crate::error::ApiError;
+use crate::pagination;
 
 /// Ids pushed to Redis per round trip when many jobs are requeued at once.
 const PUSH_CHUNK: usize = 1_000;
@@ -126,6 +129,39 @@ pub async fn cancel_matching(
     Ok(ids.len())
 }
 
+/// A keyset page of the jobs `filter` matches, newest first, after `cursor`; and the cursor of
+/// the next page, if there is one.
+pub async fn jobs_page(
+    stores: Stores<'_>,
+    filter: &JobFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<(Vec<JobRow>, Option<String>), ApiError> {
+    let mut conn = shared::db::hold(stores.db, "admin").await?;
+    let rows = admin::list_jobs(&mut conn, filter, cursor, limit + 1).await?;
+    Ok(pagination::split(rows, limit, |job| Cursor {
+        created_at: job.created_at,
+        id: job.id,
+    }))
+}
+
+/// A page of the audit log, newest first, before the action with id `before`; and the cursor
+/// of the next page (the last action's id), if there is one.
+pub async fn actions_page(
+    stores: Stores<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<Action>, Option<String>), ApiError> {
+    let mut conn = shared::db::hold(stores.db, "admin").await?;
+    let mut actions = admin::actions(&mut conn, before, limit + 1).await?;
+    if actions.len() as i64 <= limit {
+        return Ok((actions, None));
+    }
+    actions.truncate(limit as usize);
+    let next = actions.last().map(|action| action.id.to_string());
+    Ok((actions, next))
+}
+
 /// Queues requeued jobs. The rows are committed first: if Redis is away, they wait for the
 /// reconciler like any job whose push was lost.
 async fn push(stores: Stores<'_>, ids: &[Uuid], progress: Progress<'_>) {
@@ -151,7 +187,7 @@ async fn announce(stores: Stores<'_>, ids: &[Uuid]) {
 }
 
 /// The overview: jobs, queue, LLM calls, circuits, budget and database.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub jobs: JobStats,
     pub queue: QueueStats,
@@ -165,13 +201,15 @@ pub struct Stats {
     pub database: DatabaseStats,
 }
 
-#[derive(Debug, Serialize)]
+/// Job ids waiting in Redis: ready to be taken, and delayed until a set time (retries,
+/// redeliveries).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     pub ready: u64,
     pub delayed: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatabaseStats {
     /// Connections of this process's pool in use now, and its size.
     pub pool_in_use: u32,

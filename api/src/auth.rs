@@ -1,18 +1,24 @@
-//! Bearer tokens: issuing them at login, and the extractor that turns one into the caller.
+//! Bearer tokens: checking a password at login, issuing tokens, and the extractor that turns one
+//! into the caller.
 //!
 //! Tokens are HS256 JWTs carrying the user id (`sub`), the role, and when they were issued and
-//! expire. They are not looked up anywhere, so checking one costs no database round trip.
+//! expire. They are not looked up anywhere, so checking one costs no database round trip. The
+//! dashboard carries the same tokens in a cookie.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use shared::db::users::Role;
+use sha2::Sha256;
+use shared::db::users::{self, Role, User};
+use shared::password;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -36,6 +42,8 @@ pub struct Tokens {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// HMAC-SHA256 keyed with the same secret, for values bound to a token.
+    mac: Hmac<Sha256>,
 }
 
 impl Tokens {
@@ -48,6 +56,7 @@ impl Tokens {
             decoding: DecodingKey::from_secret(key),
             validation,
             ttl,
+            mac: Hmac::new_from_slice(key).expect("HMAC takes a key of any length"),
         }
     }
 
@@ -67,6 +76,13 @@ impl Tokens {
             .map_err(|e| ApiError::Internal(e.into()))
     }
 
+    /// A MAC keyed with the token secret, for values derived from a token (the dashboard's
+    /// CSRF tokens). Callers feed a purpose first, with a character no JWT contains, so that
+    /// no MAC they make is ever a token's signature.
+    pub fn keyed_mac(&self) -> Hmac<Sha256> {
+        self.mac.clone()
+    }
+
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         jsonwebtoken::decode(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
@@ -74,6 +90,36 @@ impl Tokens {
                 ErrorKind::ExpiredSignature => ApiError::ExpiredToken,
                 _ => ApiError::InvalidToken,
             })
+    }
+}
+
+/// Checks an email and password, for the API's login and the dashboard's alike: under the
+/// per-address login limit, with the hash computed off the async threads and no database
+/// connection held meanwhile.
+pub async fn authenticate(
+    state: &AppState,
+    addr: IpAddr,
+    email: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    state.login_limit.check(&addr)?;
+    let user = {
+        let mut conn = shared::db::hold(&state.db, "auth").await?;
+        users::find_by_email(&mut conn, email.trim()).await?
+    };
+    // An unknown email is verified against a dummy hash, so it takes as long as a wrong
+    // password and the answer's timing does not tell which accounts exist.
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = state
+        .hasher
+        .run(move || match &stored_hash {
+            Some(hash) => password::verify(&password, hash),
+            None => password::verify(&password, password::dummy_hash()),
+        })
+        .await?;
+    match user {
+        Some(user) if matches => Ok(user),
+        _ => Err(ApiError::InvalidCredentials),
     }
 }
 

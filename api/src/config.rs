@@ -102,6 +102,10 @@ pub struct Config {
     /// Menu submissions per minute by one user.
     #[arg(long = "submit-rate-per-minute", env = "SUBMIT_RATE_PER_MINUTE", default_value_t = NonZeroU32::new(60).unwrap())]
     pub submit_rate_per_minute: NonZeroU32,
+    /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only). Off by default so
+    /// the dashboard works on http://localhost; turn it on wherever it is served over TLS.
+    #[arg(long = "admin-cookie-secure", env = "ADMIN_COOKIE_SECURE", default_value_t = false, action = ArgAction::Set)]
+    pub admin_cookie_secure: bool,
 }
 
 impl Config {
@@ -149,6 +153,7 @@ mod tests {
         assert_eq!(c.job_max_attempts, 3);
         assert_eq!(c.login_rate_per_minute.get(), 60);
         assert_eq!(c.submit_rate_per_minute.get(), 60);
+        assert!(!c.admin_cookie_secure);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shared::request::FieldError;
+use utoipa::ToSchema;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -162,16 +163,27 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope {
+// Named `ApiError` in the OpenAPI document, after the errors it renders.
+/// Every error answers with this body.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiError)]
+pub struct Envelope {
+    #[schema(inline)]
     error: Body,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Body {
+    /// Stable: clients branch on it. Each operation lists the codes it can answer.
+    #[schema(example = "validation_failed")]
     code: &'static str,
+    /// For people: it may change.
     message: String,
+    /// For errors about the input: the field at fault as a path (`macros.protein`,
+    /// `meal_times[1]`), the first of `details`; `null` otherwise.
+    #[schema(required = true)]
     field: Option<String>,
+    /// For errors about the input: every problem, one per field; empty otherwise.
     details: Vec<FieldError>,
 }
 

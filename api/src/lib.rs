@@ -7,13 +7,14 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
-pub mod dashboard;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod hashing;
 pub mod middleware;
+pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod routes;

@@ -101,16 +101,20 @@ async fn count_requests(request: Request, next: Next) -> Response {
 }
 
 /// Routing, the timeout and the body limit answer some errors with an empty or plain-text
-/// body; this gives them the JSON shape every other error has.
+/// body; this gives them the JSON shape every other error has. JSON errors and the dashboard's
+/// HTML pages (its error pages included) are answers of their own and pass as they are.
 async fn json_error_bodies(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    let is_json = response
+    let answered = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(b"application/json") || v.starts_with(b"text/html")
+        });
+    if answered {
         return response;
     }
     let error = match response.status() {

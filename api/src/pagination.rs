@@ -4,13 +4,27 @@
 use chrono::DateTime;
 use shared::db::Cursor;
 use shared::request::FieldError;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::extract::QueryParams;
 
 /// Rows per page when the client does not say, and the most it may ask for.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const PAGE_SIZE: (i64, i64) = (1, 100);
+
+/// Documentation only (handlers read them one by one with `QueryParams`): the query parameters
+/// of a page.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the page before; the first page without it.
+    pub cursor: Option<String>,
+}
 
 /// Microseconds (PostgreSQL's precision, so the position is exact) and the id, as hex. Opaque
 /// to clients: they pass it back as it is.
@@ -41,6 +55,16 @@ pub fn invalid_cursor() -> ApiError {
     )])
 }
 
+/// The `limit` a list request asks for: within [`PAGE_SIZE`], [`DEFAULT_PAGE_SIZE`] when absent.
+pub fn limit(params: &QueryParams) -> Result<i64, ApiError> {
+    params.int("limit", PAGE_SIZE, DEFAULT_PAGE_SIZE)
+}
+
+/// The `cursor` of the page a list request asks for, if it is not the first.
+pub fn cursor(params: &QueryParams) -> Result<Option<Cursor>, ApiError> {
+    params.text("cursor").map(decode).transpose()
+}
+
 /// Rows fetched with `limit + 1`: the page, and the cursor of the next one if there is one.
 pub fn split<T>(
     mut rows: Vec<T>,
@@ -69,6 +93,23 @@ mod tests {
         for bad in ["", "zz", "0000000000000001", "0000000000000001not-a-uuid"] {
             assert!(decode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_documented_page_size_is_the_checked_one() {
+        let limit = PageParams::into_params(|| None)
+            .into_iter()
+            .find(|p| p.name == "limit")
+            .unwrap();
+        let schema = serde_json::to_value(limit.schema).unwrap();
+        assert_eq!(
+            (&schema["minimum"], &schema["maximum"], &schema["default"]),
+            (
+                &PAGE_SIZE.0.into(),
+                &PAGE_SIZE.1.into(),
+                &DEFAULT_PAGE_SIZE.into()
+            )
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Inner {
     pub(crate) job_max_attempts: i32,
     pub(crate) body_limit_bytes: usize,
     pub(crate) request_timeout: Duration,
+    /// Whether the dashboard's session cookie is marked `Secure`.
+    pub(crate) admin_cookie_secure: bool,
     /// Cancelled when the server begins to shut down: long polls answer at once and the
     /// background tasks end.
     pub(crate) stopping: CancellationToken,
@@ -98,6 +100,7 @@ impl AppState {
             job_max_attempts: config.job_max_attempts,
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: config.request_timeout(),
+            admin_cookie_secure: config.admin_cookie_secure,
             _stop_on_drop: stopping.clone().drop_guard(),
             stopping,
         }))

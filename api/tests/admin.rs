@@ -3,70 +3,12 @@
 
 mod common;
 
-use common::{Account, TestApp, error_of};
+use common::{TestApp, error_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::jobs;
-use shared::job::{JobError, Usage};
+use shared::job::Usage;
 use uuid::Uuid;
-
-impl TestApp {
-    /// An admin account (there is no way to register as one: it is made in the database, as
-    /// `api admin create-user` does) and its token.
-    async fn admin(&self) -> Account {
-        let account = self.user().await;
-        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
-            .bind(account.id)
-            .execute(&self.db.pool)
-            .await
-            .unwrap();
-        let response = self
-            .request(reqwest::Method::POST, "/v1/auth/login", None)
-            .json(&json!({"email": account.email, "password": "correct horse battery"}))
-            .send()
-            .await
-            .unwrap();
-        let body: Value = response.json().await.unwrap();
-        Account {
-            token: body["token"].as_str().unwrap().to_string(),
-            ..account
-        }
-    }
-
-    /// A job of `owner` that failed its one attempt with `code`.
-    async fn failed_job(&self, owner: Uuid, code: &str) -> Uuid {
-        let job = self.queued_job(owner).await;
-        self.claim(job).await;
-        let mut conn = self.db.pool.acquire().await.unwrap();
-        let usage = Usage {
-            calls: 2,
-            prompt_tokens: 1_500,
-            completion_tokens: 900,
-            snoozes: 0,
-        };
-        jobs::fail_attempt(
-            &mut conn,
-            job,
-            1,
-            &JobError::new(code, "it broke"),
-            None,
-            usage,
-        )
-        .await
-        .unwrap();
-        job
-    }
-
-    async fn status_of(&self, job: Uuid) -> (String, i32, i32) {
-        sqlx::query_as(
-            "SELECT status::text, attempts, max_attempts FROM generation_jobs WHERE id = $1",
-        )
-        .bind(job)
-        .fetch_one(&self.db.pool)
-        .await
-        .unwrap()
-    }
-}
 
 const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/jobs"),

@@ -44,7 +44,7 @@ pub enum Gate {
 }
 
 /// An open circuit, as readiness checks report it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OpenCircuit {
     pub model: String,
     pub code: String,

@@ -42,7 +42,19 @@ pub struct FoodTraits {
 }
 
 /// Where an ingredient is found in a shop, in the order a shopper usually walks them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Aisle {
     /// Fresh fruit, vegetables and herbs, and tofu, which most shops keep beside them.

@@ -9,20 +9,20 @@ use crate::foods::{Aisle, aisle, normalize};
 use crate::menu::{MenuPlan, Unit, UnitKind};
 
 /// A menu's shopping list, aisle by aisle in shop order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroceryList {
     pub aisles: Vec<AisleGroup>,
 }
 
 /// The items bought in one aisle, sorted by name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AisleGroup {
     pub aisle: Aisle,
     pub items: Vec<GroceryItem>,
 }
 
 /// One food in one kind of measure. `name` is the normalised ingredient name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroceryItem {
     pub name: String,
     pub quantity: f64,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     Deserialize,
     sqlx::Type,
     schemars::JsonSchema,
+    utoipa::ToSchema,
 )]
 #[sqlx(type_name = "job_status", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -27,6 +28,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order of a job's life.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
     /// Finished for good: nothing will change it but an admin's requeue.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -48,7 +59,7 @@ impl JobStatus {
 }
 
 /// Why an attempt or a job failed: a stable code for programs and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     pub code: String,
     pub message: String,

@@ -7,11 +7,23 @@
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A time of day a dish is eaten. Requests name meal times from the first three; snacks are
 /// counted separately (`snacks_per_day`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum MealTime {
@@ -36,7 +48,18 @@ impl MealTime {
 
 /// How demanding a dish is to cook; the request's 0–100 `prep_complexity` maps onto it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Complexity {
@@ -60,7 +83,18 @@ impl Complexity {
 
 /// Units a quantity may be given in. A closed set so quantities can be summed and converted.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
@@ -115,7 +149,7 @@ impl Unit {
 }
 
 /// Energy and macronutrients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct Nutrition {
     pub kcal: f64,
     pub protein_g: f64,
@@ -160,7 +194,7 @@ impl std::ops::Add for Nutrition {
 }
 
 /// One ingredient line; `quantity` is for all of the dish's servings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct Ingredient {
     pub name: String,
     pub quantity: f64,
@@ -168,7 +202,7 @@ pub struct Ingredient {
 }
 
 /// One dish of a day: a meal or a snack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct Meal {
     pub meal_time: MealTime,
     pub title: String,
@@ -199,7 +233,7 @@ impl Meal {
 }
 
 /// One day of a menu. The model writes `meals` and `snacks`; the rest is filled in locally.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct Day {
     #[serde(default)]
     #[schemars(skip)]
@@ -234,7 +268,7 @@ impl Day {
 }
 
 /// A finished plan: the days in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct MenuPlan {
     pub days: Vec<Day>,
 }

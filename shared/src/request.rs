@@ -8,11 +8,12 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::menu::{Complexity, MealTime};
 
 /// A problem with one field of a client's input. `field` is a dotted path (`macros.protein`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub code: &'static str,
@@ -29,7 +30,9 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DietType {
     #[default]
@@ -42,7 +45,18 @@ pub enum DietType {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Restriction {
@@ -56,7 +70,18 @@ pub enum Restriction {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Cuisine {
@@ -80,7 +105,18 @@ pub enum Cuisine {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    ToSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Appliance {
@@ -97,7 +133,9 @@ pub enum Appliance {
 }
 
 /// Quality tier; each maps to a configured model name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelTier {
     #[default]
@@ -106,41 +144,72 @@ pub enum ModelTier {
 }
 
 /// Macro targets as sent by a client (percent of calories).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MacrosInput {
+    #[schema(minimum = 10, maximum = 60)]
     pub protein: i64,
+    #[schema(minimum = 10, maximum = 60)]
     pub carbs: i64,
+    #[schema(minimum = 10, maximum = 60)]
     pub fat: i64,
 }
 
 /// Minutes allowed per meal (preparation plus cooking) on weekdays and at weekends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct TimeLimitsInput {
+    #[schema(minimum = 5, maximum = 600)]
     pub weekday_minutes: Option<i64>,
+    #[schema(minimum = 5, maximum = 600)]
     pub weekend_minutes: Option<i64>,
 }
 
 /// The generation settings a client may give, every one optional. Used both for a request and
 /// for the stored preferences it is merged with.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MenuOptions {
+    /// Days in the menu (default 7).
+    #[schema(minimum = 1, maximum = 7)]
     pub days: Option<i64>,
+    /// The meals of each day, from `breakfast`, `lunch` and `dinner` (default all three); not
+    /// `snack`, which `snacks_per_day` counts.
+    #[schema(min_items = 1)]
     pub meal_times: Option<Vec<MealTime>>,
+    /// Snacks a day besides the meals (default 0).
+    #[schema(minimum = 0, maximum = 3)]
     pub snacks_per_day: Option<i64>,
+    /// People each dish is for (default 1).
+    #[schema(minimum = 1, maximum = 10)]
     pub servings: Option<i64>,
+    /// Energy per person and day, in kcal (default 2000).
+    #[schema(minimum = 500, maximum = 5000)]
     pub calorie_goal: Option<i64>,
+    /// Shares of the energy in percent, summing to 100 (default 40 / 30 / 30).
     pub macros: Option<MacrosInput>,
+    /// Default `omnivore`.
     pub diet_type: Option<DietType>,
+    /// Foods to leave out (default none).
     pub restrictions: Option<Vec<Restriction>>,
+    /// Restrictions in the client's words: at most 5, each 1 to 60 characters once trimmed.
+    #[schema(max_items = 5)]
     pub other_restrictions: Option<Vec<String>>,
+    /// Foods not to use: at most 30, each 1 to 40 characters once trimmed.
+    #[schema(max_items = 30)]
     pub disliked_foods: Option<Vec<String>>,
+    /// Cuisines to draw from, at most 10 different ones (default any).
     pub cuisines: Option<Vec<Cuisine>>,
+    /// The appliances at hand (default any).
     pub appliances: Option<Vec<Appliance>>,
+    /// How demanding the dishes may be, from 0 (minimal) to 100 (complex) (default 50).
+    #[schema(minimum = 0, maximum = 100)]
     pub prep_complexity: Option<i64>,
+    /// Minutes per meal (preparation and cooking); no limit by default.
     pub time_limits: Option<TimeLimitsInput>,
+    /// Default `standard`.
     pub model: Option<ModelTier>,
 }
 
@@ -175,21 +244,23 @@ impl MenuOptions {
 }
 
 /// Macro targets, validated: each 10–60 %, summing to 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct Macros {
     pub protein: u8,
     pub carbs: u8,
     pub fat: u8,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema,
+)]
 pub struct TimeLimits {
     pub weekday_minutes: Option<u16>,
     pub weekend_minutes: Option<u16>,
 }
 
 /// A complete, valid request: what a job generates. Every field is set and within range.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct GenerationRequest {
     pub days: u8,
     pub start_date: NaiveDate,
@@ -624,6 +695,52 @@ mod tests {
         };
         let r = GenerationRequest::from_options(&lunch_only, start()).unwrap();
         assert!((r.calorie_share(MealTime::Lunch) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_documented_ranges_are_the_checked_ones() {
+        use utoipa::PartialSchema;
+        let bounds = |schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                      field: &str| {
+            let schema = serde_json::to_value(schema).unwrap();
+            let property = &schema["properties"][field];
+            (property["minimum"].as_i64(), property["maximum"].as_i64())
+        };
+        let options = [
+            ("days", limits::DAYS),
+            ("snacks_per_day", limits::SNACKS),
+            ("servings", limits::SERVINGS),
+            ("calorie_goal", limits::CALORIES),
+            ("prep_complexity", limits::PREP_COMPLEXITY),
+        ];
+        for (field, (lo, hi)) in options {
+            assert_eq!(
+                bounds(MenuOptions::schema(), field),
+                (Some(lo), Some(hi)),
+                "{field}"
+            );
+        }
+        for field in ["protein", "carbs", "fat"] {
+            let (lo, hi) = limits::MACRO;
+            assert_eq!(bounds(MacrosInput::schema(), field), (Some(lo), Some(hi)));
+        }
+        for field in ["weekday_minutes", "weekend_minutes"] {
+            let (lo, hi) = limits::MINUTES_PER_MEAL;
+            assert_eq!(
+                bounds(TimeLimitsInput::schema(), field),
+                (Some(lo), Some(hi))
+            );
+        }
+        let max_items = |field: &str| {
+            serde_json::to_value(MenuOptions::schema()).unwrap()["properties"][field]["maxItems"]
+                .as_u64()
+                .map(|n| n as usize)
+        };
+        assert_eq!(
+            max_items("other_restrictions"),
+            Some(limits::OTHER_RESTRICTIONS)
+        );
+        assert_eq!(max_items("disliked_foods"), Some(limits::DISLIKED_FOODS));
     }
 
     #[test]

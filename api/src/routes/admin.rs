@@ -1,9 +1,8 @@
 //! The admin API (role `admin`; anyone else gets 403): jobs by filter, one job with its attempts,
 //! requeue and cancel (one, or every job a filter matches), the audit log and the statistics.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
@@ -11,26 +10,33 @@ use shared::db::admin::{self, Action, Attempt, JobFilter};
 use shared::db::jobs;
 use shared::job::JobStatus;
 use shared::request::FieldError;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::admin::{self as ops, Stats};
 use crate::auth::AdminUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
-use crate::pagination;
+use crate::openapi::{
+    AdminOnly, BodyTooLarge, Internal, InvalidFilter, MalformedJson, NotJson, Unauthenticated,
+    Unavailable,
+};
+use crate::pagination::{self, PageParams};
 use crate::routes::jobs::JobView;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/jobs", get(list_jobs))
-        .route("/v1/admin/jobs/requeue", post(requeue_matching))
-        .route("/v1/admin/jobs/cancel", post(cancel_matching))
-        .route("/v1/admin/jobs/{id}", get(show_job))
-        .route("/v1/admin/jobs/{id}/requeue", post(requeue_one))
-        .route("/v1/admin/jobs/{id}/cancel", post(cancel_one))
-        .route("/v1/admin/actions", get(list_actions))
-        .route("/v1/admin/stats", get(stats))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(requeue_matching))
+        .routes(routes!(cancel_matching))
+        .routes(routes!(show_job))
+        .routes(routes!(requeue_one))
+        .routes(routes!(cancel_one))
+        .routes(routes!(list_actions))
+        .routes(routes!(stats))
 }
 
 /// The filter from query parameters: `status`, `error_code`, `user_id`, `batch_id`,
@@ -83,13 +89,41 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct JobPage {
     items: Vec<JobView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
+/// Jobs of every user, newest first, narrowed by the filter parameters.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/jobs",
+    operation_id = "admin_list_jobs",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(JobFilter, PageParams),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 422,
+            description = "`invalid_type`: `limit` is not an integer, or `user_id` or \
+                `batch_id` not a UUID; `validation_failed`: an unknown `status`, a time that is \
+                not RFC 3339, `limit` out of range, or a `cursor` this API did not give",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list_jobs(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -120,12 +154,33 @@ async fn list_jobs(
 }
 
 /// A job as admins see it: its view and every attempt.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AdminJob {
     job: JobView,
     attempts: Vec<Attempt>,
 }
 
+/// Any job, with every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/jobs/{id}",
+    operation_id = "admin_get_job",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job and its attempts, first first", body = AdminJob),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 404,
+            description = "`not_found`: no such job (an id that is not a UUID included)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn show_job(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -142,7 +197,52 @@ async fn show_job(
     }))
 }
 
-/// `?reset_attempts=true` gives the job all its attempts again (default: one more attempt).
+/// Requeues a failed or cancelled job.
+///
+/// Its finished days are kept. `?reset_attempts=true` gives the job all its attempts again
+/// (default: one more attempt).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/jobs/{id}/requeue",
+    operation_id = "admin_requeue_job",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(
+        ("id" = Uuid, Path, description = "The job's id"),
+        (
+            "reset_attempts" = Option<bool>,
+            Query,
+            description = "`true`: all its attempts again; `false` (the default): one more",
+        ),
+    ),
+    responses(
+        (status = 200, description = "The job, queued again", body = JobView),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 404,
+            description = "`not_found`: no such job (an id that is not a UUID included)",
+            body = Envelope,
+        ),
+        (
+            status = 409,
+            description = "`not_requeueable`: only failed or cancelled jobs can be requeued",
+            body = Envelope,
+        ),
+        (
+            status = 422,
+            description = "`validation_failed`: `reset_attempts` is neither `true` nor `false`",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn requeue_one(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -154,6 +254,32 @@ async fn requeue_one(
     job_view(&state, id).await
 }
 
+/// Cancels a job that has not finished.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/jobs/{id}/cancel",
+    operation_id = "admin_cancel_job",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobView),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 404,
+            description = "`not_found`: no such job (an id that is not a UUID included)",
+            body = Envelope,
+        ),
+        (
+            status = 409,
+            description = "`job_finished`: the job has finished and can no longer be cancelled",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn cancel_one(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -170,10 +296,13 @@ async fn job_view(state: &AppState, id: Uuid) -> Result<Json<JobView>, ApiError>
     Ok(Json(job.into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BulkRequeue)]
 struct Bulk {
+    /// The jobs to requeue: at least one field must be set.
     filter: JobFilter,
+    /// `true`: all their attempts again; `false` (the default): one more.
     #[serde(default)]
     reset_attempts: bool,
 }
@@ -190,11 +319,33 @@ fn checked(filter: JobFilter) -> Result<JobFilter, ApiError> {
     Ok(filter)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Requeued {
     requeued: usize,
 }
 
+/// Requeues every failed or cancelled job a filter matches.
+///
+/// In one transaction, recorded in the audit log. Finished days are kept.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/jobs/requeue",
+    operation_id = "admin_requeue_jobs",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body = Bulk,
+    responses(
+        (status = 200, description = "How many jobs were requeued", body = Requeued),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, response = InvalidFilter),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn requeue_matching(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -212,17 +363,40 @@ async fn requeue_matching(
     Ok(Json(Requeued { requeued }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BulkCancel {
+    /// The jobs to cancel: at least one field must be set.
     filter: JobFilter,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Cancelled {
     cancelled: usize,
 }
 
+/// Cancels every unfinished job a filter matches.
+///
+/// In one transaction, recorded in the audit log.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/jobs/cancel",
+    operation_id = "admin_cancel_jobs",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body = BulkCancel,
+    responses(
+        (status = 200, description = "How many jobs were cancelled", body = Cancelled),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, response = InvalidFilter),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn cancel_matching(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -233,13 +407,40 @@ async fn cancel_matching(
     Ok(Json(Cancelled { cancelled }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ActionPage {
     items: Vec<Action>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
 /// The audit log, newest first; the cursor is the last action's id.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/actions",
+    operation_id = "admin_list_actions",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of admin actions", body = ActionPage),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 422,
+            description = "`invalid_type`: `limit` is not an integer; `validation_failed`: \
+                `limit` out of range or a `cursor` this API did not give",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list_actions(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -269,6 +470,29 @@ async fn list_actions(
     Ok(Json(ActionPage { items, next_cursor }))
 }
 
+/// The overview statistics.
+///
+/// Jobs by status and throughput, queue depth, LLM calls and 429s per model, open circuits,
+/// the budget in use, and this process's database pool.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/stats",
+    operation_id = "admin_stats",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "The statistics", body = Stats),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 500,
+            description = "`internal`: something failed on the server's side, Redis being \
+                unreachable included",
+            body = Envelope,
+        ),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn stats(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<Stats>, ApiError> {
     Ok(Json(ops::stats(state.stores()).await?))
 }

@@ -3,20 +3,25 @@
 //! Both register and login hash a password, so both run under the per-address rate limit and
 //! the hashing bound. No database connection is held while a password is hashed.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::db::jobs;
 use shared::db::users::{self, Role, User};
 use shared::password;
 use shared::request::FieldError;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::extract::JsonBody;
+use crate::openapi::{
+    BodyTooLarge, Internal, MalformedJson, NotJson, TooManyRequests, Unauthenticated, Unavailable,
+};
 use crate::rate_limit::ClientAddr;
 use crate::state::AppState;
 
@@ -24,16 +29,16 @@ const PASSWORD_CHARS: (usize, usize) = (8, 128);
 /// The longest address SMTP can deliver to.
 const EMAIL_CHARS: usize = 254;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/register", post(register))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/me", get(me))
-        .route("/v1/me/usage", get(usage))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
+        .routes(routes!(usage))
 }
 
 /// The roles anyone may sign up with; admins are made by operators.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum SignupRole {
     #[default]
@@ -41,23 +46,28 @@ enum SignupRole {
     Coach,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
+    /// An address of a plausible shape (`name@example.com`), at most 254 characters once
+    /// trimmed; one account per address, compared case-insensitively.
     email: String,
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
+    /// Default `user`.
     #[serde(default)]
     role: SignupRole,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 struct UserView {
     id: Uuid,
     email: String,
@@ -75,10 +85,13 @@ impl From<User> for UserView {
 }
 
 /// What register and login answer: the account and a token for it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Session {
     user: UserView,
+    /// Send as `Authorization: Bearer <token>`.
     token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     token_type: &'static str,
     /// Seconds until the token expires.
     expires_in: u64,
@@ -95,6 +108,40 @@ impl Session {
     }
 }
 
+/// Creates an account (role `user` or `coach`) and logs it in.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "The account, and a token for it", body = Session),
+        (status = 400, response = MalformedJson),
+        (
+            status = 403,
+            description = "`registration_disabled`: this server does not take sign-ups",
+            body = Envelope,
+        ),
+        (
+            status = 409,
+            description = "`email_taken`: an account with this email exists",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
+                fit the schema; `validation_failed`: `invalid_email` or the password's \
+                `invalid_length` (in `details`)",
+            body = Envelope,
+        ),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -143,6 +190,34 @@ async fn register(
     Ok((StatusCode::CREATED, Json(Session::for_user(&state, user)?)))
 }
 
+/// Exchanges an email and password for a token.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "The account, and a token for it", body = Session),
+        (status = 400, response = MalformedJson),
+        (
+            status = 401,
+            description = "`invalid_credentials`: no account has this email and password",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
+                fit the schema",
+            body = Envelope,
+        ),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -170,6 +245,20 @@ async fn login(
     }
 }
 
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserView),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn me(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -183,6 +272,19 @@ async fn me(
 }
 
 /// What the caller's requests have cost: LLM calls and tokens over every job they submitted.
+#[utoipa::path(
+    get,
+    path = "/v1/me/usage",
+    operation_id = "my_usage",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Totals over the caller's jobs", body = UsageView),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn usage(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -195,10 +297,12 @@ async fn usage(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccountUsage)]
 struct UsageView {
     #[serde(flatten)]
     totals: jobs::UsageTotals,
+    /// Prompt and completion tokens together.
     total_tokens: i64,
 }
 
@@ -229,7 +333,17 @@ pub(crate) fn checked_email(field: &str, raw: &str) -> Result<String, FieldError
 
 #[cfg(test)]
 mod tests {
+    use utoipa::PartialSchema;
+
     use super::*;
+
+    #[test]
+    fn the_documented_password_length_is_the_checked_one() {
+        let schema = serde_json::to_value(Registration::schema()).unwrap();
+        let password = &schema["properties"]["password"];
+        assert_eq!(password["minLength"], PASSWORD_CHARS.0);
+        assert_eq!(password["maxLength"], PASSWORD_CHARS.1);
+    }
 
     #[test]
     fn plausible_emails_pass_and_others_are_named() {

@@ -1,37 +1,43 @@
 //! Coaches and their clients: a coach invites by email, the client accepts, and from then on
 //! the coach may submit menus for the client and read the client's jobs and menus.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::db::coaching::{self, Link};
 use shared::db::users::{self, Role};
 use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody};
+use crate::openapi::{
+    BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, Unauthenticated, Unavailable,
+};
 use crate::routes::auth::checked_email;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/coach/invitations", post(invite))
-        .route("/v1/coach/clients", get(clients))
-        .route("/v1/invitations", get(invitations))
-        .route("/v1/invitations/{id}/accept", post(accept))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(invite))
+        .routes(routes!(clients))
+        .routes(routes!(invitations))
+        .routes(routes!(accept))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Invitation {
+    /// The client's email address; they see the invitation once they have an account with it.
     email: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Links {
     items: Vec<Link>,
 }
@@ -60,6 +66,30 @@ pub(crate) async fn acting_for(
     }
 }
 
+/// Invites a client by email; inviting the same address again answers the existing link.
+#[utoipa::path(
+    post,
+    path = "/v1/coach/invitations",
+    operation_id = "invite_client",
+    tag = "coaching",
+    security(("bearer" = [])),
+    request_body = Invitation,
+    responses(
+        (status = 201, description = "The link, not yet accepted", body = Link),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 403,
+            description = "`forbidden`: the caller is not a coach",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, response = InvalidBody),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn invite(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -74,6 +104,25 @@ async fn invite(
     Ok((StatusCode::CREATED, Json(link)))
 }
 
+/// The caller's links to clients, accepted or not.
+#[utoipa::path(
+    get,
+    path = "/v1/coach/clients",
+    operation_id = "list_clients",
+    tag = "coaching",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The coach's links, oldest first", body = Links),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 403,
+            description = "`forbidden`: the caller is not a coach",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn clients(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -87,6 +136,19 @@ async fn clients(
 }
 
 /// Open invitations addressed to the caller's email.
+#[utoipa::path(
+    get,
+    path = "/v1/invitations",
+    operation_id = "list_invitations",
+    tag = "coaching",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Open invitations, oldest first", body = Links),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn invitations(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -97,6 +159,30 @@ async fn invitations(
     Ok(Json(Links { items }))
 }
 
+/// Accepts an invitation addressed to the caller.
+///
+/// From then on the coach may submit menus for the caller and read their jobs and menus. No
+/// body is read.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/accept",
+    operation_id = "accept_invitation",
+    tag = "coaching",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The invitation's (link's) id")),
+    responses(
+        (status = 200, description = "The link, accepted", body = Link),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 404,
+            description = "`not_found`: no open invitation with this id is addressed to the \
+                caller (an id that is not a UUID included)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn accept(
     State(state): State<AppState>,
     caller: CurrentUser,

@@ -5,27 +5,46 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use shared::circuit::{Circuit, OpenCircuit};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
 /// Each check's bound: a probe must answer before the orchestrator's own timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-/// Prometheus text exposition of every metric this process records, with the pool and queue
-/// gauges sampled now.
+/// Prometheus metrics.
+///
+/// The text exposition of every metric this process records, with the pool and queue gauges
+/// sampled now.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (
+            status = 200,
+            description = "Prometheus text exposition format 0.0.4; it answers even while Redis \
+                is away, with the last queue depth seen",
+            body = String,
+            content_type = "text/plain; version=0.0.4",
+        ),
+    )
+)]
 async fn metrics(
     State(state): State<AppState>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
@@ -38,31 +57,67 @@ async fn metrics(
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Health {
+    /// Always `alive`.
+    #[schema(example = "alive")]
     status: &'static str,
 }
 
+/// Liveness.
+///
 /// Depends on nothing: a process that answers is alive.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process answers", body = Health))
+)]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "alive" })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
     status: &'static str,
     checks: Checks,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Checks {
+    /// `ok`, `error` or `timeout`.
+    #[schema(example = "ok")]
     postgres: &'static str,
+    /// `ok`, `error` or `timeout`.
+    #[schema(example = "ok")]
     redis: &'static str,
     /// `ok`, or `open` when calls to a model are stopped (see `open_circuits`).
+    #[schema(example = "ok")]
     llm: &'static str,
     open_circuits: Vec<OpenCircuit>,
 }
 
+/// Readiness.
+///
+/// Whether this process can serve: PostgreSQL and Redis answer within a second each, and no
+/// LLM provider circuit is open.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (
+            status = 503,
+            description = "Not ready: `checks` says what failed (this body, not `ApiError`)",
+            body = Readiness,
+        ),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let (postgres, redis, circuits) = tokio::join!(
         check("postgres", async {

@@ -3,19 +3,22 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::db::jobs::{self, JobRow};
 use shared::job::{JobError, JobStatus};
 use shared::request::GenerationRequest;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, QueryParams};
+use crate::openapi::{Internal, Unauthenticated, Unavailable};
 use crate::state::AppState;
 
 /// `?wait=` in seconds: long enough to save most polls, short enough for proxies' idle limits.
@@ -23,8 +26,8 @@ const WAIT_SECS: (i64, i64) = (0, 25);
 /// A long poll answers this much before the request timeout would cut it off.
 const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/jobs/{id}", get(show).delete(cancel))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, cancel))
 }
 
 /// Where a job's status can be read.
@@ -32,13 +35,16 @@ pub fn status_url(id: Uuid) -> String {
     format!("/v1/jobs/{id}")
 }
 
-#[derive(Serialize)]
+/// Days generated and saved so far, of all the menu's days.
+#[derive(Serialize, ToSchema)]
 pub struct Progress {
     pub days_done: i32,
     pub days_total: i32,
 }
 
-#[derive(Serialize)]
+/// What the job's LLM calls have cost so far.
+#[derive(Serialize, ToSchema)]
+#[schema(as = JobUsage)]
 pub struct UsageView {
     pub llm_calls: i32,
     pub prompt_tokens: i64,
@@ -47,7 +53,8 @@ pub struct UsageView {
 }
 
 /// A job as clients see it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
     pub id: Uuid,
     pub owner_id: Uuid,
@@ -103,7 +110,52 @@ impl From<JobRow> for JobView {
     }
 }
 
+/// A job, now or long-polled.
+///
 /// The job now, or with `?wait=N` once it changes (or is finished), or after N seconds.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "The job's id"),
+        (
+            "wait" = Option<i64>,
+            Query,
+            description = "Long poll: answer when the job changes or finishes, or after this \
+                many seconds, whichever comes first (at once when it has finished already). \
+                Without it, or 0, the job now. The wait ends a second before the request \
+                timeout, and at once when the server shuts down.",
+            minimum = 0,
+            maximum = 25,
+        ),
+    ),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 404,
+            description = "`not_found`: no such job, or not the caller's (an id that is not a \
+                UUID included)",
+            body = Envelope,
+        ),
+        (
+            status = 422,
+            description = "`invalid_type`: `wait` is not an integer; `validation_failed`: `wait` \
+                is out of range",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -133,7 +185,34 @@ async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow,
         .ok_or(ApiError::NotFound("job"))
 }
 
-/// Cancels a job that has not finished. Workers see it at their next write and stop.
+/// Cancels a job that has not finished.
+///
+/// Workers see it at their next write and stop.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobView),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 404,
+            description = "`not_found`: no such job, or not the caller's (an id that is not a \
+                UUID included)",
+            body = Envelope,
+        ),
+        (
+            status = 409,
+            description = "`job_finished`: the job has finished and can no longer be cancelled",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -160,4 +239,22 @@ async fn cancel(
         tracing::warn!(job.id = %id, error = %e, "could not announce a cancellation to long polls");
     }
     Ok(Json(after.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_wait_is_the_checked_one() {
+        let document = serde_json::to_value(crate::routes::documented().into_openapi()).unwrap();
+        let parameters = document["paths"]["/v1/jobs/{id}"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let wait = &parameters.iter().find(|p| p["name"] == "wait").unwrap()["schema"];
+        assert_eq!(
+            (&wait["minimum"], &wait["maximum"]),
+            (&WAIT_SECS.0.into(), &WAIT_SECS.1.into())
+        );
+    }
 }

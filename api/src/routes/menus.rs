@@ -1,11 +1,10 @@
 //! Menus: submitting a generation request (which creates a job), reading finished menus, listing
 //! them a page at a time, and a menu's grocery list.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use shared::db::Cursor;
@@ -16,12 +15,18 @@ use shared::grocery::{GroceryList, grocery_list};
 use shared::job::JobStatus;
 use shared::menu::MenuPlan;
 use shared::request::{GenerationRequest, MenuOptions, default_start_date};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonObject, QueryParams};
-use crate::pagination;
+use crate::openapi::{
+    BodyTooLarge, Internal, NotJson, TooManyRequests, Unauthenticated, Unavailable, WithMenuOptions,
+};
+use crate::pagination::{self, PageParams};
 use crate::routes::coaching::acting_for;
 use crate::routes::jobs::{JobView, status_url};
 use crate::state::AppState;
@@ -29,11 +34,11 @@ use crate::state::AppState;
 /// Longest `Idempotency-Key` accepted; a UUID needs 36.
 const IDEMPOTENCY_KEY_CHARS: usize = 200;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/menus", get(list).post(submit))
-        .route("/v1/menus/{id}", get(show))
-        .route("/v1/menus/{id}/grocery-list", get(groceries))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, submit))
+        .routes(routes!(show))
+        .routes(routes!(groceries))
 }
 
 pub fn menu_url(id: Uuid) -> String {
@@ -41,17 +46,104 @@ pub fn menu_url(id: Uuid) -> String {
 }
 
 /// What a submission answers.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Submitted {
     job_id: Uuid,
     status: JobStatus,
+    /// Where the job's status can be read (also in `Location`).
+    #[schema(example = "/v1/jobs/0190b5c6-6a1e-7cc0-9b5e-2f4c3c1d9a10")]
     status_url: String,
     job: JobView,
 }
 
+// Documentation only: the keys `submit` takes out of the body before it reads the rest as
+// `MenuOptions`; `SubmissionBody` puts them together.
+/// A menu generation request: the menu options, each optional (the owner's stored preferences,
+/// then the defaults, fill in the rest), and whom and when the menu is for.
+#[derive(ToSchema)]
+pub struct MenuSubmission {
+    /// A linked client to generate for (coaches only); the caller when absent.
+    pub client_id: Option<Uuid>,
+    /// The menu's first day; tomorrow (UTC) when absent.
+    pub start_date: Option<NaiveDate>,
+}
+
+// Documentation only: the body of `POST /v1/menus`. (An alias, because `#[utoipa::path]` takes a
+// generic type for one to compose from its parameters' schemas, which `WithMenuOptions` is not.)
+type SubmissionBody = WithMenuOptions<MenuSubmission>;
+
+/// Submits a menu generation request.
+///
 /// Creates a job for the caller, or with `client_id` for a coach's linked client. Fields left
 /// out come from the owner's stored preferences, then the defaults. 202 with the new job; 200
 /// with the existing one when the `Idempotency-Key` was used before for the same request.
+#[utoipa::path(
+    post,
+    path = "/v1/menus",
+    operation_id = "submit_menu",
+    tag = "menus",
+    security(("bearer" = [])),
+    params(
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            nullable = false,
+            description = "Makes retries safe: a second submission with the same key and the \
+                same request answers 200 with the first one's job instead of creating another; \
+                with a different request, 422 `idempotency_key_reused`. 1 to 200 printable \
+                ASCII characters (a UUID does).",
+            min_length = 1,
+            max_length = 200,
+            pattern = "^[ -~]+$",
+        ),
+    ),
+    request_body = SubmissionBody,
+    responses(
+        (
+            status = 202,
+            description = "Accepted: a job was created and queued",
+            body = Submitted,
+            headers(("Location" = String, description = "The job's status URL")),
+        ),
+        (
+            status = 200,
+            description = "This `Idempotency-Key` was used before for the same request: its job",
+            body = Submitted,
+            headers(("Location" = String, description = "The job's status URL")),
+        ),
+        (
+            status = 400,
+            description = "`malformed_json`: the body is not valid JSON; \
+                `invalid_idempotency_key`: the header is empty, too long or not printable ASCII",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 403,
+            description = "`forbidden`: `client_id` was given by an account that is not a coach",
+            body = Envelope,
+        ),
+        (
+            status = 404,
+            description = "`client_not_found`: `client_id` is not a client who accepted the \
+                caller's invitation",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
+                fit the schema; `validation_failed`: values out of range or not allowed, after \
+                merging with the stored preferences (every one in `details`); \
+                `idempotency_key_reused`: the key was used for a different request",
+            body = Envelope,
+        ),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn submit(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -125,7 +217,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// A finished menu: its days and the request it was generated from.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Menu)]
 struct MenuView {
     id: Uuid,
     job_id: Uuid,
@@ -137,6 +230,27 @@ struct MenuView {
     plan: MenuPlan,
 }
 
+/// One menu of the caller's (or of a client's, for their coach).
+#[utoipa::path(
+    get,
+    path = "/v1/menus/{id}",
+    operation_id = "get_menu",
+    tag = "menus",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The menu's id")),
+    responses(
+        (status = 200, description = "The menu", body = MenuView),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 404,
+            description = "`not_found`: no such menu, or not the caller's (an id that is not a \
+                UUID included)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -154,6 +268,27 @@ async fn show(
     }))
 }
 
+/// What to buy for a menu: every ingredient summed, aisle by aisle.
+#[utoipa::path(
+    get,
+    path = "/v1/menus/{id}/grocery-list",
+    operation_id = "get_grocery_list",
+    tag = "menus",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The menu's id")),
+    responses(
+        (status = 200, description = "The menu's grocery list", body = GroceryList),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 404,
+            description = "`not_found`: no such menu, or not the caller's (an id that is not a \
+                UUID included)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn groceries(
     State(state): State<AppState>,
     caller: CurrentUser,
@@ -170,17 +305,18 @@ async fn visible_menu(state: &AppState, id: Uuid, viewer: Uuid) -> Result<MenuRo
         .ok_or(ApiError::NotFound("menu"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MenuItem {
     id: Uuid,
     job_id: Uuid,
     owner_id: Uuid,
     days: i32,
     created_at: DateTime<Utc>,
+    /// Where the whole menu can be read.
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MenuPage {
     items: Vec<MenuItem>,
     /// Pass as `cursor` for the next page; `null` on the last page.
@@ -188,6 +324,49 @@ struct MenuPage {
 }
 
 /// The caller's menus (or with `client_id` a linked client's), newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/menus",
+    operation_id = "list_menus",
+    tag = "menus",
+    security(("bearer" = [])),
+    params(
+        PageParams,
+        (
+            "client_id" = Option<Uuid>,
+            Query,
+            description = "A linked client whose menus to list (coaches only)",
+        ),
+    ),
+    responses(
+        (status = 200, description = "A page of menus", body = MenuPage),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 403,
+            description = "`forbidden`: `client_id` was given by an account that is not a coach",
+            body = Envelope,
+        ),
+        (
+            status = 404,
+            description = "`client_not_found`: `client_id` is not a client who accepted the \
+                caller's invitation",
+            body = Envelope,
+        ),
+        (
+            status = 422,
+            description = "`invalid_type`: `limit` is not an integer or `client_id` not a UUID; \
+                `validation_failed`: `limit` out of range or `cursor` not one this API gave",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: CurrentUser,

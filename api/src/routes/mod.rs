@@ -1,4 +1,8 @@
 //! The HTTP routes, one module per resource, merged into one router.
+//!
+//! Every JSON route is registered with `utoipa_axum::routes!` in its module, which describes it in
+//! the OpenAPI document as it adds it to the router (see `crate::openapi`); a plain `.route(`
+//! would serve a route the document does not list, and `tests/openapi.rs` refuses one.
 
 pub mod admin;
 pub mod auth;
@@ -9,13 +13,26 @@ pub mod menus;
 pub mod preferences;
 
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::middleware;
+use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
 
 /// Every route under the middleware stack, ready to serve.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let (routes, document) = documented().split_for_parts();
+    let routes = routes
+        .merge(openapi::routes(document))
+        // HTML pages for people, not part of the JSON API the document describes.
+        .merge(crate::dashboard::routes());
+    middleware::apply(routes, &state).with_state(state)
+}
+
+/// The JSON API: its routes, and the OpenAPI document describing them.
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(auth::routes())
         .merge(preferences::routes())
@@ -23,6 +40,4 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(coaching::routes())
         .merge(admin::routes())
-        .merge(crate::dashboard::routes());
-    middleware::apply(routes, &state).with_state(state)
 }

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::config::{LogConfig, RedisConfig};
 use shared::db::jobs::{self, Claim, Inserted, NewJob};
-use shared::job::Usage;
+use shared::job::{JobError, Usage};
 use shared::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
 use shared::queue::Queue;
 use shared::request::{GenerationRequest, MenuOptions, default_start_date};
@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 /// The secret the test servers sign tokens with (tests forge tokens with it).
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+
+/// The password of every account the tests register.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// Settings for a test server; tests change what they exercise.
 pub fn config(db: &TestDb, redis: RedisConfig) -> Config {
@@ -43,6 +46,7 @@ pub fn config(db: &TestDb, redis: RedisConfig) -> Config {
         job_max_attempts: 3,
         login_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
         submit_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
+        admin_cookie_secure: false,
     }
 }
 
@@ -150,7 +154,7 @@ impl TestApp {
         let email = format!("{}@example.com", Uuid::new_v4().simple());
         let response = self
             .request(Method::POST, "/v1/auth/register", None)
-            .json(&json!({"email": email, "password": "correct horse battery", "role": role}))
+            .json(&json!({"email": email, "password": PASSWORD, "role": role}))
             .send()
             .await
             .unwrap();
@@ -169,6 +173,28 @@ impl TestApp {
 
     pub async fn coach(&self) -> Account {
         self.register_as("coach").await
+    }
+
+    /// An admin account (there is no way to register as one: it is made in the database, as
+    /// `api admin create-user` does) and its token.
+    pub async fn admin(&self) -> Account {
+        let account = self.user().await;
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(account.id)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+        let response = self
+            .request(Method::POST, "/v1/auth/login", None)
+            .json(&json!({"email": account.email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        Account {
+            token: body["token"].as_str().unwrap().to_string(),
+            ..account
+        }
     }
 
     /// Submits a menu request as `who`.
@@ -261,6 +287,49 @@ impl TestApp {
             .await
             .unwrap()
             .expect("the claimed attempt completes")
+    }
+
+    /// A job of `owner` that failed its one attempt with `code`.
+    pub async fn failed_job(&self, owner: Uuid, code: &str) -> Uuid {
+        let job = self.queued_job(owner).await;
+        self.claim(job).await;
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        let usage = Usage {
+            calls: 2,
+            prompt_tokens: 1_500,
+            completion_tokens: 900,
+            snoozes: 0,
+        };
+        jobs::fail_attempt(
+            &mut conn,
+            job,
+            1,
+            &JobError::new(code, "it broke"),
+            None,
+            usage,
+        )
+        .await
+        .unwrap();
+        job
+    }
+
+    /// A job's status, attempts and attempt limit, read from the database.
+    pub async fn status_of(&self, job: Uuid) -> (String, i32, i32) {
+        sqlx::query_as(
+            "SELECT status::text, attempts, max_attempts FROM generation_jobs WHERE id = $1",
+        )
+        .bind(job)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
+    /// The admin actions recorded, oldest first: what, on which job, how many.
+    pub async fn audit(&self) -> Vec<(String, Option<Uuid>, i32)> {
+        sqlx::query_as("SELECT action, job_id, affected FROM admin_actions ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
     }
 }
 

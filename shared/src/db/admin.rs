@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::Cursor;
@@ -12,20 +13,25 @@ use super::jobs::JobRow;
 use crate::job::JobStatus;
 
 /// Which jobs an admin means. Every field narrows; an empty filter matches every job.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct JobFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<JobStatus>,
+    /// The code of the job's last error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// The person the jobs are for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Uuid>,
+    /// The batch the jobs were created in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<Uuid>,
+    /// Created at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_after: Option<DateTime<Utc>>,
+    /// Created before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_before: Option<DateTime<Utc>>,
 }
@@ -80,7 +86,7 @@ pub async fn list_jobs(
 }
 
 /// One attempt of a job, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Attempt {
     pub number: i32,
     pub worker_id: Option<String>,
@@ -236,13 +242,15 @@ async fn refusal(conn: &mut PgConnection, id: Uuid) -> Result<Refused, sqlx::Err
 }
 
 /// One recorded admin action.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Action {
     pub id: i64,
     pub admin_id: Uuid,
     pub admin_email: String,
     pub action: String,
     pub job_id: Option<Uuid>,
+    /// The filter of a bulk action.
+    #[schema(value_type = Option<JobFilter>)]
     pub filter: Option<sqlx::types::Json<serde_json::Value>>,
     pub affected: i32,
     pub created_at: DateTime<Utc>,
@@ -291,7 +299,7 @@ pub async fn actions(
 }
 
 /// Jobs finished in a recent span, and how many failed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Throughput {
     pub succeeded: i64,
     pub failed: i64,
@@ -300,7 +308,7 @@ pub struct Throughput {
 }
 
 /// What the job table says about the system now.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct JobStats {
     pub by_status: std::collections::BTreeMap<String, i64>,
     /// Age of the oldest job that is due and not running, in seconds.

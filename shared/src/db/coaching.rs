@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Link {
     pub id: Uuid,
     pub coach_id: Uuid,

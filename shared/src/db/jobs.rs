@@ -429,7 +429,9 @@ pub async fn release(
 }
 
 /// What a person's requests have cost so far, over every job they submitted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema,
+)]
 pub struct UsageTotals {
     pub jobs: i64,
     pub llm_calls: i64,

@@ -17,6 +17,7 @@ use uuid::Uuid;
     Deserialize,
     sqlx::Type,
     schemars::JsonSchema,
+    utoipa::ToSchema,
 )]
 #[sqlx(type_name = "user_role", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]

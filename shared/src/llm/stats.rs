@@ -33,7 +33,7 @@ pub async fn record(queue: &Queue, model: &str, rate_limited: bool) {
 }
 
 /// One model's calls and 429s over the last 5 and 60 minutes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ModelCalls {
     pub calls_5m: i64,
     pub calls_60m: i64,

@@ -1,0 +1,75 @@
+//! The dashboard's actions, each a plain form POST checked for its CSRF token, done through the
+//! admin operations (so each is audited), and answered with a redirect (303) to the page to look
+//! at next, with a flash saying what happened.
+
+use axum::extract::State;
+use axum::response::Redirect;
+use shared::db::admin::JobFilter;
+use shared::request::FieldError;
+use uuid::Uuid;
+
+use super::csrf::Checked;
+use super::error::{InPage, PageError};
+use super::flash::Flash;
+use super::jobs::{filter_of, filter_query};
+use crate::admin as ops;
+use crate::error::ApiError;
+use crate::extract::{Id, QueryParams};
+use crate::state::AppState;
+
+/// `POST /admin/jobs/{id}/requeue`: one more attempt for a failed or cancelled job; back to the
+/// job's page, where it shows queued.
+pub async fn requeue_one(
+    State(state): State<AppState>,
+    InPage(Id(id)): InPage<Id>,
+    Checked(admin): Checked,
+) -> Result<Redirect, PageError> {
+    let flash = match ops::requeue_one(state.stores(), admin.id, id, false).await {
+        Ok(()) => Flash::Requeued,
+        Err(error) => Flash::refusal(error)?,
+    };
+    Ok(to_job(id, flash))
+}
+
+/// `POST /admin/jobs/{id}/cancel`
+pub async fn cancel_one(
+    State(state): State<AppState>,
+    InPage(Id(id)): InPage<Id>,
+    Checked(admin): Checked,
+) -> Result<Redirect, PageError> {
+    let flash = match ops::cancel_one(state.stores(), admin.id, id).await {
+        Ok(()) => Flash::Cancelled,
+        Err(error) => Flash::refusal(error)?,
+    };
+    Ok(to_job(id, flash))
+}
+
+/// `POST /admin/jobs/requeue?<filter>`: every failed or cancelled job the jobs page's filter
+/// matches (the form's URL carries the filter the page showed); back to that page.
+pub async fn requeue_matching(
+    State(state): State<AppState>,
+    InPage(params): InPage<QueryParams>,
+    Checked(admin): Checked,
+) -> Result<Redirect, PageError> {
+    let filter = filter_of(&params)?;
+    // The page offers no such form; a hand-made one must not requeue everything by accident.
+    if filter == JobFilter::default() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "status",
+            "empty",
+            "choose a status or another filter before requeueing by filter",
+        )])
+        .into());
+    }
+    let requeued =
+        ops::requeue_matching(state.stores(), admin.id, &filter, false, &ops::no_progress).await?;
+    Ok(Redirect::to(&format!(
+        "/admin/jobs?{}&{}",
+        filter_query(&filter),
+        Flash::RequeuedMatching(requeued).query()
+    )))
+}
+
+fn to_job(id: Uuid, flash: Flash) -> Redirect {
+    Redirect::to(&format!("/admin/jobs/{id}?{}", flash.query()))
+}

@@ -1,0 +1,219 @@
+//! The OpenAPI 3.1 document of the JSON API, served at `GET /openapi.json`, with Swagger UI at
+//! `/docs`.
+//!
+//! The document is generated from the code. Every JSON route is registered with
+//! `utoipa_axum::routes!`, which adds the handler's `#[utoipa::path]` (method, path, parameters,
+//! bodies, responses) to the document as it adds the handler to the router, so a route is not
+//! served without being described. This module holds what the operations share: the document's
+//! head (info, tags, the bearer scheme), the error responses most routes can give, and the
+//! composition of the bodies that handlers read by hand.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use shared::request::MenuOptions;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, RefOr};
+use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::error::Envelope;
+use crate::state::AppState;
+
+/// Where the document is served; Swagger UI loads it from there.
+const DOCUMENT_PATH: &str = "/openapi.json";
+
+/// The document's head; `routes::documented` adds every operation to it.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Menus API",
+        description = "Personalised meal menus from an LLM, generated as queued jobs: submit a \
+            request (`POST /v1/menus`), follow its job (`GET /v1/jobs/{id}`, long-polled with \
+            `wait`), read the menu.\n\n\
+            Bodies are JSON (`content-type: application/json`). Every error answers with the \
+            `ApiError` shape, `{\"error\":{\"code\",\"message\",\"field\",\"details\"}}`, whose \
+            `code` is stable; each operation lists the codes it can answer. Any request may also \
+            be answered `404 not_found` (no route matches), `405 method_not_allowed` (with \
+            `Allow`), `413 body_too_large` (a declared length over the limit), `500 internal` \
+            or `503 timeout`. Every response carries an `x-request-id` \
+            header (the request's own, if it sent one)."
+    ),
+    tags(
+        (name = "operations", description = "Liveness, readiness, metrics and this document"),
+        (name = "auth", description = "Accounts and bearer tokens"),
+        (name = "preferences", description = "The profile menu requests are merged with"),
+        (name = "menus", description = "Submitting generation requests and reading menus"),
+        (name = "jobs", description = "Following and cancelling generation jobs"),
+        (name = "coaching", description = "Coaches and the clients they generate menus for"),
+        (name = "admin", description = "Operating the service (role `admin`)"),
+    ),
+    modifiers(&BearerScheme),
+    components(
+        schemas(Envelope),
+        responses(
+            MalformedJson,
+            Unauthenticated,
+            AdminOnly,
+            BodyTooLarge,
+            NotJson,
+            InvalidBody,
+            InvalidFilter,
+            TooManyRequests,
+            Internal,
+            Unavailable,
+        )
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` scheme that authenticated operations name in their `security`.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "A token from `POST /v1/auth/register` or `POST /v1/auth/login`, sent as \
+                 `Authorization: Bearer <token>`. Operations that name the role `admin` need \
+                 the token of an admin account.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// `/openapi.json`, serving `document` with its own description added, and Swagger UI at
+/// `/docs` reading it.
+pub fn routes(mut document: OpenApi) -> Router<AppState> {
+    let (serve, itself) = OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .split_for_parts();
+    document.merge(itself);
+    // Serialized once: the document depends on the code alone.
+    let json = Bytes::from(document.to_json().expect("an OpenAPI document serializes"));
+    serve
+        .with_state(json)
+        .merge(SwaggerUi::new("/docs").config(Config::from(DOCUMENT_PATH)))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = DOCUMENT_PATH,
+    operation_id = "openapi",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API", body = Object),
+    )
+)]
+async fn openapi_json(State(json): State<Bytes>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
+}
+
+/// Documentation only: one JSON object holding `MenuOptions`' keys and `K`'s side by side. That
+/// is how handlers read `POST /v1/menus` and `PUT /v1/preferences` (they take their own keys out
+/// of the object and read the rest as `MenuOptions`, see `extract::JsonObject`), and how
+/// `PreferencesView` is written. Neither `flatten` nor OpenAPI's `allOf` can describe it exactly:
+/// `MenuOptions` refuses unknown keys (`additionalProperties: false`), and `allOf` holds each
+/// part to its own schema, so the extra keys would be refused. The schema is therefore
+/// `MenuOptions`' object with `K`'s properties added, under `K`'s name.
+pub struct WithMenuOptions<K>(PhantomData<K>);
+
+impl<K: ToSchema> PartialSchema for WithMenuOptions<K> {
+    fn schema() -> RefOr<Schema> {
+        let (RefOr::T(Schema::Object(mut object)), RefOr::T(Schema::Object(keys))) =
+            (MenuOptions::schema(), K::schema())
+        else {
+            unreachable!("MenuOptions and the key structs derive object schemas")
+        };
+        object.properties.extend(keys.properties);
+        object.required.extend(keys.required);
+        object.description = keys.description;
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl<K: ToSchema> ToSchema for WithMenuOptions<K> {
+    fn name() -> Cow<'static, str> {
+        K::name()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        MenuOptions::schemas(schemas);
+        K::schemas(schemas);
+    }
+}
+
+// The error responses most operations share, as response components: types for the document
+// only, never built. Each is the `ApiError` body; the description names the codes.
+
+/// `malformed_json`: the body is not valid JSON.
+#[derive(ToResponse)]
+pub struct MalformedJson(pub Envelope);
+
+/// `unauthenticated`: no bearer token was sent; `invalid_token`: the token is malformed, not
+/// ours, expired, or its account no longer exists.
+#[derive(ToResponse)]
+#[response(headers(
+    ("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was sent")
+))]
+pub struct Unauthenticated(pub Envelope);
+
+/// `forbidden`: the caller is not an admin.
+#[derive(ToResponse)]
+pub struct AdminOnly(pub Envelope);
+
+/// `body_too_large`: the body is larger than the server accepts (`BODY_LIMIT_BYTES`).
+#[derive(ToResponse)]
+pub struct BodyTooLarge(pub Envelope);
+
+/// `unsupported_media_type`: the body was not sent as `application/json` (or
+/// `application/*+json`).
+#[derive(ToResponse)]
+pub struct NotJson(pub Envelope);
+
+/// The body does not fit the schema: `unknown_field`, `missing_field` or `invalid_type` (with
+/// the field's path in `field`), or `validation_failed` (a value out of range or not allowed;
+/// `details` lists every problem).
+#[derive(ToResponse)]
+pub struct InvalidBody(pub Envelope);
+
+/// A bulk action's body does not fit the schema (`unknown_field`, `missing_field`,
+/// `invalid_type`), or its filter is empty or has a value that is not allowed, such as an
+/// unknown `status` or a time that is not RFC 3339 (`validation_failed`).
+#[derive(ToResponse)]
+pub struct InvalidFilter(pub Envelope);
+
+/// `too_many_requests`: the caller's budget of such requests per minute is spent.
+#[derive(ToResponse)]
+#[response(headers(
+    ("Retry-After" = u64, description = "Seconds to wait before trying again")
+))]
+pub struct TooManyRequests(pub Envelope);
+
+/// `internal`: something failed on the server's side; the body says nothing of what.
+#[derive(ToResponse)]
+pub struct Internal(pub Envelope);
+
+/// `busy`: no database connection came free in time (with `Retry-After`); `timeout`: the
+/// request took longer than the server allows (`REQUEST_TIMEOUT_MS`).
+#[derive(ToResponse)]
+#[response(headers(
+    ("Retry-After" = u64, description = "With `busy`: seconds to wait before trying again")
+))]
+pub struct Unavailable(pub Envelope);

@@ -7,19 +7,7 @@ set -euo pipefail
 PG_HOST=127.0.0.1 PG_PORT=5432 REDIS_PORT=6379
 
 say() { printf '\033[1m[services]\033[0m %s\n' "$*"; }
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
-  else say "need root to run: $*"; return 1; fi
-}
-
-install_packages() {
-  command -v apt-get >/dev/null || { say "no apt-get here: install $* yourself"; return 1; }
-  say "installing $* from the distribution's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
-    || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
-}
+. "$(dirname "$0")/packages.sh"
 
 postgres_up() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-always}"
 
+# The dashboard's browser test drives Debian's Chromium through its chromedriver; without them
+# that test fails, saying how to install them.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
+  . scripts/packages.sh
+  install_packages chromium chromium-driver || say "could not install chromium and chromium-driver"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy (warnings denied)"

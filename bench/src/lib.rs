@@ -5,4 +5,4 @@
 pub mod stats;
 pub mod system;
 
-pub use system::{Account, Options, System};
+pub use system::{Account, Options, PASSWORD, System};

@@ -23,6 +23,9 @@ use worker::{Caller, JobConfig, Pipeline};
 
 pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef-0123456789";
 
+/// The password of every account [`System::register`] makes.
+pub const PASSWORD: &str = "correct horse battery";
+
 /// What a test may change about the system it starts.
 pub struct Options {
     /// Connections in the one pool the API and the worker share.
@@ -128,6 +131,7 @@ pub struct System {
 #[derive(Debug, Clone)]
 pub struct Account {
     pub id: Uuid,
+    pub email: String,
     pub token: String,
 }
 
@@ -165,6 +169,7 @@ impl System {
             job_max_attempts: options.max_attempts,
             login_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
             submit_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
+            admin_cookie_secure: false,
         };
         let state = api::AppState::with_stores(&api_config, pool.clone(), queue.clone()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -226,7 +231,7 @@ impl System {
         let response = self
             .http
             .post(self.url("/v1/auth/register"))
-            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
             .unwrap();
@@ -234,8 +239,21 @@ impl System {
         let body: Value = response.json().await.unwrap();
         Account {
             id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            email,
             token: body["token"].as_str().unwrap().to_string(),
         }
+    }
+
+    /// An admin account. Nobody can sign up as one, so it is registered, then given the role in
+    /// the database; its token still says `user` (log in again for an admin's).
+    pub async fn admin(&self) -> Account {
+        let account = self.register().await;
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+            .bind(account.id)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        account
     }
 
     /// Submits a menu request; returns the job id.

@@ -1,0 +1,219 @@
+//! `api admin …` as an operator runs it: the real binary, against a database and a Redis prefix
+//! of the test's own.
+
+use std::process::{Command, Output};
+
+use secrecy::ExposeSecret;
+use shared::db::jobs::{self, Inserted, NewJob};
+use shared::db::users::{self, Role};
+use shared::job::{JobError, Usage};
+use shared::queue::Queue;
+use shared::request::{GenerationRequest, MenuOptions, default_start_date};
+use testkit::{TestDb, TestRedis};
+use uuid::Uuid;
+
+fn api(db: &TestDb, redis: &TestRedis, args: &[&str], password: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    command
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", db.url())
+        .env("REDIS_URL", redis.config().url.expose_secret())
+        .env("REDIS_PREFIX", &redis.prefix)
+        .env("RUST_LOG", "warn")
+        .env_remove("ADMIN_PASSWORD");
+    if let Some(p) = password {
+        command.env("ADMIN_PASSWORD", p);
+    }
+    command.output().expect("run api admin")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn failed_job(db: &TestDb, owner: Uuid, code: &str) -> Uuid {
+    let mut conn = db.pool.acquire().await.unwrap();
+    let request =
+        GenerationRequest::from_options(&MenuOptions::default(), default_start_date()).unwrap();
+    let job = NewJob {
+        owner_id: owner,
+        requested_by: owner,
+        request,
+        max_attempts: 3,
+        idempotency_key: None,
+        batch_id: None,
+    };
+    let Inserted::Created(row) = jobs::insert(&mut conn, &job).await.unwrap() else {
+        unreachable!("no idempotency key")
+    };
+    let ten_minutes = std::time::Duration::from_secs(600);
+    jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes)
+        .await
+        .unwrap();
+    jobs::fail_attempt(
+        &mut conn,
+        row.id,
+        1,
+        &JobError::new(code, "broke"),
+        None,
+        Usage::default(),
+    )
+    .await
+    .unwrap();
+    row.id
+}
+
+#[tokio::test]
+async fn an_operator_creates_an_admin_requeues_by_filter_and_reads_the_statistics() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+
+    let created = api(
+        &db,
+        &redis,
+        &["create-user", "--email", "ops@example.com"],
+        Some("long enough secret"),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let admin = users::find_by_email(&mut db.pool.acquire().await.unwrap(), "ops@example.com")
+        .await
+        .unwrap()
+        .expect("the account exists");
+    assert_eq!(admin.role, Role::Admin);
+    assert!(shared::password::verify(
+        "long enough secret",
+        &admin.password_hash
+    ));
+    assert!(
+        !stdout(&created).contains("long enough secret"),
+        "the password is never printed"
+    );
+
+    let owner = users::insert(
+        &mut db.pool.acquire().await.unwrap(),
+        "cook@example.com",
+        "x",
+        Role::User,
+    )
+    .await
+    .unwrap();
+    let timeouts = [
+        failed_job(&db, owner.id, "llm_timeout").await,
+        failed_job(&db, owner.id, "llm_timeout").await,
+    ];
+    let refusal = failed_job(&db, owner.id, "llm_refusal").await;
+
+    let requeued = api(
+        &db,
+        &redis,
+        &[
+            "requeue",
+            "--as",
+            "ops@example.com",
+            "--status",
+            "failed",
+            "--error-code",
+            "llm_timeout",
+        ],
+        None,
+    );
+    assert!(
+        requeued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&requeued.stderr)
+    );
+    assert!(
+        stdout(&requeued).contains("requeued 2 job(s)"),
+        "{}",
+        stdout(&requeued)
+    );
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    assert_eq!(queue.ready_len().await.unwrap(), 2);
+    for job in timeouts {
+        let status: String =
+            sqlx::query_scalar("SELECT status::text FROM generation_jobs WHERE id = $1")
+                .bind(job)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(status, "retrying");
+    }
+    let untouched: String =
+        sqlx::query_scalar("SELECT status::text FROM generation_jobs WHERE id = $1")
+            .bind(refusal)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(untouched, "failed");
+    let recorded: (String, i32) =
+        sqlx::query_as("SELECT action, affected FROM admin_actions WHERE admin_id = $1")
+            .bind(admin.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, ("requeue_matching".into(), 2));
+
+    let stats = api(&db, &redis, &["stats"], None);
+    assert!(stats.status.success());
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&stats)).expect("stats are JSON");
+    assert_eq!(stats["jobs"]["by_status"]["retrying"], 2);
+    assert_eq!(stats["jobs"]["by_status"]["failed"], 1);
+    assert_eq!(stats["queue"]["ready"], 2);
+}
+
+#[tokio::test]
+async fn the_command_refuses_what_it_should() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let short = api(
+        &db,
+        &redis,
+        &["create-user", "--email", "a@example.com"],
+        Some("short"),
+    );
+    assert!(!short.status.success(), "a short password is refused");
+    let created = api(
+        &db,
+        &redis,
+        &["create-user", "--email", "a@example.com"],
+        Some("a long enough passphrase"),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let no_filter = api(&db, &redis, &["requeue", "--as", "a@example.com"], None);
+    assert!(!no_filter.status.success(), "a requeue needs a filter");
+    assert!(String::from_utf8_lossy(&no_filter.stderr).contains("filter"));
+    let plain = api(
+        &db,
+        &redis,
+        &["create-user", "--email", "u@example.com", "--role", "user"],
+        Some("a long enough passphrase"),
+    );
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    for (who, why) in [
+        ("nobody@example.com", "no account"),
+        ("u@example.com", "not an admin"),
+    ] {
+        let refused = api(
+            &db,
+            &redis,
+            &["requeue", "--as", who, "--status", "failed"],
+            None,
+        );
+        assert!(!refused.status.success(), "only an admin account may act");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(why), "{who}: {stderr}");
+    }
+}

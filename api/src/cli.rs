@@ -68,18 +68,22 @@ pub enum RoleArg {
 
 #[derive(clap::Args, Debug)]
 pub struct FilterArgs {
+    /// Jobs in this state: queued, running, retrying, succeeded, failed or cancelled.
     #[arg(long, value_parser = status)]
     status: Option<JobStatus>,
+    /// Jobs whose last error has this code, such as llm_server_error.
     #[arg(long)]
     error_code: Option<String>,
     /// The person the jobs are for.
     #[arg(long)]
     user_id: Option<Uuid>,
+    /// Jobs of one scheduled batch.
     #[arg(long)]
     batch_id: Option<Uuid>,
-    /// RFC 3339, such as 2026-11-26T09:00:00Z.
+    /// Jobs created at or after this time (RFC 3339, such as 2026-11-26T09:00:00Z).
     #[arg(long)]
     created_after: Option<DateTime<Utc>>,
+    /// Jobs created before this time (RFC 3339).
     #[arg(long)]
     created_before: Option<DateTime<Utc>>,
 }

@@ -244,8 +244,8 @@ impl System {
         }
     }
 
-    /// An admin account. Nobody can sign up as one, so it is registered, then given the role in
-    /// the database; its token still says `user` (log in again for an admin's).
+    /// An admin account and an admin's token. Nobody can sign up as one, so it is registered,
+    /// given the role in the database, and logged in again.
     pub async fn admin(&self) -> Account {
         let account = self.register().await;
         sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
@@ -253,7 +253,19 @@ impl System {
             .execute(&self.pool)
             .await
             .unwrap();
-        account
+        let response = self
+            .http
+            .post(self.url("/v1/auth/login"))
+            .json(&json!({"email": account.email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        Account {
+            token: body["token"].as_str().unwrap().to_string(),
+            ..account
+        }
     }
 
     /// Submits a menu request; returns the job id.

@@ -1,6 +1,8 @@
 //! Latency of the paths a client feels, in a release build, on this machine:
 //! - idle pick-up: a job pushed to an idle worker until its handler starts;
 //! - `POST /v1/menus` and `GET /v1/jobs/{id}`, 2,000 requests each, the API alone;
+//! - the admin dashboard's pages and `GET /v1/admin/stats` with those 2,000 jobs in the database
+//!   (time and size of each page);
 //! - submit → succeeded for a 3-day menu with an instant stand-in LLM.
 //!
 //! Run: `cargo run --release -p bench --bin latency` (PostgreSQL and Redis must be up).
@@ -57,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         Sample::new(polls).line("GET /v1/jobs/{id} (API alone)")
     );
+    dashboard(&api_only, jobs[0]).await?;
     api_only.stop().await;
 
     let system = System::start(Options::default()).await;
@@ -76,6 +79,46 @@ async fn main() -> anyhow::Result<()> {
         Sample::new(runs).line("submit → succeeded, 3 days, 0 ms LLM")
     );
     system.stop().await;
+    Ok(())
+}
+
+/// Times the dashboard's pages (and the JSON statistics they are built from) as an admin's
+/// browser fetches them: 200 requests each, with the session cookie.
+async fn dashboard(system: &System, job: Uuid) -> anyhow::Result<()> {
+    const PAGES: usize = 200;
+    let admin = system.admin().await;
+    let cookie = format!("menus_admin_session={}", admin.token);
+    for (name, path) in [
+        ("/admin", "/admin".to_string()),
+        (
+            "/admin/jobs?status=queued",
+            "/admin/jobs?status=queued".to_string(),
+        ),
+        ("/admin/jobs/{id}", format!("/admin/jobs/{job}")),
+        ("/v1/admin/stats", "/v1/admin/stats".to_string()),
+    ] {
+        let mut times = Vec::with_capacity(PAGES);
+        let mut bytes = 0;
+        for _ in 0..PAGES {
+            let started = Instant::now();
+            let response = system
+                .http
+                .get(system.url(&path))
+                .header("cookie", &cookie)
+                .bearer_auth(&admin.token)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            bytes = response.bytes().await?.len();
+            times.push(started.elapsed());
+        }
+        let label = format!("GET {name} ({:.1} KiB)", bytes as f64 / 1024.0);
+        println!("{}", Sample::new(times).line(&label));
+    }
     Ok(())
 }
 

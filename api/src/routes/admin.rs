@@ -130,12 +130,8 @@ async fn list_jobs(
     params: QueryParams,
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = filter_from(&params)?;
-    let limit = params.int(
-        "limit",
-        pagination::PAGE_SIZE,
-        pagination::DEFAULT_PAGE_SIZE,
-    )?;
-    let cursor = params.text("cursor").map(pagination::decode).transpose()?;
+    let limit = pagination::limit(&params)?;
+    let cursor = pagination::cursor(&params)?;
     let rows = admin::list_jobs(
         &mut *shared::db::hold(&state.db, "admin").await?,
         &filter,
@@ -446,11 +442,7 @@ async fn list_actions(
     _admin: AdminUser,
     params: QueryParams,
 ) -> Result<Json<ActionPage>, ApiError> {
-    let limit = params.int(
-        "limit",
-        pagination::PAGE_SIZE,
-        pagination::DEFAULT_PAGE_SIZE,
-    )?;
+    let limit = pagination::limit(&params)?;
     let before = params
         .text("cursor")
         .map(|c| c.parse::<i64>().map_err(|_| pagination::invalid_cursor()))

@@ -372,12 +372,8 @@ async fn list(
     caller: CurrentUser,
     params: QueryParams,
 ) -> Result<Json<MenuPage>, ApiError> {
-    let limit = params.int(
-        "limit",
-        pagination::PAGE_SIZE,
-        pagination::DEFAULT_PAGE_SIZE,
-    )?;
-    let cursor = params.text("cursor").map(pagination::decode).transpose()?;
+    let limit = pagination::limit(&params)?;
+    let cursor = pagination::cursor(&params)?;
     let client_id = params.uuid("client_id")?;
     let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;

@@ -20,6 +20,7 @@ free_port() { # first free port from $1 up
 }
 STANDIN_PORT=$(free_port 18090)
 API_PORT=$(free_port 18080)
+METRICS_PORT=$(free_port 19091)
 
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/menus_demo
 export REDIS_URL=redis://127.0.0.1:6379
@@ -28,13 +29,14 @@ export JWT_SECRET="demo-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export LLM_BASE_URL="http://127.0.0.1:$STANDIN_PORT/v1"
 export LLM_API_KEY="sk-demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export API_BIND="127.0.0.1:$API_PORT"
+export METRICS_BIND="127.0.0.1:$METRICS_PORT"
 export RUST_LOG=${RUST_LOG:-info}
 
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
   "SELECT 1 FROM pg_database WHERE datname = 'menus_demo'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE menus_demo"
 
-pids=()
+pids=() names=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -42,14 +44,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== starting the stand-in LLM on :$STANDIN_PORT, the API on :$API_PORT and a worker"
+echo "== starting the stand-in LLM on :$STANDIN_PORT, the API on :$API_PORT and a worker (metrics on :$METRICS_PORT)"
 STANDIN_BIND="127.0.0.1:$STANDIN_PORT" STANDIN_API_KEY="$LLM_API_KEY" \
   STANDIN_LATENCY_MS=300 STANDIN_LATENCY_JITTER_MS=200 \
-  "$bin/standin" >.demo/standin.log 2>&1 & pids+=($!)
-"$bin/api" serve --migrate >.demo/api.log 2>&1 & pids+=($!)
-"$bin/worker" >.demo/worker.log 2>&1 & pids+=($!)
+  "$bin/standin" >.demo/standin.log 2>&1 & pids+=($!) names+=(standin)
+"$bin/api" serve --migrate >.demo/api.log 2>&1 & pids+=($!) names+=(api)
+"$bin/worker" >.demo/worker.log 2>&1 & pids+=($!) names+=(worker)
 
-"$bin/examples/demo_client" "http://127.0.0.1:$API_PORT" \
-  || { echo "the demo failed; logs are in .demo/"; exit 1; }
+# The client follows the job; if a server stops first, say which and why instead of waiting.
+"$bin/examples/demo_client" "http://127.0.0.1:$API_PORT" & client=$!
+status=0
+wait -n -p ended "$client" "${pids[@]}" || status=$?
+if [ "$ended" != "$client" ]; then
+  kill -TERM "$client" 2>/dev/null || true
+  for i in "${!pids[@]}"; do
+    if [ "${pids[$i]}" = "$ended" ]; then
+      echo "the ${names[$i]} stopped (exit $status) before the menu was done; the end of .demo/${names[$i]}.log:"
+      tail -n 15 ".demo/${names[$i]}.log"
+    fi
+  done
+  exit 1
+fi
+[ "$status" = 0 ] || { echo "the demo failed; logs are in .demo/"; exit 1; }
 awk -v s="$started" -v e="$(date +%s.%N)" \
   'BEGIN { printf "\ndemo finished in %.1f s (build excluded); logs in .demo/\n", e - s }'

@@ -1,5 +1,7 @@
 //! The worker's settings: the shared groups plus how jobs are run.
 
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use shared::budget::BudgetConfig;
@@ -26,15 +28,30 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub log: LogConfig,
     /// Where `/metrics` is served for Prometheus; `off` to serve nothing.
-    #[arg(long = "metrics-bind", env = "METRICS_BIND", default_value = "127.0.0.1:9091", value_parser = metrics_bind)]
-    pub metrics_bind: Option<std::net::SocketAddr>,
+    #[arg(
+        long = "metrics-bind",
+        env = "METRICS_BIND",
+        default_value = "127.0.0.1:9091"
+    )]
+    pub metrics_bind: MetricsBind,
 }
 
-fn metrics_bind(value: &str) -> Result<Option<std::net::SocketAddr>, String> {
-    if value == "off" {
-        return Ok(None);
+/// Where the worker serves `/metrics`: an address, or nowhere (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsBind(pub Option<SocketAddr>);
+
+impl FromStr for MetricsBind {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value == "off" {
+            return Ok(MetricsBind(None));
+        }
+        value
+            .parse()
+            .map(|addr| MetricsBind(Some(addr)))
+            .map_err(|_| format!("{value:?} is neither an address such as 127.0.0.1:9091 nor off"))
     }
-    value.parse().map(Some).map_err(|e| format!("{e}"))
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -36,7 +36,7 @@ pub async fn run(
         .context("connecting to Redis")?;
     shared::telemetry::metrics();
     let metrics_stop = CancellationToken::new();
-    if let Some(bind) = config.metrics_bind {
+    if let Some(bind) = config.metrics_bind.0 {
         let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
             format!("listen on {bind} for /metrics (METRICS_BIND=off disables it)")
         })?;

@@ -63,6 +63,7 @@ const DOCUMENT_PATH: &str = "/openapi.json";
             MalformedJson,
             Unauthenticated,
             AdminOnly,
+            NotFound,
             BodyTooLarge,
             NotJson,
             InvalidBody,
@@ -177,6 +178,11 @@ pub struct Unauthenticated(pub Envelope);
 /// `forbidden`: the caller is not an admin.
 #[derive(ToResponse)]
 pub struct AdminOnly(pub Envelope);
+
+/// `not_found`: nothing with this id that the caller may see. Another person's job or menu is
+/// answered the same as a missing one, and so is an id that is not a UUID.
+#[derive(ToResponse)]
+pub struct NotFound(pub Envelope);
 
 /// `body_too_large`: the body is larger than the server accepts (`BODY_LIMIT_BYTES`).
 #[derive(ToResponse)]

@@ -20,8 +20,8 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidFilter, MalformedJson, NotJson, Unauthenticated,
-    Unavailable,
+    AdminOnly, BodyTooLarge, Internal, InvalidFilter, MalformedJson, NotFound, NotJson,
+    Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::jobs::JobView;
@@ -168,11 +168,7 @@ struct AdminJob {
         (status = 200, description = "The job and its attempts, first first", body = AdminJob),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (
-            status = 404,
-            description = "`not_found`: no such job (an id that is not a UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )
@@ -220,11 +216,7 @@ async fn show_job(
         ),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (
-            status = 404,
-            description = "`not_found`: no such job (an id that is not a UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (
             status = 409,
             description = "`not_requeueable`: only failed or cancelled jobs can be requeued",
@@ -262,11 +254,7 @@ async fn requeue_one(
         (status = 200, description = "The job, cancelled", body = JobView),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (
-            status = 404,
-            description = "`not_found`: no such job (an id that is not a UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (
             status = 409,
             description = "`job_finished`: the job has finished and can no longer be cancelled",

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, QueryParams};
-use crate::openapi::{Internal, Unauthenticated, Unavailable};
+use crate::openapi::{Internal, NotFound, Unauthenticated, Unavailable};
 use crate::state::AppState;
 
 /// `?wait=` in seconds: long enough to save most polls, short enough for proxies' idle limits.
@@ -140,12 +140,7 @@ impl From<JobRow> for JobView {
             body = Envelope,
         ),
         (status = 401, response = Unauthenticated),
-        (
-            status = 404,
-            description = "`not_found`: no such job, or not the caller's (an id that is not a \
-                UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (
             status = 422,
             description = "`invalid_type`: `wait` is not an integer; `validation_failed`: `wait` \
@@ -198,12 +193,7 @@ async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow,
     responses(
         (status = 200, description = "The job, cancelled", body = JobView),
         (status = 401, response = Unauthenticated),
-        (
-            status = 404,
-            description = "`not_found`: no such job, or not the caller's (an id that is not a \
-                UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (
             status = 409,
             description = "`job_finished`: the job has finished and can no longer be cancelled",

@@ -24,7 +24,8 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonObject, QueryParams};
 use crate::openapi::{
-    BodyTooLarge, Internal, NotJson, TooManyRequests, Unauthenticated, Unavailable, WithMenuOptions,
+    BodyTooLarge, Internal, NotFound, NotJson, TooManyRequests, Unauthenticated, Unavailable,
+    WithMenuOptions,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::coaching::acting_for;
@@ -241,12 +242,7 @@ struct MenuView {
     responses(
         (status = 200, description = "The menu", body = MenuView),
         (status = 401, response = Unauthenticated),
-        (
-            status = 404,
-            description = "`not_found`: no such menu, or not the caller's (an id that is not a \
-                UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )
@@ -279,12 +275,7 @@ async fn show(
     responses(
         (status = 200, description = "The menu's grocery list", body = GroceryList),
         (status = 401, response = Unauthenticated),
-        (
-            status = 404,
-            description = "`not_found`: no such menu, or not the caller's (an id that is not a \
-                UUID included)",
-            body = Envelope,
-        ),
+        (status = 404, response = NotFound),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )

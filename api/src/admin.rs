@@ -3,6 +3,22 @@
 //! transaction, then pushing requeued ids to the queue), and gather the statistics of the
 //! overview. Everything works on the stores alone, so the command needs no running API.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use shared::circuit::{Circuit, OpenCircuit};
+use shared::db::Cursor;
+use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
+use shared::db::jobs::JobRow;
+use shared::llm::stats::ModelCalls;
+use shared::queue::Queue;
+use shared::request::FieldError;
+use sqlx::{Connection, PgPool};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::pagination;
+
 /// The stores admin operations work on.
 #[derive(Clone, Copy)]
 pub struct Stores<'a> {
@@ -15,23 +31,6 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// For callers that do not show progress.
 pub fn no_progress(_: usize, _: usize) {}
-
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-use shared::circuit::{Circuit, OpenCircuit};
-use shared::db::Cursor;
-use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
-use shared::db::jobs::JobRow;
-use shared::llm::stats::ModelCalls;
-use sqlx::Connection;
-use uuid::Uuid;
-
-use shared::queue::Queue;
-use sqlx::PgPool;
-
-use crate::error::ApiError;
-use crate::pagination;
 
 /// Ids pushed to Redis per round trip when many jobs are requeued at once.
 const PUSH_CHUNK: usize = 1_000;
@@ -59,7 +58,20 @@ pub async fn requeue_one(
     Ok(())
 }
 
-/// Requeues every failed or cancelled job the filter matches; returns how many.
+/// A bulk action must name what it acts on: an empty filter would touch every job.
+fn require_filter(filter: &JobFilter) -> Result<(), ApiError> {
+    if *filter == JobFilter::default() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "filter",
+            "empty",
+            "give at least one filter: status, error code, user id, batch id, created after or created before",
+        )]));
+    }
+    Ok(())
+}
+
+/// Requeues every failed or cancelled job the filter matches; returns how many. An empty
+/// filter is refused.
 pub async fn requeue_matching(
     stores: Stores<'_>,
     admin_id: Uuid,
@@ -67,6 +79,7 @@ pub async fn requeue_matching(
     reset_attempts: bool,
     progress: Progress<'_>,
 ) -> Result<usize, ApiError> {
+    require_filter(filter)?;
     let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     let ids = admin::requeue_matching(&mut tx, filter, reset_attempts).await?;
@@ -104,12 +117,14 @@ pub async fn cancel_one(stores: Stores<'_>, admin_id: Uuid, job: Uuid) -> Result
     Ok(())
 }
 
-/// Cancels every unfinished job the filter matches; returns how many.
+/// Cancels every unfinished job the filter matches; returns how many. An empty filter is
+/// refused.
 pub async fn cancel_matching(
     stores: Stores<'_>,
     admin_id: Uuid,
     filter: &JobFilter,
 ) -> Result<usize, ApiError> {
+    require_filter(filter)?;
     let mut held = shared::db::hold(stores.db, "admin").await?;
     let mut tx = held.begin().await?;
     let ids = admin::cancel_matching(&mut tx, filter).await?;

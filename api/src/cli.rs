@@ -94,20 +94,15 @@ fn status(raw: &str) -> Result<JobStatus, String> {
 }
 
 impl FilterArgs {
-    fn filter(self) -> anyhow::Result<JobFilter> {
-        let filter = JobFilter {
+    fn filter(self) -> JobFilter {
+        JobFilter {
             status: self.status,
             error_code: self.error_code,
             user_id: self.user_id,
             batch_id: self.batch_id,
             created_after: self.created_after,
             created_before: self.created_before,
-        };
-        anyhow::ensure!(
-            filter != JobFilter::default(),
-            "give at least one filter (--status, --error-code, --user-id, --batch-id, --created-after, --created-before)"
-        );
-        Ok(filter)
+        }
     }
 }
 
@@ -146,7 +141,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             let n = admin::requeue_matching(
                 stores,
                 admin_id,
-                &filter.filter()?,
+                &filter.filter(),
                 reset_attempts,
                 &progress,
             )
@@ -157,7 +152,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Cancel { admin, filter } => {
             let admin_id = admin_id(&db, &admin).await?;
-            let n = admin::cancel_matching(stores, admin_id, &filter.filter()?)
+            let n = admin::cancel_matching(stores, admin_id, &filter.filter())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("cancelled {n} job(s)");

@@ -304,6 +304,18 @@ async fn admins_cancel_one_job_or_every_job_a_filter_matches() {
     .await;
     assert_eq!(code, StatusCode::CONFLICT, "already finished");
 
+    // An empty filter would cancel every job there is: refused, and nothing changes.
+    let (code, error) = error_of(
+        app.post("/v1/admin/jobs/cancel", &admin.token, json!({"filter": {}}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (code, error["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("filter"))
+    );
+    assert_eq!(app.status_of(theirs).await.0, "queued");
+
     let response = app
         .post(
             "/v1/admin/jobs/cancel",

@@ -4,8 +4,6 @@
 
 use axum::extract::State;
 use axum::response::Redirect;
-use shared::db::admin::JobFilter;
-use shared::request::FieldError;
 use uuid::Uuid;
 
 use super::csrf::Checked;
@@ -13,7 +11,6 @@ use super::error::{InPage, PageError};
 use super::flash::Flash;
 use super::jobs::{filter_of, filter_query};
 use crate::admin as ops;
-use crate::error::ApiError;
 use crate::extract::{Id, QueryParams};
 use crate::state::AppState;
 
@@ -51,16 +48,8 @@ pub async fn requeue_matching(
     InPage(params): InPage<QueryParams>,
     Checked(admin): Checked,
 ) -> Result<Redirect, PageError> {
+    // An empty filter (`status=` alone) is refused; the page offers no form for one.
     let filter = filter_of(&params)?;
-    // The page offers no such form; a hand-made one must not requeue everything by accident.
-    if filter == JobFilter::default() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "status",
-            "empty",
-            "choose a status or another filter before requeueing by filter",
-        )])
-        .into());
-    }
     let requeued =
         ops::requeue_matching(state.stores(), admin.id, &filter, false, &ops::no_progress).await?;
     Ok(Redirect::to(&format!(

@@ -291,18 +291,6 @@ struct Bulk {
     reset_attempts: bool,
 }
 
-/// A bulk action must name what it acts on: an empty filter would touch every job.
-fn checked(filter: JobFilter) -> Result<JobFilter, ApiError> {
-    if filter == JobFilter::default() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "filter",
-            "empty",
-            "give at least one filter field (status, error_code, user_id, batch_id, created_after, created_before)",
-        )]));
-    }
-    Ok(filter)
-}
-
 #[derive(Serialize, ToSchema)]
 struct Requeued {
     requeued: usize,
@@ -335,11 +323,10 @@ async fn requeue_matching(
     admin: AdminUser,
     JsonBody(bulk): JsonBody<Bulk>,
 ) -> Result<Json<Requeued>, ApiError> {
-    let filter = checked(bulk.filter)?;
     let requeued = ops::requeue_matching(
         state.stores(),
         admin.id,
-        &filter,
+        &bulk.filter,
         bulk.reset_attempts,
         &ops::no_progress,
     )
@@ -386,8 +373,7 @@ async fn cancel_matching(
     admin: AdminUser,
     JsonBody(bulk): JsonBody<BulkCancel>,
 ) -> Result<Json<Cancelled>, ApiError> {
-    let filter = checked(bulk.filter)?;
-    let cancelled = ops::cancel_matching(state.stores(), admin.id, &filter).await?;
+    let cancelled = ops::cancel_matching(state.stores(), admin.id, &bulk.filter).await?;
     Ok(Json(Cancelled { cancelled }))
 }
 

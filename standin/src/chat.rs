@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rand::Rng;
@@ -45,10 +45,14 @@ pub(crate) async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
     connection: Option<Extension<Connection>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let seq = state.log.arrive(&id);
+    let client_request_id = headers
+        .get("x-client-request-id")
+        .and_then(|v| v.to_str().ok());
+    let seq = state.log.arrive(&id, client_request_id);
     match answer(&state, seq, &body, started).await {
         Outcome::Answer(response) => {
             let status = response.status().as_u16();
@@ -57,6 +61,7 @@ pub(crate) async fn chat_completions(
             info!(
                 request.id = %id,
                 request.seq = seq,
+                request.client_id = client_request_id.unwrap_or_default(),
                 llm.model = logged.model.as_deref().unwrap_or_default(),
                 http.status = status,
                 fault = logged.fault.as_deref().unwrap_or_default(),
@@ -68,7 +73,13 @@ pub(crate) async fn chat_completions(
         }
         Outcome::Dropped { reset } => {
             state.log.answer(seq, None);
-            info!(request.id = %id, request.seq = seq, reset, "connection dropped without an answer");
+            info!(
+                request.id = %id,
+                request.seq = seq,
+                request.client_id = client_request_id.unwrap_or_default(),
+                reset,
+                "connection dropped without an answer"
+            );
             match connection {
                 Some(Extension(c)) if reset => c.reset(),
                 Some(Extension(c)) => c.close(),

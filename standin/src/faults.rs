@@ -113,6 +113,11 @@ pub struct RateLimitFault {
     pub try_again_ms: Option<u64>,
     /// `retry-after` in seconds (whole or fractional).
     pub retry_after_s: Option<f64>,
+    /// `retry-after` exactly as written, sent instead of `retry_after_s`'s value: `"0"`, `"-3"`,
+    /// `"soon"` or an HTTP date, to test how a client takes a zero, negative, unreadable or past
+    /// wait. The hint and the reset headers do not read it. Not sent if it is not valid header
+    /// text.
+    pub retry_after: Option<String>,
     /// `retry-after-ms`.
     pub retry_after_ms: Option<u64>,
     /// `x-should-retry`.
@@ -132,6 +137,7 @@ impl Default for RateLimitFault {
             hint: true,
             try_again_ms: None,
             retry_after_s: None,
+            retry_after: None,
             retry_after_ms: None,
             should_retry: None,
             ratelimit_headers: true,
@@ -403,8 +409,8 @@ impl RateLimitFault {
             };
             insert_headers(headers, &budget.headers());
         }
-        if let Some(s) = self.retry_after_s {
-            insert_headers(headers, &[("retry-after".into(), number(s))]);
+        if let Some(raw) = self.retry_after.clone().or(self.retry_after_s.map(number)) {
+            insert_headers(headers, &[("retry-after".into(), raw)]);
         }
         if let Some(ms) = self.retry_after_ms {
             insert_headers(headers, &[("retry-after-ms".into(), ms.to_string())]);
@@ -633,6 +639,13 @@ mod tests {
         assert_eq!(
             "rate_limited".parse::<Fault>(),
             Ok(Fault::RateLimited(RateLimitFault::default()))
+        );
+        assert_eq!(
+            "{\"kind\":\"rate_limited\",\"retry_after\":\"-3\"}".parse::<Fault>(),
+            Ok(Fault::RateLimited(RateLimitFault {
+                retry_after: Some("-3".into()),
+                ..RateLimitFault::default()
+            }))
         );
         assert!("no_such_fault".parse::<Fault>().is_err());
     }

@@ -14,6 +14,8 @@ pub struct LoggedRequest {
     pub seq: u64,
     /// The `x-request-id` the answer carried.
     pub request_id: String,
+    /// The `X-Client-Request-Id` the call carried, if any: the client's own name for the call.
+    pub client_request_id: Option<String>,
     /// Wall-clock arrival, milliseconds since the Unix epoch.
     pub arrived_unix_ms: u64,
     /// Arrival on a monotonic clock, milliseconds since the server started: use these to
@@ -64,8 +66,9 @@ impl RequestLog {
         self.started.elapsed().as_secs_f64() * 1000.0
     }
 
-    /// Records an arrival and returns its sequence number.
-    pub fn arrive(&self, request_id: &str) -> u64 {
+    /// Records an arrival, under the client's id for the call if it sent one, and returns its
+    /// sequence number.
+    pub fn arrive(&self, request_id: &str, client_request_id: Option<&str>) -> u64 {
         let arrived_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -76,6 +79,7 @@ impl RequestLog {
         journal.entries.push(LoggedRequest {
             seq,
             request_id: request_id.to_string(),
+            client_request_id: client_request_id.map(str::to_string),
             arrived_unix_ms,
             arrived_ms,
             ..LoggedRequest::default()
@@ -137,18 +141,20 @@ mod tests {
     #[test]
     fn entries_are_numbered_and_completed_in_place() {
         let log = RequestLog::new();
-        let a = log.arrive("req_a");
-        let b = log.arrive("req_b");
+        let a = log.arrive("req_a", Some("job-1.d1"));
+        let b = log.arrive("req_b", None);
         log.answer(b, Some(429));
         let entries = log.entries();
         assert_eq!((entries[0].seq, entries[1].seq), (a, b));
+        assert_eq!(entries[0].client_request_id.as_deref(), Some("job-1.d1"));
+        assert_eq!(entries[1].client_request_id, None);
         assert_eq!(entries[0].status, None);
         assert_eq!(entries[1].status, Some(429));
         assert!(entries[1].answered_ms.unwrap() >= entries[1].arrived_ms);
         log.clear();
         assert!(log.entries().is_empty());
         assert_eq!(
-            log.arrive("req_c"),
+            log.arrive("req_c", None),
             b + 1,
             "numbers are not reused after a clear"
         );

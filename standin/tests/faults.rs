@@ -35,6 +35,7 @@ async fn a_rate_limit_429_carries_every_configured_header_and_the_hint() {
         hint: true,
         try_again_ms: Some(1500),
         retry_after_s: Some(2.0),
+        retry_after: None,
         retry_after_ms: Some(1500),
         should_retry: Some(true),
         ratelimit_headers: true,
@@ -114,6 +115,21 @@ async fn a_429_with_only_retry_after_ms_names_that_wait_everywhere() {
     let error: Value = response.json().await.unwrap();
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("Please try again in 250ms."), "{message}");
+}
+
+#[tokio::test]
+async fn a_raw_retry_after_is_sent_exactly_as_scripted() {
+    let server = spawn(Config::default()).await.unwrap();
+    let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+    let fault = Fault::RateLimited(RateLimitFault {
+        retry_after_s: Some(2.0),
+        retry_after: Some(date.into()),
+        ..RateLimitFault::default()
+    });
+    let response = answer_to(&server, fault).await;
+    assert_eq!(response.status(), 429);
+    let sent: Vec<_> = response.headers().get_all("retry-after").iter().collect();
+    assert_eq!(sent, [date]);
 }
 
 #[tokio::test]

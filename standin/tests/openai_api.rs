@@ -403,6 +403,30 @@ async fn the_request_log_records_each_call_and_its_timing() {
 }
 
 #[tokio::test]
+async fn the_request_log_keeps_the_clients_own_id_for_each_call() {
+    let server = spawn(Config::default()).await.unwrap();
+    let client = client();
+    let named = client
+        .post(format!("{}/chat/completions", server.base_url()))
+        .bearer_auth(KEY)
+        .header("X-Client-Request-Id", "job-abc.d1")
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), 200);
+    post(&client, &server.base_url(), &body()).await;
+
+    let log = server.requests();
+    assert_eq!(log[0].client_request_id.as_deref(), Some("job-abc.d1"));
+    assert_eq!(log[1].client_request_id, None);
+    let url = format!("http://{}/_standin/requests", server.addr());
+    let listed: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["requests"][0]["client_request_id"], "job-abc.d1");
+    assert_eq!(listed["requests"][1]["client_request_id"], Value::Null);
+}
+
+#[tokio::test]
 async fn unknown_routes_get_openais_404() {
     let server = spawn(Config::default()).await.unwrap();
     let response = client()

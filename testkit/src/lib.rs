@@ -6,6 +6,12 @@
 //! to connect to for creating the others; `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`)
 //! the Redis to use.
 
+mod postgres;
+mod proxy;
+
+pub use postgres::PrivatePostgres;
+pub use proxy::TcpProxy;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
@@ -129,6 +135,14 @@ async fn ensure_template(conn: &mut PgConnection) -> String {
     name
 }
 
+/// A port free on the loopback interface a moment ago, for a server the test starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// A migrated database of the test's own, dropped when this value is.
 pub struct TestDb {
     pub name: String,
@@ -183,6 +197,26 @@ impl TestDb {
             url: SecretString::from(self.url()),
             max_connections,
             acquire_timeout_ms: acquire_timeout.as_millis() as u64,
+        }
+    }
+
+    /// As [`config`](TestDb::config), through `proxy`, so the test can cut the component off
+    /// its database (the proxy must forward to this database's server).
+    pub fn config_via(
+        &self,
+        proxy: &TcpProxy,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> DatabaseConfig {
+        let url = format!(
+            "postgres://{}@{}/{}",
+            self.options.get_username(),
+            proxy.addr(),
+            self.name
+        );
+        DatabaseConfig {
+            url: SecretString::from(url),
+            ..self.config(max_connections, acquire_timeout)
         }
     }
 
@@ -291,11 +325,10 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut server = PrivateRedis { port, child: None };
+        let mut server = PrivateRedis {
+            port: free_port(),
+            child: None,
+        };
         server.resume().await;
         server
     }

@@ -1,7 +1,8 @@
 //! What admins do, once, for the JSON admin API, the HTML dashboard and the `api admin` command:
-//! requeue and cancel one job or every job a filter matches (recording each action in the same
-//! transaction, then pushing requeued ids to the queue), and gather the statistics of the
-//! overview. Everything works on the stores alone, so the command needs no running API.
+//! requeue and cancel one job or every job a filter matches (transitions of the job's life,
+//! `shared::lifecycle`, with each action recorded in the same transaction), and gather the
+//! statistics of the overview. Everything works on the stores alone, so the command needs no
+//! running API.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +10,13 @@ use serde::Serialize;
 use shared::circuit::{Circuit, OpenCircuit};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
-use shared::db::jobs::JobRow;
+use shared::db::jobs::{JobRow, Target};
+use shared::job::JobStatus;
+use shared::lifecycle::{Audit, Lifecycle, Progress, no_progress};
 use shared::llm::stats::ModelCalls;
 use shared::queue::Queue;
 use shared::request::FieldError;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -26,35 +29,36 @@ pub struct Stores<'a> {
     pub queue: &'a Queue,
 }
 
-/// Told how many requeued jobs have been pushed to the queue so far, out of how many.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+impl Stores<'_> {
+    /// The job's life over these stores: transitions answer 503 rather than wait out an outage.
+    fn life(self) -> Lifecycle {
+        Lifecycle::new(self.db.clone(), self.queue.clone())
+    }
+}
 
-/// For callers that do not show progress.
-pub fn no_progress(_: usize, _: usize) {}
-
-/// Ids pushed to Redis per round trip when many jobs are requeued at once.
-const PUSH_CHUNK: usize = 1_000;
-
-/// Requeues one failed or cancelled job.
+/// Requeues one job that is not running or finished well (see `db::admin::requeue`).
 pub async fn requeue_one(
     stores: Stores<'_>,
     admin_id: Uuid,
     job: Uuid,
     reset_attempts: bool,
 ) -> Result<(), ApiError> {
-    let mut held = shared::db::hold(stores.db, "admin").await?;
-    let mut tx = held.begin().await?;
-    admin::requeue_one(&mut tx, job, reset_attempts)
-        .await?
-        .map_err(|refused| match refused {
-            Refused::NotFound => ApiError::NotFound("job"),
-            Refused::Status(status) => ApiError::NotRequeueable(status),
-        })?;
-    admin::record(&mut tx, admin_id, "requeue", Some(job), None, 1).await?;
-    tx.commit().await?;
-    drop(held);
-    push(stores, &[job], &no_progress).await;
-    metrics::counter!("jobs_requeued_total").increment(1);
+    let audit = Audit {
+        admin_id,
+        action: "requeue",
+        filter: None,
+    };
+    let target = Target::Job {
+        id: job,
+        viewer: None,
+    };
+    let requeued = stores
+        .life()
+        .requeue(target, reset_attempts, Some(audit), &no_progress)
+        .await?;
+    if requeued.is_empty() {
+        return Err(refused(stores, job, ApiError::NotRequeueable).await?);
+    }
     Ok(())
 }
 
@@ -70,8 +74,8 @@ fn require_filter(filter: &JobFilter) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Requeues every failed or cancelled job the filter matches; returns how many. An empty
-/// filter is refused.
+/// Requeues every job the filter matches that is not running or finished well; returns how
+/// many. An empty filter is refused.
 pub async fn requeue_matching(
     stores: Stores<'_>,
     admin_id: Uuid,
@@ -80,40 +84,38 @@ pub async fn requeue_matching(
     progress: Progress<'_>,
 ) -> Result<usize, ApiError> {
     require_filter(filter)?;
-    let mut held = shared::db::hold(stores.db, "admin").await?;
-    let mut tx = held.begin().await?;
-    let ids = admin::requeue_matching(&mut tx, filter, reset_attempts).await?;
-    admin::record(
-        &mut tx,
+    let audit = Audit {
         admin_id,
-        "requeue_matching",
-        None,
-        Some(filter),
-        ids.len(),
-    )
-    .await?;
-    tx.commit().await?;
-    drop(held);
-    push(stores, &ids, progress).await;
-    metrics::counter!("jobs_requeued_total").increment(ids.len() as u64);
+        action: "requeue_matching",
+        filter: Some(filter),
+    };
+    let ids = stores
+        .life()
+        .requeue(
+            Target::Matching(filter),
+            reset_attempts,
+            Some(audit),
+            progress,
+        )
+        .await?;
     Ok(ids.len())
 }
 
 /// Cancels one unfinished job.
 pub async fn cancel_one(stores: Stores<'_>, admin_id: Uuid, job: Uuid) -> Result<(), ApiError> {
-    let mut held = shared::db::hold(stores.db, "admin").await?;
-    let mut tx = held.begin().await?;
-    admin::cancel_one(&mut tx, job)
-        .await?
-        .map_err(|refused| match refused {
-            Refused::NotFound => ApiError::NotFound("job"),
-            Refused::Status(_) => ApiError::JobFinished,
-        })?;
-    admin::record(&mut tx, admin_id, "cancel", Some(job), None, 1).await?;
-    tx.commit().await?;
-    drop(held);
-    announce(stores, &[job]).await;
-    metrics::counter!("jobs_cancelled_total").increment(1);
+    let audit = Audit {
+        admin_id,
+        action: "cancel",
+        filter: None,
+    };
+    let target = Target::Job {
+        id: job,
+        viewer: None,
+    };
+    let cancelled = stores.life().cancel(target, Some(audit)).await?;
+    if cancelled.is_empty() {
+        return Err(refused(stores, job, |_| ApiError::JobFinished).await?);
+    }
     Ok(())
 }
 
@@ -125,23 +127,29 @@ pub async fn cancel_matching(
     filter: &JobFilter,
 ) -> Result<usize, ApiError> {
     require_filter(filter)?;
-    let mut held = shared::db::hold(stores.db, "admin").await?;
-    let mut tx = held.begin().await?;
-    let ids = admin::cancel_matching(&mut tx, filter).await?;
-    admin::record(
-        &mut tx,
+    let audit = Audit {
         admin_id,
-        "cancel_matching",
-        None,
-        Some(filter),
-        ids.len(),
-    )
-    .await?;
-    tx.commit().await?;
-    drop(held);
-    announce(stores, &ids).await;
-    metrics::counter!("jobs_cancelled_total").increment(ids.len() as u64);
+        action: "cancel_matching",
+        filter: Some(filter),
+    };
+    let ids = stores
+        .life()
+        .cancel(Target::Matching(filter), Some(audit))
+        .await?;
     Ok(ids.len())
+}
+
+/// Why one job was not acted on: not found, or `by_status` of the status it has.
+async fn refused(
+    stores: Stores<'_>,
+    job: Uuid,
+    by_status: impl FnOnce(JobStatus) -> ApiError,
+) -> Result<ApiError, ApiError> {
+    let mut conn = shared::db::hold(stores.db, "admin").await?;
+    Ok(match admin::refusal(&mut conn, job).await? {
+        Refused::NotFound => ApiError::NotFound("job"),
+        Refused::Status(status) => by_status(status),
+    })
 }
 
 /// A keyset page of the jobs `filter` matches, newest first, after `cursor`; and the cursor of
@@ -175,30 +183,6 @@ pub async fn actions_page(
     actions.truncate(limit as usize);
     let next = actions.last().map(|action| action.id.to_string());
     Ok((actions, next))
-}
-
-/// Queues requeued jobs. The rows are committed first: if Redis is away, they wait for the
-/// reconciler like any job whose push was lost.
-async fn push(stores: Stores<'_>, ids: &[Uuid], progress: Progress<'_>) {
-    let mut pushed = 0;
-    for chunk in ids.chunks(PUSH_CHUNK) {
-        if let Err(e) = stores.queue.enqueue_many(chunk).await {
-            tracing::error!(error = %e, jobs = chunk.len(), "requeued jobs saved but not queued");
-            return;
-        }
-        pushed += chunk.len();
-        progress(pushed, ids.len());
-    }
-    announce(stores, ids).await;
-}
-
-/// Wakes long polls on jobs an admin changed.
-async fn announce(stores: Stores<'_>, ids: &[Uuid]) {
-    for id in ids {
-        if stores.queue.publish_job_event(*id).await.is_err() {
-            return;
-        }
-    }
 }
 
 /// The overview: jobs, queue, LLM calls, circuits, budget and database.

@@ -70,22 +70,37 @@ pub enum ApiError {
     TooManyRequests { retry_after: Duration },
     #[error("the server is busy; retry after the time in the Retry-After header")]
     Busy { retry_after: Duration },
+    /// The database connection failed during the request (a restart, an outage); nothing the
+    /// request asked for was done, unless its reply was what got lost (an `Idempotency-Key`
+    /// makes the retry safe then).
+    #[error(
+        "the database is unavailable for a moment; retry after the time in the Retry-After header"
+    )]
+    DatabaseUnavailable,
     #[error("the server did not answer in time; try again")]
     Timeout,
     #[error("something went wrong on our side; try again later")]
     Internal(#[source] anyhow::Error),
 }
 
+/// What a client should wait before retrying after the database failed it.
+const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            // Every connection stayed busy for the whole acquire timeout: a load peak the
-            // client can wait out, not a failure.
+            // No connection within the acquire timeout: every one stayed busy (a load peak) or
+            // none could be opened (the database is down). Either way the client can wait it
+            // out; it is not a failure of the request.
             sqlx::Error::PoolTimedOut => {
-                tracing::warn!("no database connection free within the acquire timeout");
+                tracing::warn!("no database connection within the acquire timeout");
                 ApiError::Busy {
                     retry_after: Duration::from_secs(1),
                 }
+            }
+            other if shared::db::is_transient(&other) => {
+                tracing::warn!(error = %other, "the database failed a request for a moment");
+                ApiError::DatabaseUnavailable
             }
             other => ApiError::Internal(other.into()),
         }
@@ -112,7 +127,7 @@ impl ApiError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             EmailTaken | JobFinished | NotRequeueable(_) => StatusCode::CONFLICT,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Busy { .. } | Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Busy { .. } | DatabaseUnavailable | Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +159,7 @@ impl ApiError {
             NotRequeueable(_) => "not_requeueable",
             TooManyRequests { .. } => "too_many_requests",
             Busy { .. } => "busy",
+            DatabaseUnavailable => "database_unavailable",
             Timeout => "timeout",
             Internal(_) => "internal",
         }
@@ -216,14 +232,21 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after } => {
-                // Whole seconds, rounded up: retrying a moment early would fail again.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                headers.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
+            }
+            ApiError::DatabaseUnavailable => {
+                headers.insert(header::RETRY_AFTER, retry_after_secs(DATABASE_RETRY_AFTER));
             }
             _ => {}
         }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up: retrying a moment early would fail again.
+fn retry_after_secs(wait: Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }
 
 #[cfg(test)]
@@ -278,6 +301,19 @@ mod tests {
             "{text}"
         );
         assert!(body["error"]["field"].is_null());
+    }
+
+    #[test]
+    fn a_lost_database_connection_is_a_503_with_retry_after_not_a_500() {
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let response = ApiError::from(lost).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let response = ApiError::from(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        let bug = ApiError::from(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

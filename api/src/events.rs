@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
+use shared::events::Subscriber;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,11 +17,6 @@ use uuid::Uuid;
 const ANY_JOB: Uuid = Uuid::nil();
 /// Events buffered per waiter; one that falls further behind simply re-reads its job.
 const CAPACITY: usize = 1024;
-const RECONNECT_MIN: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
-/// A subscribed connection receives nothing while no job changes; pinging it is how a dead
-/// connection (a failover, a dropped NAT mapping) is noticed.
-const PING_EVERY: Duration = Duration::from_secs(10);
 /// How long startup waits for the first subscription before serving without it.
 const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(2);
 
@@ -32,16 +26,16 @@ pub struct JobEvents {
 }
 
 impl JobEvents {
-    /// Subscribes to `channel` in a task of its own that reconnects with backoff until `stop`.
+    /// Subscribes to `channel` in a task of its own (that reconnects with backoff) until `stop`.
     /// Waits briefly for the first subscription, so events published right after startup reach
     /// the waiters.
     pub async fn start(client: redis::Client, channel: String, stop: CancellationToken) -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
         let (subscribed, first) = oneshot::channel();
-        tokio::spawn(subscribe_until_stopped(
+        tokio::spawn(shared::events::subscribe(
             client,
             channel,
-            sender.clone(),
+            FanOut(sender.clone()),
             stop,
             subscribed,
         ));
@@ -78,85 +72,19 @@ impl Listener {
     }
 }
 
-async fn subscribe_until_stopped(
-    client: redis::Client,
-    channel: String,
-    sender: broadcast::Sender<Uuid>,
-    stop: CancellationToken,
-    subscribed: oneshot::Sender<()>,
-) {
-    let mut first = Some(subscribed);
-    let mut backoff = RECONNECT_MIN;
-    loop {
-        match subscribe(&client, &channel).await {
-            Ok((sink, stream)) => {
-                backoff = RECONNECT_MIN;
-                match first.take() {
-                    Some(first) => drop(first.send(())),
-                    None => drop(sender.send(ANY_JOB)),
-                }
-                let lost = relay(sink, stream, &sender, &stop).await;
-                if stop.is_cancelled() {
-                    return;
-                }
-                tracing::warn!(reason = lost, "job event subscription lost; resubscribing");
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "cannot subscribe to job events"
-                );
-            }
+/// Fans each job id out to the waiters.
+struct FanOut(broadcast::Sender<Uuid>);
+
+impl Subscriber for FanOut {
+    fn message(&mut self, payload: String) {
+        match payload.parse() {
+            // No waiter is no error: the event simply concerns nobody here.
+            Ok(id) => drop(self.0.send(id)),
+            Err(_) => tracing::warn!("ignoring a job event that is not a job id"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(RECONNECT_MAX);
     }
-}
 
-async fn subscribe(
-    client: &redis::Client,
-    channel: &str,
-) -> anyhow::Result<(PubSubSink, PubSubStream)> {
-    let connect = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok::<_, redis::RedisError>(pubsub.split())
-    };
-    Ok(tokio::time::timeout(shared::queue::COMMAND_TIMEOUT, connect).await??)
-}
-
-/// Passes events on until the connection is lost (the reason is returned) or `stop`.
-async fn relay(
-    mut sink: PubSubSink,
-    mut stream: PubSubStream,
-    sender: &broadcast::Sender<Uuid>,
-    stop: &CancellationToken,
-) -> &'static str {
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.reset();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return "stopped",
-            message = stream.next() => match message {
-                None => return "connection closed",
-                Some(message) => {
-                    match message.get_payload::<String>().ok().and_then(|p| p.parse().ok()) {
-                        // No waiter is no error: the event simply concerns nobody here.
-                        Some(id) => drop(sender.send(id)),
-                        None => tracing::warn!("ignoring a job event that is not a job id"),
-                    }
-                }
-            },
-            _ = ping.tick() => {
-                let pong = tokio::time::timeout(shared::queue::COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
-                if !matches!(pong, Ok(Ok(_))) {
-                    return "ping failed";
-                }
-            }
-        }
+    fn resubscribed(&mut self) {
+        drop(self.0.send(ANY_JOB));
     }
 }

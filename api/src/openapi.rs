@@ -216,10 +216,12 @@ pub struct TooManyRequests(pub Envelope);
 #[derive(ToResponse)]
 pub struct Internal(pub Envelope);
 
-/// `busy`: no database connection came free in time (with `Retry-After`); `timeout`: the
-/// request took longer than the server allows (`REQUEST_TIMEOUT_MS`).
+/// `busy`: no database connection within the acquire timeout, under load or while the
+/// database is down (with `Retry-After`); `database_unavailable`: the database connection
+/// failed during the request, a restart or an outage (with `Retry-After`; nothing was done);
+/// `timeout`: the request took longer than the server allows (`REQUEST_TIMEOUT_MS`).
 #[derive(ToResponse)]
 #[response(headers(
-    ("Retry-After" = u64, description = "With `busy`: seconds to wait before trying again")
+    ("Retry-After" = u64, description = "With `busy` and `database_unavailable`: seconds to wait before trying again")
 ))]
 pub struct Unavailable(pub Envelope);

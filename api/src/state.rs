@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use shared::lifecycle::Lifecycle;
 use shared::queue::Queue;
 use sqlx::PgPool;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -29,6 +30,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub(crate) db: PgPool,
     pub(crate) queue: Queue,
+    /// The job's transitions; each statement tried once (an outage answers 503).
+    pub(crate) life: Lifecycle,
     pub(crate) tokens: Tokens,
     pub(crate) hasher: Hasher,
     pub(crate) login_limit: Arc<KeyedLimit<IpAddr>>,
@@ -88,6 +91,7 @@ impl AppState {
             stopping.clone(),
         ));
         AppState(Arc::new(Inner {
+            life: Lifecycle::new(db.clone(), queue.clone()),
             db,
             queue,
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl()),

@@ -351,7 +351,7 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
     );
     // The second attempt succeeds.
     let mut conn = app.db.pool.acquire().await.unwrap();
-    jobs::claim(
+    let claim = jobs::claim(
         &mut conn,
         job,
         "second-worker",
@@ -360,13 +360,17 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
     )
     .await
     .unwrap();
+    let jobs::Claim::Claimed(claimed) = claim else {
+        panic!("the requeued job is claimable");
+    };
+    let fence = claimed.fence;
     let usage = Usage {
         calls: 7,
         prompt_tokens: 5_000,
         completion_tokens: 4_000,
         snoozes: 0,
     };
-    jobs::complete(&mut conn, job, 2, &common::plan(), usage)
+    jobs::complete(&mut conn, fence, &common::plan(), usage)
         .await
         .unwrap()
         .unwrap();
@@ -451,7 +455,7 @@ async fn statistics_count_jobs_by_status_and_report_the_queue() {
     let owner = app.user().await;
     app.failed_job(owner.id, "llm_timeout").await;
     app.queued_job(owner.id).await;
-    app.queue.enqueue(Uuid::new_v4()).await.unwrap();
+    app.queue.push(&[Uuid::new_v4()]).await.unwrap();
     let stats: Value = app
         .get("/v1/admin/stats", &admin.token)
         .await

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use secrecy::ExposeSecret;
-use shared::db::jobs::{self, Inserted, NewJob};
+use shared::db::jobs::{self, Claim, Inserted, NewJob};
 use shared::db::users::{self, Role};
 use shared::job::{JobError, Usage};
 use shared::queue::Queue;
@@ -48,13 +48,15 @@ async fn failed_job(db: &TestDb, owner: Uuid, code: &str) -> Uuid {
         unreachable!("no idempotency key")
     };
     let ten_minutes = std::time::Duration::from_secs(600);
-    jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes)
+    let Claim::Claimed(claimed) = jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes)
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
     jobs::fail_attempt(
         &mut conn,
-        row.id,
-        1,
+        claimed.fence,
         &JobError::new(code, "broke"),
         None,
         Usage::default(),

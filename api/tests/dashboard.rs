@@ -658,7 +658,7 @@ async fn the_overview_shows_jobs_by_status_and_the_queue() {
     app.failed_job(owner.id, "llm_timeout").await;
     app.queued_job(owner.id).await;
     app.queued_job(owner.id).await;
-    app.queue.enqueue(Uuid::new_v4()).await.unwrap();
+    app.queue.push(&[Uuid::new_v4()]).await.unwrap();
 
     let page = browser.get("/admin").await;
     assert_eq!(page.status, StatusCode::OK);

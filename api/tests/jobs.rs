@@ -47,7 +47,7 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
     let poll = app.get(&path, &owner.token);
     let change = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        app.claim(job).await;
+        let fence = app.claim(job).await;
         let mut conn = app.db.pool.acquire().await.unwrap();
         let error = JobError::new("llm_timeout", "the model did not answer in time");
         let usage = Usage {
@@ -57,10 +57,12 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
             snoozes: 0,
         };
         let retry_at = chrono::Utc::now() + chrono::Duration::seconds(30);
-        jobs::fail_attempt(&mut conn, job, 1, &error, Some(retry_at), usage)
+        jobs::fail_attempt(&mut conn, fence, &error, Some(retry_at), usage)
             .await
             .unwrap();
-        app.queue.publish_job_event(job).await.unwrap();
+        shared::events::jobs_changed(&app.queue, &[job])
+            .await
+            .unwrap();
     };
     let started = Instant::now();
     let (response, ()) = tokio::join!(poll, change);
@@ -87,7 +89,9 @@ async fn a_long_poll_without_a_change_answers_at_its_deadline() {
     let other = app.queued_job(owner.id).await;
     let noise = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        app.queue.publish_job_event(other).await.unwrap();
+        shared::events::jobs_changed(&app.queue, &[other])
+            .await
+            .unwrap();
     };
     let started = Instant::now();
     let path = format!("/v1/jobs/{job}?wait=2");

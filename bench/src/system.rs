@@ -19,7 +19,7 @@ use testkit::{TestDb, TestRedis};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use worker::{Caller, JobConfig, Pipeline};
+use worker::{CallPolicy, Caller, JobConfig, Pipeline};
 
 pub const JWT_SECRET: &str = "e2e-secret-0123456789abcdef-0123456789";
 
@@ -58,11 +58,20 @@ impl Default for Options {
                 day_max_asks: 3,
                 retry_base_delay_ms: 50,
                 retry_max_delay_ms: 200,
-                lease_secs: 60,
+                lease_secs: 30,
+                lease_renew_secs: 10,
+                write_retry_secs: 30,
+                // Fast, so tests that lose Redis's contents see them back soon.
+                reconcile_interval_ms: 500,
                 shutdown_grace_secs: 2,
                 deadline_secs: 120,
                 max_snoozes: 20,
                 max_server_wait_ms: 10_000,
+                server_wait_cap_ms: 600_000,
+                llm_max_retries: 3,
+                // Short, so tests of transient faults run fast (the 1 s default is tested alone).
+                llm_retry_base_ms: 50,
+                llm_retry_max_ms: 200,
             },
             budget: BudgetConfig {
                 rpm: None,
@@ -194,14 +203,12 @@ impl System {
                 llm,
                 budget,
                 circuit: Circuit::new(queue.clone(), options.circuit.clone(), options.call_timeout),
-                max_server_wait: options.jobs.max_server_wait(),
+                policy: CallPolicy::from(&options.jobs),
             };
-            let pipeline = Pipeline::new(pool.clone(), queue.clone(), caller, options.jobs.clone());
+            let pipeline = Pipeline::new(pool.clone(), queue, caller, options.jobs.clone());
             worker_tasks.push(tokio::spawn(worker::run_pipeline(
                 pipeline,
-                queue,
                 queue_config(),
-                options.jobs.clone(),
                 worker_stop.clone().cancelled_owned(),
             )));
         }

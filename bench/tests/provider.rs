@@ -2,11 +2,12 @@
 //! the calls made, the waits honoured, the attempts used, the final status and error code.
 //! The provider is the stand-in over HTTP, told what to do call by call.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bench::{Account, Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shared::llm::CallId;
 use standin::{BodyStyle, BrokenRule, Fault, LoggedRequest, RateLimitFault, Step};
 use uuid::Uuid;
 
@@ -209,8 +210,22 @@ async fn rate_limit_waits_are_capped_per_job() {
     system.stop().await;
 }
 
+/// The calls' `X-Client-Request-Id`s, read back.
+fn call_ids(calls: &[LoggedRequest]) -> Vec<CallId> {
+    calls
+        .iter()
+        .map(|c| {
+            c.client_request_id
+                .as_deref()
+                .expect("every call names itself")
+                .parse()
+                .expect("a call id")
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transient_failures_use_an_attempt_each_and_then_succeed() {
+async fn transient_failures_are_retried_within_the_attempt() {
     let transient = [
         (
             "500",
@@ -218,7 +233,6 @@ async fn transient_failures_use_an_attempt_each_and_then_succeed() {
                 status: 500,
                 body: BodyStyle::Json,
             },
-            "llm_server_error",
         ),
         (
             "502 html",
@@ -226,7 +240,6 @@ async fn transient_failures_use_an_attempt_each_and_then_succeed() {
                 status: 502,
                 body: BodyStyle::Html,
             },
-            "llm_server_error",
         ),
         (
             "503 empty",
@@ -234,54 +247,79 @@ async fn transient_failures_use_an_attempt_each_and_then_succeed() {
                 status: 503,
                 body: BodyStyle::Empty,
             },
-            "llm_server_error",
         ),
-        ("408", Fault::RequestTimeout, "llm_retryable_status"),
-        ("409", Fault::Conflict, "llm_retryable_status"),
-        ("reset", Fault::Reset, "llm_network"),
-        ("malformed json", Fault::MalformedJson, "llm_malformed_json"),
-        ("truncated", Fault::Truncated, "llm_truncated"),
-        (
-            "integer code",
-            Fault::IntegerCode { status: 500 },
-            "llm_server_error",
-        ),
-        (
-            "null code",
-            Fault::NullCode { status: 503 },
-            "llm_server_error",
-        ),
+        ("408", Fault::RequestTimeout),
+        ("409", Fault::Conflict),
+        ("reset", Fault::Reset),
+        ("malformed json", Fault::MalformedJson),
+        ("truncated", Fault::Truncated),
+        ("integer code", Fault::IntegerCode { status: 500 }),
+        ("null code", Fault::NullCode { status: 503 }),
     ];
-    for (what, fault, code) in transient {
+    for (what, fault) in transient {
         let system = System::start(Options::default()).await;
         system.standin.script(vec![Step::once(fault)]);
         let (cook, job) = one_day_job(&system).await;
-        // The retry is in the queue: look at the failed attempt before it runs.
-        let retrying = system
-            .wait_for(&cook, job, Duration::from_secs(20), |v| {
-                v["status"] == "retrying" || v["status"] == "succeeded"
-            })
-            .await;
-        if retrying["status"] == "retrying" {
-            assert_eq!(retrying["error"]["code"], code, "{what}");
-        }
         let view = finished(&system, &cook, job).await;
         assert_eq!(view["status"], "succeeded", "{what}: {view}");
+        assert_eq!(view["attempts"], 1, "{what}: the call absorbed the fault");
+        assert!(view["error"].is_null(), "{what}");
+        let calls = system.standin.requests();
+        assert_eq!(calls.len(), 2, "{what}");
+        let ids = call_ids(&calls);
         assert_eq!(
-            view["attempts"], 2,
-            "{what}: one attempt used by the failure"
+            (ids[0].job, ids[0].day, ids[0].ask, ids[0].retry),
+            (job, 1, 1, 0),
+            "{what}"
         );
-        assert!(
-            view["error"].is_null(),
-            "{what}: a success clears the error"
+        assert_eq!(
+            (ids[1].fence, ids[1].retry),
+            (ids[0].fence, 1),
+            "{what}: the same attempt's retry"
         );
-        assert_eq!(system.standin.requests().len(), 2, "{what}");
         system.stop().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_call_that_hangs_times_out_and_the_attempt_is_retried() {
+async fn transient_failures_past_the_retries_fail_the_attempt_and_the_next_succeeds() {
+    let system = System::start(Options::default()).await;
+    let retries = Options::default().jobs.llm_max_retries;
+    system.standin.script(vec![Step::times(
+        1 + retries,
+        Fault::ServerError {
+            status: 503,
+            body: BodyStyle::Json,
+        },
+    )]);
+    let (cook, job) = one_day_job(&system).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(
+        view["attempts"], 2,
+        "the first attempt failed, the second ran"
+    );
+    let calls = system.standin.requests();
+    assert_eq!(calls.len() as u32, retries + 2);
+    let ids = call_ids(&calls);
+    assert_ne!(
+        ids[0].fence,
+        ids.last().unwrap().fence,
+        "a new attempt, a new fence"
+    );
+    let row: (String,) = sqlx::query_as(
+        "SELECT error_code FROM job_attempts WHERE job_id = $1 AND outcome = 'retrying'",
+    )
+    .bind(job)
+    .fetch_one(&system.pool)
+    .await
+    .unwrap();
+    assert_eq!(row.0, "llm_server_error");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_that_hangs_times_out_and_is_retried_within_the_attempt() {
     let system = System::start(Options {
         call_timeout: Duration::from_millis(800),
         ..Options::default()
@@ -291,19 +329,91 @@ async fn a_call_that_hangs_times_out_and_the_attempt_is_retried() {
         .standin
         .script(vec![Step::once(Fault::Hang { ms: 60_000 })]);
     let (cook, job) = one_day_job(&system).await;
-    let started = Instant::now();
     let view = finished(&system, &cook, job).await;
     assert_eq!(view["status"], "succeeded");
-    assert_eq!(view["attempts"], 2);
+    assert_eq!(view["attempts"], 1);
     let calls = system.standin.requests();
     assert_eq!(calls.len(), 2);
     assert!(
         calls[1].arrived_ms - calls[0].arrived_ms >= 800.0,
         "no retry before the timeout"
     );
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_wait_of_zero_or_in_the_past_or_unreadable_waits_the_backoff_instead() {
+    let mut options = Options::default();
+    // The production default: no retry sooner than a second, whatever the server says.
+    options.jobs.llm_retry_base_ms = 1_000;
+    options.jobs.llm_retry_max_ms = 8_000;
+    let system = System::start(options).await;
+    let says = |value: &str| {
+        rate_limited(RateLimitFault {
+            retry_after: Some(value.to_string()),
+            ..quiet_429()
+        })
+    };
+    system.standin.script(vec![
+        says("0"),
+        says("Wed, 21 Oct 2015 07:28:00 GMT"),
+        says("-3"),
+        says("soon"),
+        Step::once(Fault::ServerError {
+            status: 503,
+            body: BodyStyle::Json,
+        }),
+    ]);
+    let (cook, job) = one_day_job(&system).await;
+    let view = system
+        .wait_until_finished(&cook, job, Duration::from_secs(90))
+        .await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 6, "four waits, a retry, a success");
+    for pair in calls.windows(2) {
+        let gap = gap_ms(&pair[0], &pair[1]);
+        assert!(
+            gap >= 995.0,
+            "called again {gap} ms after {:?}",
+            pair[0].status
+        );
+    }
+    let (_, attempts, snoozes) = job_row(&system, job).await;
+    assert_eq!((attempts, snoozes), (1, 4), "rate limits used no attempt");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_very_long_server_wait_is_capped_for_the_job_and_the_fleet_pause() {
+    let mut options = Options::default();
+    options.jobs.max_server_wait_ms = 300;
+    options.jobs.server_wait_cap_ms = 2_000;
+    let system = System::start(options).await;
+    system.standin.script(vec![rate_limited(RateLimitFault {
+        // A day: a misconfigured proxy, say.
+        retry_after_s: Some(86_400.0),
+        ..quiet_429()
+    })]);
+    let (cook, job) = one_day_job(&system).await;
+    while system.standin.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pause: i64 = redis::cmd("PTTL")
+        .arg(system.queue.keys().llm_pause("gpt-4o-mini"))
+        .query_async(&mut system.queue.connection())
+        .await
+        .unwrap();
+    assert!(pause <= 2_000, "the fleet is paused for {pause} ms");
+    let view = system
+        .wait_until_finished(&cook, job, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["status"], "succeeded");
+    let calls = system.standin.requests();
+    let gap = gap_ms(&calls[0], &calls[1]);
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the hang did not hold the job"
+        (1_995.0..10_000.0).contains(&gap),
+        "back after {gap} ms, the cap being 2 s"
     );
     system.stop().await;
 }

@@ -126,6 +126,8 @@ static ADJUST: LazyLock<redis::Script> = LazyLock::new(|| {
 struct Fallback {
     requests: Option<DefaultDirectRateLimiter>,
     tokens: Option<DefaultDirectRateLimiter>,
+    /// The tokens limiter's burst: the cost of the call that created it.
+    token_burst: NonZeroU32,
 }
 
 /// The fleet's budget as one worker process sees it. Cheap to clone.
@@ -247,9 +249,19 @@ impl Budget {
             requests.until_ready().await;
         }
         if let Some(limiter) = &fallback.tokens {
-            let n = NonZeroU32::new(tokens.max(1)).unwrap_or(NonZeroU32::MIN);
-            // A call larger than the burst can never pass; let it go rather than stall.
-            let _ = limiter.until_n_ready(n).await;
+            // The limiter's burst is one typical call; a larger call takes its tokens in
+            // burst-sized parts, so it waits for all of them and is paced like any other.
+            let burst = fallback.token_burst.get();
+            let mut left = tokens.max(1);
+            while left > 0 {
+                let part = left.min(burst);
+                let n = NonZeroU32::new(part).unwrap_or(NonZeroU32::MIN);
+                if limiter.until_n_ready(n).await.is_err() {
+                    // Only when a part exceeds the burst, which it never does.
+                    break;
+                }
+                left -= part;
+            }
         }
         Admission::Go {
             waited: started.elapsed(),
@@ -274,6 +286,7 @@ impl Budget {
         let fallback = Arc::new(Fallback {
             requests: share(self.config.rpm, 1),
             tokens: share(self.config.tpm, tokens),
+            token_burst: NonZeroU32::new(tokens.max(1)).unwrap_or(NonZeroU32::MIN),
         });
         all.insert(model.to_string(), fallback.clone());
         fallback

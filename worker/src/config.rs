@@ -7,6 +7,7 @@ use std::time::Duration;
 use shared::budget::BudgetConfig;
 use shared::circuit::CircuitConfig;
 use shared::config::{DatabaseConfig, LlmConfig, LogConfig, RedisConfig};
+use shared::llm::wait::CallBackoff;
 use shared::queue::QueueConfig;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -80,10 +81,35 @@ pub struct JobConfig {
         default_value_t = 60_000
     )]
     pub retry_max_delay_ms: u64,
-    /// How long a claimed job is this worker's before another may take it over; renewed with
-    /// every finished day, so it must outlast the slowest day (its asks times the call timeout).
-    #[arg(long = "job-lease-secs", env = "JOB_LEASE_SECS", default_value_t = 600)]
+    /// How long a claimed job is this worker's before another may take it over: a killed
+    /// worker's jobs resume elsewhere within this time. Renewed on a timer while the attempt
+    /// works, whatever its progress.
+    #[arg(long = "job-lease-secs", env = "JOB_LEASE_SECS", default_value_t = 30)]
     pub lease_secs: u64,
+    /// How often the leases of the running attempts are renewed (one statement for all of
+    /// them); well under the lease, so one missed renewal loses nothing.
+    #[arg(
+        long = "job-lease-renew-secs",
+        env = "JOB_LEASE_RENEW_SECS",
+        default_value_t = 10
+    )]
+    pub lease_renew_secs: u64,
+    /// How long a job's write (a finished day, the menu, a retry) is tried again while the
+    /// database is unreachable, kept in memory, before the attempt gives up on it.
+    #[arg(
+        long = "job-write-retry-secs",
+        env = "JOB_WRITE_RETRY_SECS",
+        default_value_t = 120
+    )]
+    pub write_retry_secs: u64,
+    /// How often the reconciler looks for due jobs that Redis does not hold (lost pushes, a
+    /// Redis restart) and pushes them again; one replica's pass serves the whole fleet.
+    #[arg(
+        long = "reconcile-interval-ms",
+        env = "RECONCILE_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub reconcile_interval_ms: u64,
     /// On SIGTERM: time for running jobs to finish before they are handed back unfinished.
     #[arg(
         long = "shutdown-grace-secs",
@@ -113,11 +139,70 @@ pub struct JobConfig {
         default_value_t = 120_000
     )]
     pub max_server_wait_ms: u64,
+    /// The longest server-directed wait honoured at all: a longer one (a misconfigured proxy,
+    /// a date far ahead) is cut to this, for the job's reschedule and the fleet's pause alike.
+    #[arg(
+        long = "llm-server-wait-cap-ms",
+        env = "LLM_SERVER_WAIT_CAP_MS",
+        default_value_t = 600_000
+    )]
+    pub server_wait_cap_ms: u64,
+    /// Retries of a call that failed transiently (5xx, 408, 409, a reset, a timeout, a cut or
+    /// malformed answer), within the attempt, before the attempt fails.
+    #[arg(long = "llm-max-retries", env = "LLM_MAX_RETRIES", default_value_t = 3)]
+    pub llm_max_retries: u32,
+    /// First wait before a call is retried (and the least any retry waits, a server's wait of
+    /// zero or in the past included); doubles per retry, with full jitter.
+    #[arg(
+        long = "llm-retry-base-ms",
+        env = "LLM_RETRY_BASE_MS",
+        default_value_t = 1_000
+    )]
+    pub llm_retry_base_ms: u64,
+    /// Longest wait before a call is retried.
+    #[arg(
+        long = "llm-retry-max-ms",
+        env = "LLM_RETRY_MAX_MS",
+        default_value_t = 8_000
+    )]
+    pub llm_retry_max_ms: u64,
 }
 
 impl JobConfig {
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+    pub fn lease_renew(&self) -> Duration {
+        Duration::from_secs(self.lease_renew_secs)
+    }
+    pub fn write_retry(&self) -> Duration {
+        Duration::from_secs(self.write_retry_secs)
+    }
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_millis(self.reconcile_interval_ms)
+    }
+    pub fn server_wait_cap(&self) -> Duration {
+        Duration::from_millis(self.server_wait_cap_ms)
+    }
+    pub fn call_backoff(&self) -> CallBackoff {
+        CallBackoff {
+            base: Duration::from_millis(self.llm_retry_base_ms),
+            cap: Duration::from_millis(self.llm_retry_max_ms),
+        }
+    }
+
+    /// Settings that contradict each other.
+    pub fn check(&self) -> Result<(), String> {
+        if self.lease_renew_secs == 0 || self.lease_renew_secs >= self.lease_secs {
+            return Err(format!(
+                "JOB_LEASE_RENEW_SECS ({}) must be at least 1 and below JOB_LEASE_SECS ({})",
+                self.lease_renew_secs, self.lease_secs
+            ));
+        }
+        if self.reconcile_interval_ms == 0 {
+            return Err("RECONCILE_INTERVAL_MS must be above 0".into());
+        }
+        Ok(())
     }
     pub fn retry_base_delay(&self) -> Duration {
         Duration::from_millis(self.retry_base_delay_ms)

@@ -1,8 +1,9 @@
 //! Generating one day: ask the model, check its answer against the rules, and ask again with
 //! the problems listed, a bounded number of times.
 
+use shared::db::jobs::Fence;
 use shared::job::Usage;
-use shared::llm::{ErrorClass, LlmError};
+use shared::llm::{CallId, ErrorClass, LlmError};
 use shared::menu::Day;
 use shared::prompt::DayBrief;
 use shared::request::GenerationRequest;
@@ -15,6 +16,8 @@ pub struct Generation<'a> {
     pub caller: &'a Caller,
     pub model: &'a str,
     pub request: &'a GenerationRequest,
+    /// The attempt, as its calls name it to the provider.
+    pub fence: Fence,
     /// Asks per day when answers break the rules.
     pub max_asks: u32,
     pub bounds: Bounds,
@@ -34,9 +37,16 @@ impl Generation<'_> {
         for ask in 1..=self.max_asks.max(1) {
             let brief = DayBrief::new(request, day_number, earlier, problems.clone());
             let prompt = self.caller.llm.prompt(&brief);
+            let id = CallId {
+                job: self.fence.job,
+                fence: self.fence.token,
+                day: day_number,
+                ask,
+                retry: 0,
+            };
             match self
                 .caller
-                .call(self.model, &prompt, &self.bounds, usage)
+                .call(self.model, &prompt, id, &self.bounds, usage)
                 .await
             {
                 Ok(mut day) => {

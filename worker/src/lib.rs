@@ -1,5 +1,6 @@
-//! The worker: apalis drives the job pipeline over our Redis queue backend, and the queue's
-//! upkeep (promoting delayed jobs, reaping dead workers) runs beside it.
+//! The worker: apalis drives the job pipeline over our Redis queue backend; beside it run the
+//! queue's upkeep (promoting delayed jobs, reaping dead workers), the lease keeper and the
+//! cancellation listener of the running attempts, and the reconciler.
 
 pub mod call;
 pub mod config;
@@ -13,13 +14,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use shared::lifecycle::lease::Stop;
+use shared::lifecycle::reconcile;
 use shared::llm::LlmClient;
+use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
 use shared::queue::{Queue, QueueConfig, maintenance};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use call::Caller;
+pub use call::{CallPolicy, Caller};
 pub use config::{JobConfig, WorkerConfig};
 pub use pipeline::{Pipeline, PipelineError};
 
@@ -28,6 +32,7 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.jobs.check().map_err(anyhow::Error::msg)?;
     let pool = shared::db::connect(&config.database)
         .await
         .context("connecting to PostgreSQL")?;
@@ -51,45 +56,58 @@ pub async fn run(
     let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;
     let caller = Caller::new(llm, &queue, &config);
     caller.budget.publish_limits().await;
-    let pipeline = Pipeline::new(pool, queue.clone(), caller, config.jobs.clone());
-    run_pipeline(pipeline, queue, config.queue, config.jobs, shutdown).await
+    let pipeline = Pipeline::new(pool, queue, caller, config.jobs.clone());
+    run_pipeline(pipeline, config.queue, shutdown).await
 }
 
-async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<(), PipelineError> {
+async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<Settle, PipelineError> {
     pipeline.process(job_id).await
 }
 
-/// Runs the pipeline under apalis until `shutdown`. Then no new job is taken, running jobs get
-/// the grace period to finish, and whatever is still running is handed back to the queue.
+/// Runs the pipeline under apalis until `shutdown`, with what keeps jobs alive beside it: the
+/// queue's upkeep (delayed jobs, dead workers), the lease keeper, the cancellation listener and
+/// the reconciler. On `shutdown` no new job is taken, running jobs get the grace period to
+/// finish, and whatever is still running is then handed back to the queue.
 pub async fn run_pipeline(
     pipeline: Arc<Pipeline>,
-    queue: Queue,
     queue_config: QueueConfig,
-    jobs: JobConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let upkeep_stop = CancellationToken::new();
-    let upkeep = tokio::spawn(maintenance::run(
-        queue.clone(),
-        queue_config.clone(),
-        upkeep_stop.clone(),
-    ));
+    let life = pipeline.lifecycle().clone();
+    let queue = life.queue().clone();
+    let jobs = pipeline.config().clone();
+    let background = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(maintenance::run(
+            queue.clone(),
+            queue_config.clone(),
+            background.clone(),
+        )),
+        tokio::spawn(
+            pipeline
+                .leases()
+                .clone()
+                .keep(jobs.lease_renew(), background.clone()),
+        ),
+        tokio::spawn(pipeline.leases().clone().listen(background.clone())),
+        tokio::spawn(reconcile::run(
+            life,
+            jobs.reconcile_interval(),
+            jobs.lease_renew(),
+            background.clone(),
+        )),
+    ];
 
-    let hand_back = pipeline.hand_back_token();
+    let leases = pipeline.leases().clone();
     let grace = jobs.shutdown_grace();
-    let draining = CancellationToken::new();
-    let signal = {
-        let draining = draining.clone();
-        async move {
-            shutdown.await;
-            tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new jobs");
-            draining.cancel();
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                hand_back.cancel();
-            });
-            Ok(())
-        }
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new jobs");
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            leases.stop_all(Stop::Shutdown);
+        });
+        Ok(())
     };
 
     let concurrency = jobs.concurrency;
@@ -110,7 +128,9 @@ pub async fn run_pipeline(
         // Handing back takes a moment after the grace period; then stop regardless.
         .shutdown_timeout(grace + std::time::Duration::from_secs(5));
     let result = monitor.run_with_signal(signal).await;
-    upkeep_stop.cancel();
-    let _ = upkeep.await;
+    background.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
     result.context("worker stopped with an error")
 }

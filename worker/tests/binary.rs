@@ -62,7 +62,7 @@ async fn the_binary_runs_a_job_serves_metrics_and_stops_on_sigterm() {
         };
         row.id
     };
-    queue.enqueue(job).await.unwrap();
+    queue.push(&[job]).await.unwrap();
 
     let metrics_port = free_port();
     let mut worker = Command::new(env!("CARGO_BIN_EXE_worker"))

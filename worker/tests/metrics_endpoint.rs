@@ -11,7 +11,7 @@ async fn the_worker_serves_prometheus_text_with_its_pool_and_queue() {
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
     for _ in 0..3 {
-        queue.enqueue(uuid::Uuid::new_v4()).await.unwrap();
+        queue.push(&[uuid::Uuid::new_v4()]).await.unwrap();
     }
     shared::telemetry::metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,6 +1,7 @@
 //! The Redis queue backend under apalis, with a handler that only records what it was given:
 //! pick-up latency, a large drain, dropped connections, a Redis restart, dead workers,
-//! delayed jobs, redelivery after a failure and a clean shutdown.
+//! settlements for later, redelivery after a failure, deduplicating pushes and a clean
+//! shutdown.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use redis::AsyncCommands;
 use shared::config::RedisConfig;
+use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
 use shared::queue::{Queue, QueueConfig, maintenance};
 use testkit::{PrivateRedis, TestRedis};
@@ -35,6 +37,8 @@ struct Recorder {
     deliveries: mpsc::UnboundedSender<(Uuid, Instant)>,
     /// Ids whose first delivery must fail (to exercise redelivery).
     fail_first: Arc<Mutex<Vec<Uuid>>>,
+    /// Ids whose first delivery is settled for later, and when.
+    later: Arc<Mutex<HashMap<Uuid, chrono::DateTime<chrono::Utc>>>>,
 }
 
 impl Recorder {
@@ -54,7 +58,7 @@ impl Recorder {
     }
 }
 
-async fn record(id: Uuid, recorder: Data<Recorder>) -> Result<(), std::io::Error> {
+async fn record(id: Uuid, recorder: Data<Recorder>) -> Result<Settle, std::io::Error> {
     *recorder.seen.lock().unwrap().entry(id).or_default() += 1;
     let _ = recorder.deliveries.send((id, Instant::now()));
     let mut fail_first = recorder.fail_first.lock().unwrap();
@@ -64,7 +68,10 @@ async fn record(id: Uuid, recorder: Data<Recorder>) -> Result<(), std::io::Error
             "the first delivery of this job fails",
         ));
     }
-    Ok(())
+    if let Some(at) = recorder.later.lock().unwrap().remove(&id) {
+        return Ok(Settle::At(at));
+    }
+    Ok(Settle::Done)
 }
 
 struct Running {
@@ -104,6 +111,7 @@ async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> 
         seen: Arc::default(),
         deliveries: tx,
         fail_first: Arc::default(),
+        later: Arc::default(),
     };
     let stop = CancellationToken::new();
     let task = {
@@ -148,12 +156,8 @@ async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> 
 }
 
 async fn push_many(queue: &Queue, ids: &[Uuid]) {
-    let mut conn = queue.connection();
     for chunk in ids.chunks(5_000) {
-        let members: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
-        conn.lpush::<_, _, ()>(queue.keys().ready(), members)
-            .await
-            .expect("push");
+        queue.push(chunk).await.expect("push");
     }
 }
 
@@ -178,7 +182,7 @@ async fn an_idle_worker_picks_up_a_new_job_within_milliseconds() {
     for _ in 0..30 {
         let id = Uuid::new_v4();
         let pushed = Instant::now();
-        queue.enqueue(id).await.unwrap();
+        queue.push(&[id]).await.unwrap();
         let (got, at) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
             .await
             .expect("delivered")
@@ -317,32 +321,64 @@ async fn a_dead_workers_jobs_are_handed_back_and_run() {
 }
 
 #[tokio::test]
-async fn a_delayed_job_runs_when_due_and_not_before() {
+async fn a_delivery_settled_for_later_runs_again_then_and_not_before() {
     testkit::init_tracing();
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
     let mut running = start(&redis.config(), fast_config(), 4).await;
     let id = Uuid::new_v4();
-    let scheduled = Instant::now();
-    queue
-        .schedule(id, chrono::Utc::now() + chrono::Duration::milliseconds(600))
-        .await
-        .unwrap();
-    let (got, at) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
+    let due = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    running.recorder.later.lock().unwrap().insert(id, due);
+    queue.push(&[id]).await.unwrap();
+    let (_, first) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
         .await
         .expect("delivered")
         .unwrap();
+    let (got, again) = tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
+        .await
+        .expect("delivered again")
+        .unwrap();
     assert_eq!(got, id);
-    let waited = at - scheduled;
+    let waited = again - first;
     assert!(
-        waited >= Duration::from_millis(550),
-        "ran after {waited:?}, before it was due"
-    );
-    assert!(
-        waited < Duration::from_millis(1_500),
-        "ran {waited:?} after scheduling"
+        waited >= Duration::from_millis(600),
+        "ran again after {waited:?}, before it was due"
     );
     running.stop().await;
+    assert_eq!(
+        redis.keys().await,
+        Vec::<String>::new(),
+        "settled as done: nothing left, not even its membership"
+    );
+}
+
+#[tokio::test]
+async fn a_push_queues_an_id_once_however_often_it_comes_and_makes_a_waiting_one_ready() {
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let keys = queue.keys().clone();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(queue.push(&[a, a, b]).await.unwrap(), 2);
+    assert_eq!(
+        queue.push(&[a, b]).await.unwrap(),
+        0,
+        "both are queued already"
+    );
+    assert_eq!(queue.ready_len().await.unwrap(), 2);
+    // An id waiting in `delayed` (a retry not due yet) that is pushed is made ready now.
+    let waiting = Uuid::new_v4();
+    let mut conn = queue.connection();
+    let _: () = conn
+        .zadd(keys.delayed(), waiting.to_string(), i64::MAX)
+        .await
+        .unwrap();
+    let _: () = conn
+        .sadd(keys.members(), waiting.to_string())
+        .await
+        .unwrap();
+    assert_eq!(queue.push(&[waiting]).await.unwrap(), 1);
+    assert_eq!(queue.delayed_len().await.unwrap(), 0);
+    assert_eq!(queue.ready_len().await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -353,7 +389,7 @@ async fn a_delivery_that_fails_is_delivered_again() {
     let running = start(&redis.config(), fast_config(), 4).await;
     let id = Uuid::new_v4();
     running.recorder.fail_first.lock().unwrap().push(id);
-    queue.enqueue(id).await.unwrap();
+    queue.push(&[id]).await.unwrap();
     running.wait_for_total(2, Duration::from_secs(5)).await;
     assert_eq!(running.recorder.seen.lock().unwrap()[&id], 2);
     running.stop().await;
@@ -377,7 +413,7 @@ async fn a_stopped_worker_takes_nothing_more_and_leaves_no_trace() {
     println!("idle shutdown took {:?}", stopping.elapsed());
 
     let id = Uuid::new_v4();
-    queue.enqueue(id).await.unwrap();
+    queue.push(&[id]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(recorder.total(), 0, "nothing was taken after the stop");
     assert_eq!(
@@ -385,10 +421,11 @@ async fn a_stopped_worker_takes_nothing_more_and_leaves_no_trace() {
         1,
         "the job waits for another worker"
     );
-    let keys = redis.keys().await;
+    let mut keys = redis.keys().await;
+    keys.sort();
     assert_eq!(
         keys,
-        vec![queue.keys().ready()],
+        vec![queue.keys().members(), queue.keys().ready()],
         "no in-flight list or heartbeat remains"
     );
 }

@@ -50,8 +50,14 @@ pub async fn requeue_matching(
 ) -> Result<Redirect, PageError> {
     // An empty filter (`status=` alone) is refused; the page offers no form for one.
     let filter = filter_of(&params)?;
-    let requeued =
-        ops::requeue_matching(state.stores(), admin.id, &filter, false, &ops::no_progress).await?;
+    let requeued = ops::requeue_matching(
+        state.stores(),
+        admin.id,
+        &filter,
+        false,
+        &shared::lifecycle::no_progress,
+    )
+    .await?;
     Ok(Redirect::to(&format!(
         "/admin/jobs?{}&{}",
         filter_query(&filter),

@@ -328,7 +328,7 @@ async fn requeue_matching(
         admin.id,
         &bulk.filter,
         bulk.reset_attempts,
-        &ops::no_progress,
+        &shared::lifecycle::no_progress,
     )
     .await?;
     Ok(Json(Requeued { requeued }))

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::db::jobs::{self, JobRow};
+use shared::db::jobs::{self, JobRow, Target};
 use shared::job::{JobError, JobStatus};
 use shared::request::GenerationRequest;
 use utoipa::ToSchema;
@@ -182,7 +182,8 @@ async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow,
 
 /// Cancels a job that has not finished.
 ///
-/// Workers see it at their next write and stop.
+/// The worker running it stops within a second: no new call to the model starts, and one in
+/// flight is dropped.
 #[utoipa::path(
     delete,
     path = "/v1/jobs/{id}",
@@ -208,27 +209,17 @@ async fn cancel(
     caller: CurrentUser,
     Id(id): Id,
 ) -> Result<Json<JobView>, ApiError> {
-    let mut conn = shared::db::hold(&state.db, "cancel").await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let before = jobs::get_visible(&mut tx, id, caller.id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    if before.status.is_terminal() {
+    let target = Target::Job {
+        id,
+        viewer: Some(caller.id),
+    };
+    let cancelled = !state.life.cancel(target, None).await?.is_empty();
+    let job = visible_job(&state, id, caller.id).await?;
+    if !cancelled {
+        // Not visible (404 above), or finished before the cancel.
         return Err(ApiError::JobFinished);
     }
-    let after = jobs::cancel(&mut tx, id, caller.id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    tx.commit().await?;
-    // It finished between the two statements.
-    if after.status != JobStatus::Cancelled {
-        return Err(ApiError::JobFinished);
-    }
-    metrics::counter!("jobs_cancelled_total").increment(1);
-    if let Err(e) = state.queue.publish_job_event(id).await {
-        tracing::warn!(job.id = %id, error = %e, "could not announce a cancellation to long polls");
-    }
-    Ok(Json(after.into()))
+    Ok(Json(job.into()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use shared::db::Cursor;
-use shared::db::jobs::{self, Inserted, NewJob};
+use shared::db::jobs::{Inserted, NewJob};
 use shared::db::menus::{self, MenuRow};
 use shared::db::preferences;
 use shared::grocery::{GroceryList, grocery_list};
@@ -174,20 +174,11 @@ async fn submit(
         idempotency_key,
         batch_id: None,
     };
-    let inserted = jobs::insert(&mut conn, &new_job).await?;
-    drop(conn);
-
+    // The committed row is the truth: the job is accepted even when Redis is unreachable (the
+    // reconciler queues it then).
+    let inserted = state.life.submit(conn, &new_job).await?;
     let (status, job) = match inserted {
-        Inserted::Created(job) => {
-            // The committed row is the truth, so the job is accepted even when Redis is
-            // unreachable; pushing due jobs that Redis lost is the reconciler's work
-            // (DESIGN.md §3), not this request's.
-            if let Err(e) = state.queue.enqueue(job.id).await {
-                tracing::error!(job.id = %job.id, error = %e, "job saved but not queued");
-            }
-            metrics::counter!("jobs_enqueued_total").increment(1);
-            (StatusCode::ACCEPTED, job)
-        }
+        Inserted::Created(job) => (StatusCode::ACCEPTED, job),
         Inserted::Existing(job) if job.request.0 == new_job.request && job.owner_id == owner_id => {
             (StatusCode::OK, job)
         }

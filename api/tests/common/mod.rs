@@ -12,7 +12,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::config::{LogConfig, RedisConfig};
-use shared::db::jobs::{self, Claim, Inserted, NewJob};
+use shared::db::jobs::{self, Claim, Fence, Inserted, NewJob};
 use shared::job::{JobError, Usage};
 use shared::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
 use shared::queue::Queue;
@@ -260,8 +260,8 @@ impl TestApp {
         }
     }
 
-    /// Claims a job as a worker would: it is running afterwards, attempt 1.
-    pub async fn claim(&self, job: Uuid) {
+    /// Claims a job as a worker would: it is running afterwards, under the fence returned.
+    pub async fn claim(&self, job: Uuid) -> Fence {
         let mut conn = self.db.pool.acquire().await.unwrap();
         let claim = jobs::claim(
             &mut conn,
@@ -272,18 +272,18 @@ impl TestApp {
         )
         .await
         .unwrap();
-        assert!(
-            matches!(claim, Claim::Claimed(_)),
-            "job {job} not claimable"
-        );
+        match claim {
+            Claim::Claimed(claimed) => claimed.fence,
+            _ => panic!("job {job} not claimable"),
+        }
     }
 
     /// A finished job with its menu, for `owner`; returns the menu id.
     pub async fn finished_menu(&self, owner: Uuid) -> Uuid {
         let job = self.queued_job(owner).await;
-        self.claim(job).await;
+        let fence = self.claim(job).await;
         let mut conn = self.db.pool.acquire().await.unwrap();
-        jobs::complete(&mut conn, job, 1, &plan(), Usage::default())
+        jobs::complete(&mut conn, fence, &plan(), Usage::default())
             .await
             .unwrap()
             .expect("the claimed attempt completes")
@@ -292,7 +292,7 @@ impl TestApp {
     /// A job of `owner` that failed its one attempt with `code`.
     pub async fn failed_job(&self, owner: Uuid, code: &str) -> Uuid {
         let job = self.queued_job(owner).await;
-        self.claim(job).await;
+        let fence = self.claim(job).await;
         let mut conn = self.db.pool.acquire().await.unwrap();
         let usage = Usage {
             calls: 2,
@@ -302,8 +302,7 @@ impl TestApp {
         };
         jobs::fail_attempt(
             &mut conn,
-            job,
-            1,
+            fence,
             &JobError::new(code, "it broke"),
             None,
             usage,

@@ -111,7 +111,7 @@ async fn run(args: &Args, workers: usize, worker_bin: &std::path::Path) -> anyho
             batch_id: None,
         };
         if let Inserted::Created(row) = jobs::insert(&mut conn, &job).await? {
-            queue.enqueue(row.id).await?;
+            queue.push(&[row.id]).await?;
         }
     }
     drop(conn);

@@ -15,6 +15,7 @@ use bench::stats::Sample;
 use bench::{Options, System};
 use serde_json::json;
 use shared::queue::Queue;
+use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -152,7 +153,7 @@ async fn idle_pick_up(samples: usize) -> anyhow::Result<Sample> {
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
         let pushed = Instant::now();
-        queue.enqueue(Uuid::new_v4()).await?;
+        queue.push(&[Uuid::new_v4()]).await?;
         let ran = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await?
             .ok_or_else(|| anyhow::anyhow!("the worker stopped"))?;
@@ -168,7 +169,7 @@ async fn idle_pick_up(samples: usize) -> anyhow::Result<Sample> {
 async fn started(
     _: Uuid,
     tx: Data<Arc<mpsc::UnboundedSender<Instant>>>,
-) -> Result<(), std::io::Error> {
+) -> Result<Settle, std::io::Error> {
     let _ = tx.send(Instant::now());
-    Ok(())
+    Ok(Settle::Done)
 }

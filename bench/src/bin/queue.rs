@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
-use redis::AsyncCommands;
 use shared::queue::Queue;
+use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -24,11 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let redis = testkit::TestRedis::new();
     let queue = Queue::connect(&redis.config()).await?;
     let ids: Vec<Uuid> = (0..jobs).map(|_| Uuid::new_v4()).collect();
-    let mut conn = queue.connection();
     for chunk in ids.chunks(10_000) {
-        let members: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
-        conn.lpush::<_, _, ()>(queue.keys().ready(), members)
-            .await?;
+        queue.push(chunk).await?;
     }
 
     let seen: Seen = Arc::default();
@@ -74,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn count(id: Uuid, seen: Data<Seen>) -> Result<(), std::io::Error> {
+async fn count(id: Uuid, seen: Data<Seen>) -> Result<Settle, std::io::Error> {
     *seen.lock().unwrap().entry(id).or_default() += 1;
-    Ok(())
+    Ok(Settle::Done)
 }

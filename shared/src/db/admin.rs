@@ -1,6 +1,6 @@
-//! What admins see and do: jobs by filter (keyset pages), each job's attempts, requeueing and
-//! cancelling one job or every job a filter matches, the record of admin actions, and the
-//! statistics of the overview.
+//! What admins see and do: jobs by filter (keyset pages), each job's attempts, requeueing one
+//! job or every job a filter matches, the record of admin actions, and the statistics of the
+//! overview. (Cancelling is a transition owners make too: `jobs::cancel`.)
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::Cursor;
-use super::jobs::JobRow;
+use super::jobs::{JobRow, Target};
 use crate::job::JobStatus;
 
 /// Which jobs an admin means. Every field narrows; an empty filter matches every job.
@@ -38,7 +38,7 @@ pub struct JobFilter {
 
 impl JobFilter {
     /// Appends `AND …` for every field set.
-    fn push_conditions(&self, query: &mut QueryBuilder<Postgres>) {
+    pub(crate) fn push_conditions(&self, query: &mut QueryBuilder<Postgres>) {
         if let Some(status) = self.status {
             query.push(" AND status = ").push_bind(status);
         }
@@ -116,18 +116,20 @@ pub async fn attempts(conn: &mut PgConnection, job_id: Uuid) -> Result<Vec<Attem
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     NotFound,
-    /// The job's status does not allow it (requeue: only failed or cancelled jobs; cancel: only
-    /// unfinished ones).
+    /// The job's status does not allow it (requeue: not while running or once succeeded;
+    /// cancel: only unfinished jobs).
     Status(JobStatus),
 }
 
-/// Puts failed and cancelled jobs matching `filter` (or the one job `id`) back in the queue.
-/// Finished days are kept, so no day is paid for twice. Without `reset_attempts` each gets one
-/// more attempt; with it, all its attempts again. Returns the ids to push to Redis.
-async fn requeue_where(
+/// Makes the jobs of `target` due now: failed and cancelled jobs go back to the queue, and
+/// queued or retrying ones (a push Redis lost, a retry an admin does not want to wait for) are
+/// made due at once. Finished days are kept, so no day is paid for twice. Without
+/// `reset_attempts` a failed job gets one more attempt; with it, all its attempts again (the
+/// attempt budget, not the fence: a stale attempt stays fenced out). Running and succeeded jobs
+/// are left alone. Returns the ids to push to Redis.
+pub async fn requeue(
     conn: &mut PgConnection,
-    id: Option<Uuid>,
-    filter: &JobFilter,
+    target: Target<'_>,
     reset_attempts: bool,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut query = QueryBuilder::new(
@@ -151,88 +153,15 @@ async fn requeue_where(
              last_error_code = NULL, last_error_message = NULL, finished_at = NULL,
              next_attempt_at = NULL, lease_expires_at = NULL, deadline_at = NULL, snoozes = 0,
              queued_at = now(), updated_at = now()
-         WHERE status IN ('failed', 'cancelled')",
+         WHERE status IN ('failed', 'cancelled', 'queued', 'retrying')",
         );
-    if let Some(id) = id {
-        query.push(" AND id = ").push_bind(id);
-    }
-    filter.push_conditions(&mut query);
+    target.push_conditions(&mut query);
     query.push(" RETURNING id");
     query.build_query_scalar().fetch_all(conn).await
 }
 
-/// Requeues every failed or cancelled job `filter` matches; returns their ids.
-pub async fn requeue_matching(
-    conn: &mut PgConnection,
-    filter: &JobFilter,
-    reset_attempts: bool,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    requeue_where(conn, None, filter, reset_attempts).await
-}
-
-/// Requeues one job if it failed or was cancelled.
-pub async fn requeue_one(
-    conn: &mut PgConnection,
-    id: Uuid,
-    reset_attempts: bool,
-) -> Result<Result<(), Refused>, sqlx::Error> {
-    if requeue_where(conn, Some(id), &JobFilter::default(), reset_attempts)
-        .await?
-        .is_empty()
-    {
-        return Ok(Err(refusal(conn, id).await?));
-    }
-    Ok(Ok(()))
-}
-
-/// Cancels the unfinished jobs `filter` matches (or the one job `id`); returns their ids.
-async fn cancel_where(
-    conn: &mut PgConnection,
-    id: Option<Uuid>,
-    filter: &JobFilter,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let mut query = QueryBuilder::new(
-        "WITH cancelled AS (
-             UPDATE generation_jobs
-             SET status = 'cancelled', finished_at = now(), updated_at = now(),
-                 lease_expires_at = NULL, next_attempt_at = NULL
-             WHERE status IN ('queued', 'running', 'retrying')",
-    );
-    if let Some(id) = id {
-        query.push(" AND id = ").push_bind(id);
-    }
-    filter.push_conditions(&mut query);
-    query.push(
-        " RETURNING id),
-         closed AS (
-             UPDATE job_attempts SET ended_at = now(), outcome = 'cancelled'
-             WHERE ended_at IS NULL AND job_id IN (SELECT id FROM cancelled))
-         SELECT id FROM cancelled",
-    );
-    query.build_query_scalar().fetch_all(conn).await
-}
-
-pub async fn cancel_matching(
-    conn: &mut PgConnection,
-    filter: &JobFilter,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    cancel_where(conn, None, filter).await
-}
-
-pub async fn cancel_one(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<Result<(), Refused>, sqlx::Error> {
-    if cancel_where(conn, Some(id), &JobFilter::default())
-        .await?
-        .is_empty()
-    {
-        return Ok(Err(refusal(conn, id).await?));
-    }
-    Ok(Ok(()))
-}
-
-async fn refusal(conn: &mut PgConnection, id: Uuid) -> Result<Refused, sqlx::Error> {
+/// Why `id` was not acted on: missing, or its status.
+pub async fn refusal(conn: &mut PgConnection, id: Uuid) -> Result<Refused, sqlx::Error> {
     let status: Option<JobStatus> =
         sqlx::query_scalar("SELECT status FROM generation_jobs WHERE id = $1")
             .bind(id)

@@ -1,7 +1,8 @@
-//! Generation jobs and their per-day checkpoints.
+//! Generation jobs and their per-day checkpoints: the statements of every transition of a job's
+//! life (the `lifecycle` module runs them, with their queue side effects).
 //!
-//! Every write a worker makes is fenced by the attempt number it claimed: a stale attempt (its
-//! lease taken over after a crash, or its job cancelled) changes nothing. Each write is a single
+//! Every write a worker makes is fenced by the fence its claim took: a stale attempt (its lease
+//! taken over after a crash, or its job cancelled or requeued) changes nothing. Each write is a single
 //! statement (several tables at once through a data-modifying CTE), so it is atomic without an
 //! explicit transaction and holds a connection for one round trip. Each also keeps the attempt's
 //! row in `job_attempts` (its cost, and how it ended) through the `tally_attempt` SQL function.
@@ -9,10 +10,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::admin::JobFilter;
 use crate::job::{JobError, JobStatus, Usage};
 use crate::menu::{Day, MenuPlan};
 use crate::request::GenerationRequest;
@@ -45,6 +47,8 @@ pub struct JobRow {
     pub snoozes: i32,
     pub deadline_at: Option<DateTime<Utc>>,
     pub queued_at: DateTime<Utc>,
+    /// The latest attempt's fence (see [`Fence`]); `None` before the first claim.
+    pub fence: Option<i64>,
 }
 
 /// A job about to be created.
@@ -118,34 +122,73 @@ pub async fn get_visible(
         .await
 }
 
-/// Cancels a job that has not finished; returns the job as it is afterwards.
+/// Which jobs a cancel or a requeue acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// One job; with a `viewer`, only if that person may see it (its owner, or the owner's
+    /// coach).
+    Job { id: Uuid, viewer: Option<Uuid> },
+    /// Every job an admin's filter matches.
+    Matching(&'a JobFilter),
+}
+
+impl Target<'_> {
+    /// Appends `AND …` narrowing a statement to the target.
+    pub(crate) fn push_conditions(&self, query: &mut QueryBuilder<Postgres>) {
+        match self {
+            Target::Job { id, viewer } => {
+                query.push(" AND id = ").push_bind(*id);
+                if let Some(viewer) = viewer {
+                    query
+                        .push(" AND visible_to(owner_id, ")
+                        .push_bind(*viewer)
+                        .push(")");
+                }
+            }
+            Target::Matching(filter) => filter.push_conditions(query),
+        }
+    }
+}
+
+/// A job a cancel ended, and the fence of its latest attempt: the worker running that attempt
+/// (if one is) is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Cancelled {
+    pub id: Uuid,
+    pub fence: Option<i64>,
+}
+
+/// Cancels the unfinished jobs of `target`, closing their open attempts.
 pub async fn cancel(
     conn: &mut PgConnection,
-    id: Uuid,
-    viewer: Uuid,
-) -> Result<Option<JobRow>, sqlx::Error> {
-    let cancelled: Option<JobRow> = sqlx::query_as(
+    target: Target<'_>,
+) -> Result<Vec<Cancelled>, sqlx::Error> {
+    let mut query = QueryBuilder::new(
         "WITH cancelled AS (
              UPDATE generation_jobs
              SET status = 'cancelled', finished_at = now(), updated_at = now(),
                  lease_expires_at = NULL, next_attempt_at = NULL
-             WHERE id = $1 AND visible_to(owner_id, $2)
-               AND status IN ('queued', 'running', 'retrying')
-             RETURNING *),
-         -- A running attempt ends here; its worker stops at its next write.
+             WHERE status IN ('queued', 'running', 'retrying')",
+    );
+    target.push_conditions(&mut query);
+    query.push(
+        " RETURNING id, fence),
+         -- A running attempt ends here; its worker is told to stop, and its writes are fenced.
          closed AS (
              UPDATE job_attempts SET ended_at = now(), outcome = 'cancelled'
-             WHERE job_id = $1 AND ended_at IS NULL AND EXISTS (SELECT 1 FROM cancelled))
-         SELECT * FROM cancelled",
-    )
-    .bind(id)
-    .bind(viewer)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match cancelled {
-        Some(row) => Ok(Some(row)),
-        None => get_visible(conn, id, viewer).await,
-    }
+             WHERE ended_at IS NULL AND job_id IN (SELECT id FROM cancelled))
+         SELECT id, fence FROM cancelled",
+    );
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// An attempt as its writes name it: the job, and the fence its claim took (the id of the
+/// attempt's `job_attempts` row, never repeated). A write whose fence is no longer the job's
+/// changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub job: Uuid,
+    pub token: i64,
 }
 
 /// A job this worker now runs, with the days earlier attempts already finished.
@@ -153,6 +196,7 @@ pub async fn cancel(
 pub struct ClaimedJob {
     pub job: JobRow,
     pub days: Vec<Day>,
+    pub fence: Fence,
 }
 
 /// What a delivery of a job id found.
@@ -166,6 +210,8 @@ pub enum Claim {
 }
 
 /// Takes the job for a new attempt if it is due, or if the attempt running it lost its lease.
+/// The attempt gets a new fence and the lease `lease`; the job's deadline starts at its first
+/// claim.
 pub async fn claim(
     conn: &mut PgConnection,
     id: Uuid,
@@ -173,11 +219,12 @@ pub async fn claim(
     lease: Duration,
     deadline: Duration,
 ) -> Result<Claim, sqlx::Error> {
-    // One round trip: the claim and the days earlier attempts finished.
+    // One round trip: the claim, its attempt row and the days earlier attempts finished.
     let claimed: Option<ClaimedRow> = sqlx::query_as(
         "WITH claimed AS (
              UPDATE generation_jobs
              SET status = 'running', attempts = attempts + 1, worker_id = $2,
+                 fence = nextval('job_attempts_id_seq'),
                  started_at = coalesce(started_at, now()), next_attempt_at = NULL,
                  deadline_at = coalesce(deadline_at, now() + make_interval(secs => $4)),
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
@@ -191,8 +238,8 @@ pub async fn claim(
              UPDATE job_attempts SET ended_at = now(), outcome = 'abandoned'
              WHERE job_id = $1 AND ended_at IS NULL AND EXISTS (SELECT 1 FROM claimed)),
          opened AS (
-             INSERT INTO job_attempts (job_id, number, worker_id)
-             SELECT id, attempts, $2 FROM claimed)
+             INSERT INTO job_attempts (id, job_id, number, worker_id)
+             SELECT fence, id, attempts, $2 FROM claimed)
          SELECT claimed.*,
                 coalesce((SELECT jsonb_agg(day ORDER BY day_number) FROM job_days
                           WHERE job_id = claimed.id), '[]') AS days
@@ -205,9 +252,14 @@ pub async fn claim(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = claimed {
+        let fence = Fence {
+            job: row.job.id,
+            token: row.job.fence.unwrap_or_default(),
+        };
         return Ok(Claim::Claimed(Box::new(ClaimedJob {
             job: row.job,
             days: row.days.0,
+            fence,
         })));
     }
     type State = (JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -231,32 +283,68 @@ struct ClaimedRow {
     days: Json<Vec<Day>>,
 }
 
+/// Extends the leases of running attempts, in one statement: `held` are the attempts a worker
+/// runs. Returns the jobs whose lease was renewed; an attempt missing from it was cancelled or
+/// taken over, and must stop.
+pub async fn renew_leases(
+    conn: &mut PgConnection,
+    held: &[Fence],
+    lease: Duration,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let (ids, fences): (Vec<Uuid>, Vec<i64>) = held.iter().map(|f| (f.job, f.token)).unzip();
+    sqlx::query_scalar(
+        "UPDATE generation_jobs AS g
+         SET lease_expires_at = now() + make_interval(secs => $3)
+         FROM unnest($1::uuid[], $2::bigint[]) AS held (id, fence)
+         WHERE g.id = held.id AND g.fence = held.fence AND g.status = 'running'
+         RETURNING g.id",
+    )
+    .bind(ids)
+    .bind(fences)
+    .bind(lease.as_secs_f64())
+    .fetch_all(conn)
+    .await
+}
+
 /// Saves a validated day, moves progress on and renews the lease, in one statement. `false`:
-/// the attempt was fenced out (cancelled or superseded) and nothing was written.
+/// the attempt was fenced out (cancelled or superseded) and nothing was written. Saving a day
+/// this attempt already saved (a retry after a lost reply) writes nothing more and is `true`.
 pub async fn save_day(
     conn: &mut PgConnection,
-    id: Uuid,
-    attempt: i32,
+    fence: Fence,
+    attempt_number: i32,
     day: &Day,
     usage: Usage,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let saved = sqlx::query(
-        "WITH fenced AS (
+    let (owned, _): (i64, i64) = sqlx::query_as(
+        "WITH owner AS (
+             SELECT id FROM generation_jobs
+             WHERE id = $1 AND fence = $2 AND status = 'running'
+             FOR UPDATE),
+         saved AS (
+             INSERT INTO job_days (job_id, day_number, day, attempt)
+             SELECT id, $7, $8, $10 FROM owner
+             ON CONFLICT (job_id, day_number) DO NOTHING
+             RETURNING job_id),
+         counted AS (
+             SELECT (SELECT count(*) FROM saved)::int AS n),
+         job AS (
              UPDATE generation_jobs
-             SET days_done = days_done + 1,
+             SET days_done = days_done + n,
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
-                 llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-                 completion_tokens = completion_tokens + $6, snoozes = snoozes + $9
-             WHERE id = $1 AND attempts = $2 AND status = 'running'
+                 llm_calls = llm_calls + $4 * n, prompt_tokens = prompt_tokens + $5 * n,
+                 completion_tokens = completion_tokens + $6 * n, snoozes = snoozes + $9 * n
+             FROM counted
+             WHERE id IN (SELECT id FROM owner)
              RETURNING id),
          tallied AS (
-             SELECT tally_attempt($1, $2, $4, $5, $6, NULL, NULL, NULL) FROM fenced)
-         INSERT INTO job_days (job_id, day_number, day, attempt)
-         SELECT id, $7, $8, $2 FROM fenced CROSS JOIN tallied",
+             SELECT tally_attempt($2, $4, $5, $6, NULL, NULL, NULL) FROM saved)
+         -- `tallied` is read so that it runs: a plain SELECT in WITH runs only when read.
+         SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM tallied)",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(lease.as_secs_f64())
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
@@ -264,17 +352,17 @@ pub async fn save_day(
     .bind(i32::from(day.day_number))
     .bind(Json(day))
     .bind(usage.snoozes)
-    .execute(conn)
+    .bind(attempt_number)
+    .fetch_one(conn)
     .await?;
-    Ok(saved.rows_affected() == 1)
+    Ok(owned == 1)
 }
 
 /// Stores the menu and marks the job succeeded, in one statement. `None`: fenced out, nothing
 /// written.
 pub async fn complete(
     conn: &mut PgConnection,
-    id: Uuid,
-    attempt: i32,
+    fence: Fence,
     plan: &MenuPlan,
     usage: Usage,
 ) -> Result<Option<Uuid>, sqlx::Error> {
@@ -286,15 +374,15 @@ pub async fn complete(
                  lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
                  completion_tokens = completion_tokens + $6, snoozes = snoozes + $8
-             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING id, owner_id, requested_by, request),
          tallied AS (
-             SELECT tally_attempt($1, $2, $4, $5, $6, 'succeeded', NULL, NULL) FROM done)
+             SELECT tally_attempt($2, $4, $5, $6, 'succeeded', NULL, NULL) FROM done)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
          SELECT $3, id, owner_id, requested_by, request, $7 FROM done CROSS JOIN tallied",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(menu_id)
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
@@ -310,8 +398,7 @@ pub async fn complete(
 /// Returns the job's new status, or `None` if the attempt was fenced out.
 pub async fn fail_attempt(
     conn: &mut PgConnection,
-    id: Uuid,
-    attempt: i32,
+    fence: Fence,
     error: &JobError,
     retry_at: Option<DateTime<Utc>>,
     usage: Usage,
@@ -325,16 +412,16 @@ pub async fn fail_attempt(
                  last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
                  updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
                  completion_tokens = completion_tokens + $8, snoozes = snoozes + $9
-             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING status),
          tallied AS (
-             SELECT tally_attempt($1, $2, $6, $7, $8,
+             SELECT tally_attempt($2, $6, $7, $8,
                  CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END, $3, $4)
              FROM failed)
          SELECT status FROM failed CROSS JOIN tallied",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(&error.code)
     .bind(&error.message)
     .bind(retry_at)
@@ -346,12 +433,11 @@ pub async fn fail_attempt(
     .await
 }
 
-/// Adds the cost of calls made by an attempt that was fenced out (its job cancelled, or taken
-/// over), and ends the attempt's row.
-pub async fn add_usage(
+/// Records what an attempt that stopped without a transition of its own cost (its job was
+/// cancelled, or another attempt took it over), and ends the attempt's row.
+pub async fn stop_attempt(
     conn: &mut PgConnection,
-    id: Uuid,
-    attempt: i32,
+    fence: Fence,
     usage: Usage,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -360,12 +446,12 @@ pub async fn add_usage(
                  completion_tokens = completion_tokens + $5, snoozes = snoozes + $6
              WHERE id = $1
              RETURNING status)
-         SELECT tally_attempt($1, $2, $3, $4, $5,
+         SELECT tally_attempt($2, $3, $4, $5,
              CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'superseded' END, NULL, NULL)
          FROM job",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
@@ -373,6 +459,20 @@ pub async fn add_usage(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// How an attempt ended, as its row records it (`None` while it runs): tells a write retried
+/// after a lost reply whether its first try had committed.
+pub async fn attempt_outcome(
+    conn: &mut PgConnection,
+    fence: Fence,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT outcome FROM job_attempts WHERE id = $1 AND job_id = $2")
+        .bind(fence.token)
+        .bind(fence.job)
+        .fetch_optional(conn)
+        .await
+        .map(Option::flatten)
 }
 
 /// Why an attempt was given back without being counted.
@@ -385,19 +485,28 @@ pub enum Release {
     HandedBack,
 }
 
+impl Release {
+    /// The outcome recorded on the attempt's row.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Release::Snoozed { .. } => "snoozed",
+            Release::HandedBack => "handed_back",
+        }
+    }
+}
+
 /// Gives an unfinished attempt back without counting it. A provider outage pushes the job's
 /// deadline back by the wait, since it is not the job's doing. `false`: fenced out, nothing
 /// changed.
 pub async fn release(
     conn: &mut PgConnection,
-    id: Uuid,
-    attempt: i32,
+    fence: Fence,
     why: Release,
     usage: Usage,
 ) -> Result<bool, sqlx::Error> {
-    let (not_before, outage, outcome) = match why {
-        Release::Snoozed { until, outage } => (Some(until), outage, "snoozed"),
-        Release::HandedBack => (None, false, "handed_back"),
+    let (not_before, outage) = match why {
+        Release::Snoozed { until, outage } => (Some(until), outage),
+        Release::HandedBack => (None, false),
     };
     Ok(sqlx::query(
         "WITH released AS (
@@ -409,23 +518,48 @@ pub async fn release(
                                     ELSE deadline_at END,
                  updated_at = now(), llm_calls = llm_calls + $5, prompt_tokens = prompt_tokens + $6,
                  completion_tokens = completion_tokens + $7, snoozes = snoozes + $8
-             WHERE id = $1 AND attempts = $2 AND status = 'running'
+             WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING id)
-         SELECT tally_attempt($1, $2, $5, $6, $7, $9, NULL, NULL) FROM released",
+         SELECT tally_attempt($2, $5, $6, $7, $9, NULL, NULL) FROM released",
     )
-    .bind(id)
-    .bind(attempt)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(not_before)
     .bind(outage)
     .bind(usage.calls)
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
-    .bind(outcome)
+    .bind(why.outcome())
     .fetch_all(conn)
     .await?
     .len()
         == 1)
+}
+
+/// Unfinished jobs that should be in the queue now, ids after `after` (a page of at most
+/// `limit`, in id order): queued or retrying jobs that are due, and running jobs whose lease
+/// lapsed more than `grace` ago (the grace lets a live worker renew after a database outage
+/// before its jobs are given to others).
+pub async fn due_after(
+    conn: &mut PgConnection,
+    after: Uuid,
+    grace: Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM generation_jobs
+         WHERE status IN ('queued', 'running', 'retrying') AND id > $1
+           AND ((status <> 'running' AND coalesce(next_attempt_at, '-infinity') <= now())
+                OR (status = 'running'
+                    AND lease_expires_at < now() - make_interval(secs => $2)))
+         ORDER BY id LIMIT $3",
+    )
+    .bind(after)
+    .bind(grace.as_secs_f64())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 /// What a person's requests have cost so far, over every job they submitted.

@@ -104,6 +104,30 @@ pub struct Cursor {
     pub id: uuid::Uuid,
 }
 
+/// Whether a failed statement failed for a reason of the moment, not of the statement: the
+/// database unreachable or restarting, the connection lost, no connection free within the
+/// acquire timeout, a serialization failure or deadlock. Such a statement may be tried again
+/// unchanged (SQLSTATE classes and codes from PostgreSQL's "Error Codes" appendix: 08
+/// connection exception, 53300 too many connections, 57P01-57P03 shutdown and startup, 40001
+/// and 40P01).
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                )
+        }),
+        _ => false,
+    }
+}
+
 /// The name of the unique constraint or index a failed statement violated, if that is why.
 pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
     match error {

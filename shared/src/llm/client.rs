@@ -23,6 +23,60 @@ pub struct Prompt {
     pub tokens: u32,
 }
 
+/// Which call this is, as the provider is told in `X-Client-Request-Id` (OpenAI logs it with
+/// the request for tracing; it must be ASCII and at most 512 characters, per OpenAI's API
+/// reference, "Debugging requests"). It names the job, the attempt's fence, the day, the ask
+/// of that day and the retry of that ask: ids and numbers only, never personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallId {
+    pub job: uuid::Uuid,
+    pub fence: i64,
+    pub day: u8,
+    /// 1 for the first ask of the day; more when answers broke the rules.
+    pub ask: u32,
+    /// 0 for the first try of the ask; more after transient errors and rate limits.
+    pub retry: u32,
+}
+
+impl std::fmt::Display for CallId {
+    /// `job-{uuid}.att{fence}.day{d}.ask{k}.try{r}`: letters, digits, `-` and `.` only, which
+    /// every gateway's id syntax accepts.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job-{}.att{}.day{}.ask{}.try{}",
+            self.job, self.fence, self.day, self.ask, self.retry
+        )
+    }
+}
+
+impl std::str::FromStr for CallId {
+    type Err = ();
+
+    /// Reads an id written by `Display` (the chaos suite reads them back from the stand-in).
+    fn from_str(text: &str) -> Result<CallId, ()> {
+        let mut parts = text.strip_prefix("job-").ok_or(())?.split('.');
+        let mut next = |prefix: &str| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(prefix).map(str::to_string))
+                .ok_or(())
+        };
+        let job = next("")?.parse().map_err(drop)?;
+        let fence = next("att")?.parse().map_err(drop)?;
+        let day = next("day")?.parse().map_err(drop)?;
+        let ask = next("ask")?.parse().map_err(drop)?;
+        let retry = next("try")?.parse().map_err(drop)?;
+        Ok(CallId {
+            job,
+            fence,
+            day,
+            ask,
+            retry,
+        })
+    }
+}
+
 /// One call's outcome and what it cost (a failed call may still have used tokens).
 #[derive(Debug)]
 pub struct Call {
@@ -87,9 +141,9 @@ impl LlmClient {
         &self.config
     }
 
-    /// Asks the model for one day.
-    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.latency_ms, llm.outcome))]
-    pub async fn plan_day(&self, model: &str, prompt: &Prompt) -> Call {
+    /// Asks the model for one day; `id` names the call to the provider.
+    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.call = %id, llm.latency_ms, llm.outcome))]
+    pub async fn plan_day(&self, model: &str, prompt: &Prompt, id: CallId) -> Call {
         let started = std::time::Instant::now();
         let cap = Some(self.config.max_completion_tokens);
         let request = ChatRequest {
@@ -119,7 +173,7 @@ impl LlmClient {
             max_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxTokens),
             temperature: self.config.temperature,
         };
-        let call = self.send(&request).await;
+        let call = self.send(&request, id).await;
         let latency = started.elapsed();
         let outcome = call.result.as_ref().map_or_else(|e| e.code, |_| "ok");
         let span = tracing::Span::current();
@@ -137,7 +191,7 @@ impl LlmClient {
         call
     }
 
-    async fn send(&self, request: &ChatRequest<'_>) -> Call {
+    async fn send(&self, request: &ChatRequest<'_>, id: CallId) -> Call {
         let mut usage = Usage {
             calls: 1,
             ..Usage::default()
@@ -146,6 +200,7 @@ impl LlmClient {
             .http
             .post(&self.chat_url)
             .bearer_auth(self.config.api_key.expose_secret())
+            .header("x-client-request-id", id.to_string())
             .json(request)
             .send()
             .await;
@@ -247,4 +302,29 @@ fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
             e.inner()
         )])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_id_names_the_call_in_ascii_and_reads_back() {
+        let id = CallId {
+            job: uuid::Uuid::now_v7(),
+            fence: 1234,
+            day: 3,
+            ask: 2,
+            retry: 1,
+        };
+        let text = id.to_string();
+        assert!(text.len() <= 512 && text.is_ascii(), "{text}");
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        );
+        assert_eq!(text.parse::<CallId>(), Ok(id));
+        assert!("job-x.att1.day1.ask1.try0".parse::<CallId>().is_err());
+        assert!("something else".parse::<CallId>().is_err());
+    }
 }

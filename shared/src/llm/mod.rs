@@ -11,5 +11,5 @@ pub mod tokens;
 pub mod wait;
 pub mod wire;
 
-pub use client::{Call, LlmClient, Prompt};
+pub use client::{Call, CallId, LlmClient, Prompt};
 pub use error::{ErrorClass, LlmError};

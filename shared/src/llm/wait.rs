@@ -6,9 +6,11 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 
 /// Reads a server-directed wait, in order of precedence: `retry-after-ms`, `retry-after`
-/// (seconds or an HTTP date), `x-ratelimit-reset-requests` / `-tokens` (Go durations such as
-/// `6m0s`, `1s`, `20ms`; the one for the budget that ran out, else the longer), then the
-/// "try again in 1.5s" hint in the message.
+/// (seconds or an HTTP date, RFC 9110 §10.2.3), `x-ratelimit-reset-requests` / `-tokens` (Go
+/// durations such as `6m0s`, `1s`, `20ms`; the one for the budget that ran out, else the
+/// longer), then the "try again in 1.5s" hint in the message. Only a wait that lies ahead
+/// counts: zero, negative, unparseable or past values are no answer (`None`), and the caller
+/// backs off on its own instead, as the official OpenAI clients do.
 pub fn server_wait(
     headers: &HeaderMap,
     limit_kind: Option<&str>,
@@ -20,16 +22,19 @@ pub fn server_wait(
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return finite_wait(ms / 1000.0);
+    let ms = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok());
+    if let Some(wait) = ms.and_then(|ms| finite_wait(ms / 1000.0)) {
+        return Some(wait);
     }
-    if let Some(v) = header("retry-after") {
-        if let Ok(secs) = v.parse::<f64>() {
-            return finite_wait(secs);
-        }
-        if let Ok(at) = httpdate::parse_http_date(v) {
-            return Some(at.duration_since(SystemTime::now()).unwrap_or_default());
-        }
+    let retry_after = header("retry-after").and_then(|v| match v.parse::<f64>() {
+        Ok(secs) => finite_wait(secs),
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            .filter(|d| !d.is_zero()),
+    });
+    if retry_after.is_some() {
+        return retry_after;
     }
     let requests = header("x-ratelimit-reset-requests").and_then(go_duration);
     let tokens = header("x-ratelimit-reset-tokens").and_then(go_duration);
@@ -41,8 +46,9 @@ pub fn server_wait(
     reset.or_else(|| message_hint(message))
 }
 
+/// A wait of `secs` if it is a real one: finite and ahead (a day at most, before any cap).
 fn finite_wait(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 /// Parses a Go duration (`1h2m3.5s`, `20ms`, `150us`); a bare number is seconds.
@@ -107,6 +113,22 @@ pub fn backoff(retry: u32, base: Duration, cap: Duration) -> Duration {
     ceiling.mul_f64(rand::random::<f64>())
 }
 
+/// The backoff between calls to the provider: full jitter (see [`backoff`]) that never goes
+/// below `base`, so a retry never follows at once whatever the draw. (The official OpenAI
+/// clients start at 0.5 s and stop growing at 8 s.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBackoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl CallBackoff {
+    /// The wait before the `retry`-th retry (1 for the first).
+    pub fn delay(&self, retry: u32) -> Duration {
+        backoff(retry, self.base, self.cap).max(self.base)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +159,41 @@ mod tests {
         let h = headers(&[("retry-after", future.as_str())]);
         let wait = server_wait(&h, None, "").unwrap();
         assert!(wait > Duration::from_secs(28) && wait <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_wait_that_is_not_ahead_is_no_wait() {
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(30));
+        for value in ["0", "-5", "0.0", "soon", "NaN", "inf", past.as_str()] {
+            let h = headers(&[("retry-after", value)]);
+            assert_eq!(server_wait(&h, None, ""), None, "retry-after: {value}");
+        }
+        let h = headers(&[("retry-after-ms", "0")]);
+        assert_eq!(server_wait(&h, None, ""), None);
+        assert_eq!(
+            server_wait(&HeaderMap::new(), None, "try again in 0s"),
+            None
+        );
+        // A zero that says nothing gives way to a real wait further down the list.
+        let h = headers(&[("retry-after", "0"), ("x-ratelimit-reset-requests", "2s")]);
+        assert_eq!(server_wait(&h, None, ""), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn call_backoff_never_goes_below_its_floor() {
+        let policy = CallBackoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(8),
+        };
+        for retry in 1..12 {
+            for _ in 0..50 {
+                let d = policy.delay(retry);
+                assert!(
+                    d >= Duration::from_secs(1) && d <= Duration::from_secs(8),
+                    "{d:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Acknowledgement: the layer apalis puts around every job, outside the job's own middleware,
 //! so it sees the final outcome (after catch-panic) and settles the delivery in Redis.
 //!
-//! `Ok` removes the id from the worker's in-flight list. `Err` means the job could not be
-//! handled at all (PostgreSQL unreachable, a panic): the id goes to the delayed set to be
-//! delivered again shortly. Both are retried, since losing the reply of an idempotent command
-//! is normal when a connection drops.
+//! The job's handler says what becomes of the delivery ([`Settle`]): done with, due again at a
+//! time (a retry, a snooze, a live attempt's lease), or due again now (handed back). `Err` means
+//! the job could not be handled at all (a panic, a store unreachable for too long): the id is
+//! delivered again shortly. Each settlement is one script, so the id leaves the in-flight list
+//! and lands where it goes next atomically; it is retried, since losing the reply of an
+//! idempotent command is normal when a connection drops.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,22 +16,46 @@ use std::time::Duration;
 
 use apalis_core::task::Task;
 use backon::{ExponentialBuilder, Retryable};
-use redis::AsyncCommands;
+use chrono::{DateTime, Utc};
 use tower::{Layer, Service};
 use uuid::Uuid;
 
 use super::Queue;
 use super::backend::InProgress;
 
-/// Removes one occurrence of the id from the in-flight list and schedules it again.
-/// KEYS: inflight, delayed. ARGV: id, delay in ms.
-static NACK: LazyLock<redis::Script> = LazyLock::new(|| {
+/// What becomes of a delivery once its job was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Nothing more to do for this job in the queue (finished, failed for good, or gone).
+    Done,
+    /// Deliver it again at this time.
+    At(DateTime<Utc>),
+    /// Deliver it again now, before the jobs waiting (handed back at shutdown).
+    Now,
+}
+
+/// Removes one occurrence of the id from the in-flight list and puts it where it goes next.
+/// KEYS: inflight, delayed, ready, members. ARGV: id, how (`done`, `at`, `now`, `again`), and
+/// for `at` the time (unix ms), for `again` the delay (ms, from the server's clock).
+static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-        redis.call('LREM', KEYS[1], 1, ARGV[1])
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+        local id, how = ARGV[1], ARGV[2]
+        redis.call('LREM', KEYS[1], 1, id)
+        if how == 'done' then
+            redis.call('SREM', KEYS[4], id)
+            return 1
+        end
+        redis.call('SADD', KEYS[4], id)
+        if how == 'now' then
+            redis.call('RPUSH', KEYS[3], id)
+        elseif how == 'at' then
+            redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
+        else
+            local t = redis.call('TIME')
+            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), id)
+        end
         return 1",
     )
 });
@@ -77,29 +103,30 @@ fn retry_policy() -> ExponentialBuilder {
 }
 
 impl Acker {
-    async fn settle(&self, id: Uuid, handled: bool) {
+    /// Settles a delivery as its handler said; `None`: it could not be handled at all.
+    async fn settle(&self, id: Uuid, settle: Option<Settle>) {
         let member = id.to_string();
-        let result = if handled {
-            (|| async {
-                self.queue
-                    .connection()
-                    .lrem::<_, _, ()>(&self.inflight, 1, &member)
-                    .await
-            })
-            .retry(retry_policy())
-            .await
-        } else {
-            (|| async {
-                NACK.key(&self.inflight)
-                    .key(self.queue.keys().delayed())
-                    .arg(&member)
-                    .arg(self.redelivery_delay.as_millis() as u64)
-                    .invoke_async::<()>(&mut self.queue.connection())
-                    .await
-            })
-            .retry(retry_policy())
-            .await
+        let (how, arg) = match settle {
+            Some(Settle::Done) => ("done", 0),
+            Some(Settle::Now) => ("now", 0),
+            Some(Settle::At(at)) => ("at", at.timestamp_millis()),
+            None => ("again", self.redelivery_delay.as_millis() as i64),
         };
+        let keys = self.queue.keys();
+        let result = (|| async {
+            SETTLE
+                .key(&self.inflight)
+                .key(keys.delayed())
+                .key(keys.ready())
+                .key(keys.members())
+                .arg(&member)
+                .arg(how)
+                .arg(arg)
+                .invoke_async::<()>(&mut self.queue.connection())
+                .await
+        })
+        .retry(retry_policy())
+        .await;
         if let Err(e) = result {
             tracing::error!(job.id = %id, error = %e, "could not settle a delivery in redis");
         }
@@ -126,7 +153,7 @@ pub struct AckService<S> {
 
 impl<S> Service<Task<Uuid>> for AckService<S>
 where
-    S: Service<Task<Uuid>>,
+    S: Service<Task<Uuid>, Response = Settle>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
     S::Error: Send + 'static,
@@ -145,7 +172,7 @@ where
         let acker = self.acker.clone();
         Box::pin(async move {
             let outcome = job.await;
-            acker.settle(id, outcome.is_ok()).await;
+            acker.settle(id, outcome.as_ref().ok().copied()).await;
             outcome
         })
     }

@@ -3,9 +3,11 @@
 //! PostgreSQL holds every job; Redis carries only ids. The API pushes an id onto `ready` after
 //! the job row is committed. A worker moves ids one at a time from `ready` into its own
 //! `inflight:{worker}` list with a blocking `BLMOVE` (so an idle worker starts a new job within
-//! a millisecond), and removes the id once the job was handled. A worker's heartbeat key lapses
-//! when it dies; the reaper then returns its in-flight ids to `ready`. Retries that must wait
-//! sit in the `delayed` sorted set until the promoter moves them back. Delivery is
+//! a millisecond), and settles the delivery once the job was handled (see `ack`). A worker's
+//! heartbeat key lapses when it dies; the reaper then returns its in-flight ids to `ready`.
+//! Retries that must wait sit in the `delayed` sorted set until the promoter moves them back.
+//! The `members` set holds every id that is in one of those places, so a push never queues an
+//! id twice, however many pushers (the API, admins, reconcilers) race. Delivery is
 //! at-least-once: the worker's claim in PostgreSQL makes a second delivery harmless.
 
 pub mod ack;
@@ -14,7 +16,8 @@ pub mod maintenance;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
@@ -56,6 +59,17 @@ impl Keys {
         format!("{}:queue:heartbeat:{worker_id}", self.prefix)
     }
 
+    /// Every id that is in `ready`, `delayed` or an in-flight list: a push of an id already here
+    /// is a no-op.
+    pub fn members(&self) -> String {
+        format!("{}:queue:members", self.prefix)
+    }
+
+    /// Held by the reconciler making its pass, so replicas take turns (see `lifecycle`).
+    pub fn reconciler(&self) -> String {
+        format!("{}:queue:reconciler", self.prefix)
+    }
+
     /// Every worker id that may own an in-flight list, for the reaper.
     pub fn workers(&self) -> String {
         format!("{}:queue:workers", self.prefix)
@@ -64,6 +78,11 @@ impl Keys {
     /// Channel on which job status changes are published (for long polls).
     pub fn job_events(&self) -> String {
         format!("{}:events:jobs", self.prefix)
+    }
+
+    /// Channel on which cancellations are published, so the worker running the attempt stops.
+    pub fn cancellations(&self) -> String {
+        format!("{}:events:cancel", self.prefix)
     }
 
     /// The next free slot of a model's request or token budget (see `budget`).
@@ -175,6 +194,23 @@ impl QueueConfig {
     }
 }
 
+/// Pushes each id of ARGV unless it is already queued; one waiting in `delayed` is made ready.
+/// KEYS: members, delayed, ready. Returns how many ids were pushed or moved.
+static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local pushed = 0
+        for _, id in ipairs(ARGV) do
+            local waiting = redis.call('ZREM', KEYS[2], id) == 1
+            if redis.call('SADD', KEYS[1], id) == 1 or waiting then
+                redis.call('LPUSH', KEYS[3], id)
+                pushed = pushed + 1
+            end
+        end
+        return pushed",
+    )
+});
+
 /// Time allowed for any non-blocking Redis command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -218,36 +254,21 @@ impl Queue {
         self.conn.clone()
     }
 
-    /// Makes a job available to workers now. Call only after its row is committed.
-    pub async fn enqueue(&self, job_id: Uuid) -> redis::RedisResult<()> {
-        self.conn
-            .clone()
-            .lpush::<_, _, ()>(self.keys.ready(), job_id.to_string())
-            .await
-    }
-
-    /// Makes many jobs available to workers now, in one round trip.
-    pub async fn enqueue_many(&self, job_ids: &[Uuid]) -> redis::RedisResult<()> {
+    /// Makes jobs available to workers now, in one round trip: each id not in the queue yet is
+    /// pushed, one waiting in `delayed` is moved to `ready`, and one already ready or in flight
+    /// is left alone. Returns how many were pushed or moved. Call only after the rows are
+    /// committed.
+    pub async fn push(&self, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
         if job_ids.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        let members: Vec<String> = job_ids.iter().map(Uuid::to_string).collect();
-        self.conn
-            .clone()
-            .lpush::<_, _, ()>(self.keys.ready(), members)
-            .await
-    }
-
-    /// Makes a job available to workers at `at` (a retry's backoff, a lease that has not lapsed).
-    pub async fn schedule(&self, job_id: Uuid, at: DateTime<Utc>) -> redis::RedisResult<()> {
-        self.conn
-            .clone()
-            .zadd::<_, _, _, ()>(
-                self.keys.delayed(),
-                job_id.to_string(),
-                at.timestamp_millis(),
-            )
-            .await
+        let keys = &self.keys;
+        let mut script = PUSH.key(keys.members());
+        script.key(keys.delayed()).key(keys.ready());
+        for id in job_ids {
+            script.arg(id.to_string());
+        }
+        script.invoke_async(&mut self.conn.clone()).await
     }
 
     /// Jobs waiting in the ready list.
@@ -274,13 +295,5 @@ impl Queue {
             .query_async::<String>(&mut self.conn.clone())
             .await
             .map(drop)
-    }
-
-    /// Tells long-pollers and dashboards that a job changed.
-    pub async fn publish_job_event(&self, job_id: Uuid) -> redis::RedisResult<()> {
-        self.conn
-            .clone()
-            .publish::<_, _, ()>(self.keys.job_events(), job_id.to_string())
-            .await
     }
 }

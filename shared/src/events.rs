@@ -1,0 +1,167 @@
+//! Events over Redis pub/sub: "this job changed" (long polls and dashboards wake up) and "this
+//! attempt was cancelled" (the worker running it stops at once). Both are hints: a lost message
+//! only delays a long poll until its timeout, or a cancelled attempt until its next lease
+//! renewal, which finds the job cancelled. PostgreSQL stays the truth.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::jobs::Fence;
+use crate::queue::{COMMAND_TIMEOUT, Queue};
+
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// A subscribed connection receives nothing while nothing happens; pinging it is how a dead
+/// connection (a failover, a dropped NAT mapping) is noticed.
+const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// Tells long-pollers and dashboards that these jobs changed, in one round trip.
+pub async fn jobs_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let channel = queue.keys().job_events();
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.publish(&channel, id.to_string()).ignore();
+    }
+    pipe.query_async(&mut queue.connection()).await
+}
+
+/// Tells the workers that these attempts' jobs were cancelled, in one round trip. The message
+/// is `{job id}:{fence}`, so only the attempt that was running stops (not a later one of the
+/// same job, after a requeue).
+pub async fn attempts_cancelled(queue: &Queue, fences: &[Fence]) -> redis::RedisResult<()> {
+    if fences.is_empty() {
+        return Ok(());
+    }
+    let channel = queue.keys().cancellations();
+    let mut pipe = redis::pipe();
+    for fence in fences {
+        pipe.publish(&channel, format!("{}:{}", fence.job, fence.token))
+            .ignore();
+    }
+    pipe.query_async(&mut queue.connection()).await
+}
+
+/// Reads a cancellation message published by [`attempts_cancelled`].
+pub fn parse_cancellation(payload: &str) -> Option<Fence> {
+    let (job, token) = payload.split_once(':')?;
+    Some(Fence {
+        job: job.parse().ok()?,
+        token: token.parse().ok()?,
+    })
+}
+
+/// What a subscription does with what it receives.
+pub trait Subscriber: Send + 'static {
+    /// A message's payload.
+    fn message(&mut self, payload: String);
+    /// The subscription was lost and is back: whatever was published meanwhile is lost.
+    fn resubscribed(&mut self) {}
+}
+
+/// Keeps a subscription to `channel` until `stop`, reconnecting with backoff, and passes what
+/// arrives to `subscriber`. `subscribed` is told once the first subscription stands.
+pub async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    mut subscriber: impl Subscriber,
+    stop: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    let mut first = Some(subscribed);
+    let mut backoff = RECONNECT_MIN;
+    loop {
+        match connect(&client, &channel).await {
+            Ok((sink, stream)) => {
+                backoff = RECONNECT_MIN;
+                match first.take() {
+                    Some(first) => drop(first.send(())),
+                    None => subscriber.resubscribed(),
+                }
+                let lost = relay(sink, stream, &mut subscriber, &stop).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(channel, reason = lost, "subscription lost; resubscribing");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    channel,
+                    error = format!("{e:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "cannot subscribe"
+                );
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(RECONNECT_MAX);
+    }
+}
+
+async fn connect(
+    client: &redis::Client,
+    channel: &str,
+) -> Result<(PubSubSink, PubSubStream), Box<dyn std::error::Error + Send + Sync>> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub.split())
+    };
+    Ok(tokio::time::timeout(COMMAND_TIMEOUT, connect).await??)
+}
+
+/// Passes messages on until the connection is lost (the reason is returned) or `stop`.
+async fn relay(
+    mut sink: PubSubSink,
+    mut stream: PubSubStream,
+    subscriber: &mut impl Subscriber,
+    stop: &CancellationToken,
+) -> &'static str {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return "stopped",
+            message = stream.next() => match message {
+                None => return "connection closed",
+                Some(message) => match message.get_payload::<String>() {
+                    Ok(payload) => subscriber.message(payload),
+                    Err(_) => tracing::warn!("ignoring a message that is not text"),
+                },
+            },
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return "ping failed";
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancellation_names_the_job_and_the_attempt() {
+        let fence = Fence {
+            job: Uuid::now_v7(),
+            token: 42,
+        };
+        let payload = format!("{}:{}", fence.job, fence.token);
+        assert_eq!(parse_cancellation(&payload), Some(fence));
+        assert_eq!(parse_cancellation("nonsense"), None);
+        assert_eq!(parse_cancellation(&format!("{}:x", fence.job)), None);
+    }
+}

@@ -1,0 +1,469 @@
+//! A job's life in one place (DESIGN.md §3, §4): every transition (submit, claim, checkpoint,
+//! complete, retry or fail, snooze, hand back, cancel, requeue) is one verb here that runs its
+//! statement (`db::jobs`), then its queue side effect and its event, and counts it. Beside them:
+//! the leases that keep running attempts alive (`lease`) and the reconciler that gives Redis back
+//! what it lost (`reconcile`).
+//!
+//! One failure policy for all of them:
+//! 1. **PostgreSQL decides.** A transition is one statement (or one short transaction with its
+//!    audit record); an attempt's writes are fenced, so a stale attempt changes nothing.
+//! 2. **A statement that failed for a reason of the moment** (`db::is_transient`: the database
+//!    restarting or unreachable, a lost connection) is tried again with backoff for up to
+//!    `write_retry`, holding what it would write in memory (a finished day is never thrown away
+//!    because of an outage). The API runs with no retry and answers 503 at once instead.
+//! 3. **The queue follows the database and never fails a transition.** A push that fails is
+//!    logged and counted (`queue_push_failures_total`); the reconciler pushes every due job that
+//!    Redis does not hold within its interval. A worker's own transitions reach the queue through
+//!    the delivery's settlement ([`Settle`]), atomically with its acknowledgement.
+//! 4. **Events are hints** (`events`): a lost one delays a long poll until its timeout, or a
+//!    cancelled attempt until its next lease renewal.
+
+pub mod lease;
+pub mod reconcile;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::db::admin::{self, JobFilter};
+use crate::db::jobs::{
+    self, Cancelled, Claim, ClaimedJob, Fence, Inserted, NewJob, Release, Target,
+};
+use crate::db::{self, Held};
+use crate::events;
+use crate::job::{JobError, JobStatus, Usage};
+use crate::menu::{Day, MenuPlan};
+use crate::queue::Queue;
+use crate::queue::ack::Settle;
+
+/// Ids pushed to Redis per round trip when many jobs change at once.
+const PUSH_CHUNK: usize = 1_000;
+
+/// The job's life over the two stores. Cheap to clone.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pool: PgPool,
+    queue: Queue,
+    /// How long a statement that failed for a reason of the moment is tried again; zero tries
+    /// once (the API, which answers 503 instead).
+    write_retry: Duration,
+}
+
+/// An admin action to record with the transition, in its transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    pub admin_id: Uuid,
+    /// `requeue`, `requeue_matching`, `cancel`, `cancel_matching`.
+    pub action: &'static str,
+    pub filter: Option<&'a JobFilter>,
+}
+
+/// Told how many requeued jobs have been pushed to the queue so far, out of how many.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// For callers that do not show progress.
+pub fn no_progress(_: usize, _: usize) {}
+
+/// A running attempt, as its writes name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub fence: Fence,
+    /// The job's attempt count at the claim (its budget; it may repeat after a requeue with
+    /// reset, unlike the fence).
+    pub number: i32,
+}
+
+impl ClaimedJob {
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            fence: self.fence,
+            number: self.job.attempts,
+        }
+    }
+}
+
+impl Lifecycle {
+    /// The job's life over `pool` and `queue`, each statement tried once.
+    pub fn new(pool: PgPool, queue: Queue) -> Lifecycle {
+        Lifecycle {
+            pool,
+            queue,
+            write_retry: Duration::ZERO,
+        }
+    }
+
+    /// Tries statements that fail for a reason of the moment again for up to `retry`.
+    pub fn with_write_retry(mut self, retry: Duration) -> Lifecycle {
+        self.write_retry = retry;
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    // ---- Transitions people make (the API, the dashboard, the admin command) ----
+
+    /// Creates a queued job and pushes it, or finds the job created earlier with the same
+    /// idempotency key. `conn` is released before the push, so no connection waits on Redis.
+    pub async fn submit(&self, mut conn: Held, job: &NewJob) -> Result<Inserted, sqlx::Error> {
+        let inserted = jobs::insert(&mut conn, job).await?;
+        drop(conn);
+        if let Inserted::Created(row) = &inserted {
+            metrics::counter!("jobs_enqueued_total").increment(1);
+            self.push(&[row.id], &no_progress).await;
+        }
+        Ok(inserted)
+    }
+
+    /// Cancels the unfinished jobs of `target` (recording `audit` in the same transaction), then
+    /// tells the workers running them to stop and long polls that they changed. Returns the
+    /// cancelled ids; empty when a one-job target was not cancellable (then nothing is
+    /// recorded).
+    pub async fn cancel(
+        &self,
+        target: Target<'_>,
+        audit: Option<Audit<'_>>,
+    ) -> Result<Vec<Uuid>, sqlx::Error> {
+        let mut held = db::hold(&self.pool, "cancel").await?;
+        let mut tx = held.begin().await?;
+        let cancelled = jobs::cancel(&mut tx, target).await?;
+        if !record(&mut tx, target, audit, cancelled.len()).await? {
+            return Ok(Vec::new());
+        }
+        tx.commit().await?;
+        drop(held);
+        metrics::counter!("jobs_cancelled_total").increment(cancelled.len() as u64);
+        let fences: Vec<Fence> = cancelled
+            .iter()
+            .filter_map(|c| c.fence.map(|token| Fence { job: c.id, token }))
+            .collect();
+        for chunk in fences.chunks(PUSH_CHUNK) {
+            if let Err(e) = events::attempts_cancelled(&self.queue, chunk).await {
+                tracing::warn!(error = %e, "could not tell workers about cancellations; their lease renewal will");
+                break;
+            }
+        }
+        let ids: Vec<Uuid> = cancelled.iter().map(|Cancelled { id, .. }| *id).collect();
+        self.changed(&ids).await;
+        Ok(ids)
+    }
+
+    /// Makes the jobs of `target` due now (see `db::admin::requeue`), recording `audit` in the
+    /// same transaction, then pushes them. Returns the requeued ids; empty when a one-job target
+    /// was not requeueable (then nothing is recorded).
+    pub async fn requeue(
+        &self,
+        target: Target<'_>,
+        reset_attempts: bool,
+        audit: Option<Audit<'_>>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Uuid>, sqlx::Error> {
+        let mut held = db::hold(&self.pool, "requeue").await?;
+        let mut tx = held.begin().await?;
+        let ids = admin::requeue(&mut tx, target, reset_attempts).await?;
+        if !record(&mut tx, target, audit, ids.len()).await? {
+            return Ok(Vec::new());
+        }
+        tx.commit().await?;
+        drop(held);
+        metrics::counter!("jobs_requeued_total").increment(ids.len() as u64);
+        self.push(&ids, progress).await;
+        self.changed(&ids).await;
+        Ok(ids)
+    }
+
+    // ---- Transitions of an attempt (the worker) ----
+
+    /// Takes the job for a new attempt if it is due, or if the attempt running it lost its
+    /// lease (see `db::jobs::claim`).
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        worker_id: &str,
+        lease: Duration,
+        deadline: Duration,
+    ) -> Result<Claim, sqlx::Error> {
+        let claim = self
+            .write("claim", |mut conn| async move {
+                jobs::claim(&mut conn, id, worker_id, lease, deadline).await
+            })
+            .await?
+            .0;
+        if let Claim::Claimed(_) = claim {
+            metrics::counter!("jobs_claimed_total").increment(1);
+            self.changed(&[id]).await;
+        }
+        Ok(claim)
+    }
+
+    /// Saves a finished day and renews the lease. `false`: the attempt was fenced out.
+    pub async fn checkpoint(
+        &self,
+        attempt: Attempt,
+        day: &Day,
+        usage: Usage,
+        lease: Duration,
+    ) -> Result<bool, sqlx::Error> {
+        let (saved, _) = self
+            .write("checkpoint", |mut conn| async move {
+                jobs::save_day(&mut conn, attempt.fence, attempt.number, day, usage, lease).await
+            })
+            .await?;
+        if saved {
+            self.changed(&[attempt.fence.job]).await;
+        }
+        Ok(saved)
+    }
+
+    /// Stores the menu and marks the job succeeded. `None`: fenced out, nothing written.
+    pub async fn complete(
+        &self,
+        attempt: Attempt,
+        plan: &MenuPlan,
+        usage: Usage,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        let (menu, retried) = self
+            .write("complete", |mut conn| async move {
+                jobs::complete(&mut conn, attempt.fence, plan, usage).await
+            })
+            .await?;
+        let menu = match menu {
+            Some(menu) => Some(menu),
+            // A retry fenced out by its own first try, whose reply was lost.
+            None if retried && self.ended_as(attempt, &["succeeded"]).await? => jobs::get(
+                &mut *db::hold(&self.pool, "complete").await?,
+                attempt.fence.job,
+            )
+            .await?
+            .and_then(|job| job.menu_id),
+            None => None,
+        };
+        if menu.is_some() {
+            metrics::counter!("jobs_succeeded_total").increment(1);
+            self.changed(&[attempt.fence.job]).await;
+        }
+        Ok(menu)
+    }
+
+    /// Ends a failed attempt: `retry_at` schedules another, `None` fails the job. Returns what
+    /// the queue does with the delivery.
+    pub async fn fail(
+        &self,
+        attempt: Attempt,
+        error: &JobError,
+        retry_at: Option<DateTime<Utc>>,
+        usage: Usage,
+    ) -> Result<Settle, sqlx::Error> {
+        let (status, retried) = self
+            .write("fail", |mut conn| async move {
+                jobs::fail_attempt(&mut conn, attempt.fence, error, retry_at, usage).await
+            })
+            .await?;
+        let status = match status {
+            None if retried && self.ended_as(attempt, &["retrying", "failed"]).await? => {
+                Some(retry_at.map_or(JobStatus::Failed, |_| JobStatus::Retrying))
+            }
+            status => status,
+        };
+        let code = error.code.clone();
+        match status {
+            Some(JobStatus::Failed) => {
+                metrics::counter!("jobs_failed_total", "code" => code).increment(1)
+            }
+            Some(JobStatus::Retrying) => {
+                metrics::counter!("jobs_retried_total", "code" => code).increment(1)
+            }
+            _ => {}
+        }
+        if status.is_some() {
+            self.changed(&[attempt.fence.job]).await;
+        }
+        Ok(match (status, retry_at) {
+            (Some(JobStatus::Retrying), Some(at)) => Settle::At(at),
+            _ => Settle::Done,
+        })
+    }
+
+    /// Gives an unfinished attempt back uncounted: snoozed until a time, or handed back at
+    /// shutdown. Returns what the queue does with the delivery.
+    pub async fn release(
+        &self,
+        attempt: Attempt,
+        why: Release,
+        usage: Usage,
+    ) -> Result<Settle, sqlx::Error> {
+        let (released, retried) = self
+            .write("release", |mut conn| async move {
+                jobs::release(&mut conn, attempt.fence, why, usage).await
+            })
+            .await?;
+        let released = released || (retried && self.ended_as(attempt, &[why.outcome()]).await?);
+        if !released {
+            return Ok(Settle::Done);
+        }
+        self.changed(&[attempt.fence.job]).await;
+        Ok(match why {
+            Release::Snoozed { until, .. } => {
+                metrics::counter!("jobs_snoozed_total").increment(1);
+                Settle::At(until)
+            }
+            Release::HandedBack => {
+                metrics::counter!("jobs_handed_back_total").increment(1);
+                Settle::Now
+            }
+        })
+    }
+
+    /// Extends the leases of running attempts, tried once (the lease keeper tries again soon);
+    /// returns the jobs renewed (see `db::jobs::renew_leases`).
+    pub async fn renew(&self, held: &[Fence], lease: Duration) -> Result<Vec<Uuid>, sqlx::Error> {
+        let mut conn = db::hold(&self.pool, "renew").await?;
+        jobs::renew_leases(&mut conn, held, lease).await
+    }
+
+    /// Records what an attempt that stopped without a transition of its own cost (its job was
+    /// cancelled or taken over) and ends its row.
+    pub async fn stop(&self, attempt: Attempt, usage: Usage) -> Result<Settle, sqlx::Error> {
+        self.write("stop", |mut conn| async move {
+            jobs::stop_attempt(&mut conn, attempt.fence, usage).await
+        })
+        .await?;
+        Ok(Settle::Done)
+    }
+
+    // ---- The failure policy's parts ----
+
+    /// Pushes jobs whose rows are committed. Never fails: what Redis does not take, the
+    /// reconciler pushes later.
+    pub async fn push(&self, ids: &[Uuid], progress: Progress<'_>) {
+        let mut pushed = 0;
+        for chunk in ids.chunks(PUSH_CHUNK) {
+            if let Err(e) = self.queue.push(chunk).await {
+                metrics::counter!("queue_push_failures_total").increment(1);
+                tracing::error!(
+                    error = %e,
+                    jobs = ids.len() - pushed,
+                    "jobs saved but not queued; the reconciler will queue them"
+                );
+                return;
+            }
+            pushed += chunk.len();
+            progress(pushed, ids.len());
+        }
+    }
+
+    /// Tells long polls and dashboards that jobs changed; losing the message only delays them.
+    pub async fn changed(&self, ids: &[Uuid]) {
+        for chunk in ids.chunks(PUSH_CHUNK) {
+            if let Err(e) = events::jobs_changed(&self.queue, chunk).await {
+                tracing::debug!(error = %e, "could not publish job events");
+                return;
+            }
+        }
+    }
+
+    /// Runs `statement` on a pooled connection held for it alone; one that fails for a reason
+    /// of the moment is tried again (on a new connection) with backoff for up to
+    /// `write_retry`. Returns its result and whether it was tried more than once (then a
+    /// fenced-out result may be the first try's success, whose reply was lost).
+    async fn write<T, Fut>(
+        &self,
+        op: &'static str,
+        statement: impl Fn(Held) -> Fut,
+    ) -> Result<(T, bool), sqlx::Error>
+    where
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let tries = AtomicU32::new(0);
+        let once = || async {
+            tries.fetch_add(1, Ordering::Relaxed);
+            statement(db::hold(&self.pool, op).await?).await
+        };
+        let result = if self.write_retry.is_zero() {
+            once().await
+        } else {
+            once.retry(write_backoff(self.write_retry))
+                .when(db::is_transient)
+                .notify(|e, wait| {
+                    metrics::counter!("db_write_retries_total", "op" => op).increment(1);
+                    tracing::warn!(
+                        db.op = op,
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "database unavailable; keeping the write and trying again"
+                    );
+                })
+                .await
+        };
+        Ok((result?, tries.load(Ordering::Relaxed) > 1))
+    }
+
+    /// Whether the attempt's row records one of `outcomes`.
+    async fn ended_as(&self, attempt: Attempt, outcomes: &[&str]) -> Result<bool, sqlx::Error> {
+        let mut conn = db::hold(&self.pool, "outcome").await?;
+        let outcome = jobs::attempt_outcome(&mut conn, attempt.fence).await?;
+        Ok(outcome.is_some_and(|o| outcomes.contains(&o.as_str())))
+    }
+}
+
+/// 100 ms doubling to 2 s with jitter, for at most `total`: a restarting database is back
+/// within a second or two of accepting connections, and many workers must not retry in step.
+fn write_backoff(total: Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .with_total_delay(Some(total))
+        .with_jitter()
+}
+
+/// Records `audit` (if any) in the transition's transaction. `false`: a one-job target matched
+/// nothing, so there is nothing to record or commit.
+async fn record(
+    tx: &mut PgConnection,
+    target: Target<'_>,
+    audit: Option<Audit<'_>>,
+    affected: usize,
+) -> Result<bool, sqlx::Error> {
+    if affected == 0 && matches!(target, Target::Job { .. }) {
+        return Ok(false);
+    }
+    if let Some(audit) = audit {
+        let job = match target {
+            Target::Job { id, .. } => Some(id),
+            Target::Matching(_) => None,
+        };
+        admin::record(
+            tx,
+            audit.admin_id,
+            audit.action,
+            job,
+            audit.filter,
+            affected,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Waits for `future` unless `stop` fires first.
+pub async fn unless_stopped<T>(
+    stop: &tokio_util::sync::CancellationToken,
+    future: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        value = future => Some(value),
+    }
+}

@@ -37,7 +37,8 @@ pub enum AdminCommand {
         #[arg(long, value_enum, default_value = "admin")]
         role: RoleArg,
     },
-    /// Requeue every failed or cancelled job the filter matches.
+    /// Requeue every job the filter matches that is not running or succeeded (failed,
+    /// cancelled, or waiting: queued again at once).
     Requeue {
         /// The admin the action is recorded for.
         #[arg(long = "as")]

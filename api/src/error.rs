@@ -64,7 +64,7 @@ pub enum ApiError {
     EmailTaken,
     #[error("the job has already finished and can no longer be cancelled")]
     JobFinished,
-    #[error("only failed or cancelled jobs can be requeued; this one is {}", .0.as_str())]
+    #[error("a running or succeeded job cannot be requeued; this one is {}", .0.as_str())]
     NotRequeueable(shared::job::JobStatus),
     #[error("too many requests; retry after the time in the Retry-After header")]
     TooManyRequests { retry_after: Duration },

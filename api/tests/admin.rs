@@ -193,6 +193,36 @@ async fn a_running_or_succeeded_job_is_not_requeued_and_an_unknown_one_is_404() 
 }
 
 #[tokio::test]
+async fn a_queued_job_redis_lost_is_pushed_again_by_an_admins_requeue() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let owner = app.user().await;
+    // Written but never pushed: what a Redis restart leaves behind.
+    let job = app.queued_job(owner.id).await;
+    assert!(app.ready_ids().await.is_empty());
+    let response = app
+        .post(
+            &format!("/v1/admin/jobs/{job}/requeue"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.ready_ids().await, vec![job.to_string()], "queued again");
+    assert_eq!(app.status_of(job).await.0, "queued");
+    // A second requeue finds it queued in Redis already, and does not queue it twice.
+    let again = app
+        .post(
+            &format!("/v1/admin/jobs/{job}/requeue"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(app.ready_ids().await, vec![job.to_string()], "once");
+}
+
+#[tokio::test]
 async fn every_job_matching_a_filter_is_requeued_in_one_call() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;

@@ -15,7 +15,7 @@ use shared::llm::LlmClient;
 use shared::queue::{Queue, QueueConfig};
 use sqlx::PgPool;
 use standin::StandIn;
-use testkit::{TestDb, TestRedis};
+use testkit::{TcpProxy, TestDb, TestRedis};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -45,6 +45,8 @@ pub struct Options {
     pub redis: Option<RedisConfig>,
     /// How the worker asks for JSON.
     pub json_mode: JsonMode,
+    /// Reach PostgreSQL through a link the test can cut ([`System::db_link`]), for outages.
+    pub cuttable_database: bool,
 }
 
 impl Default for Options {
@@ -89,6 +91,7 @@ impl Default for Options {
             workers: 1,
             redis: None,
             json_mode: JsonMode::JsonSchema,
+            cuttable_database: false,
         }
     }
 }
@@ -131,6 +134,9 @@ pub struct System {
     worker_tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     /// Each worker's budget, to see whether it runs on its local share.
     pub budgets: Vec<Budget>,
+    /// The API's and workers' link to PostgreSQL, when `cuttable_database` (tests read the
+    /// database past it, through `db.pool`).
+    pub db_link: Option<TcpProxy>,
     // Last: dropped after everything that uses them.
     pub db: TestDb,
     _redis: Option<TestRedis>,
@@ -156,7 +162,14 @@ impl System {
             .or_else(|| test_redis.as_ref().map(TestRedis::config))
             .expect("a redis");
         let standin = standin::spawn(options.standin).await.expect("stand-in");
-        let database = db.config(options.pool_size, options.acquire_timeout);
+        let db_link = match options.cuttable_database {
+            true => Some(db.proxy().await),
+            false => None,
+        };
+        let database = match &db_link {
+            Some(link) => db.config_via(link, options.pool_size, options.acquire_timeout),
+            None => db.config(options.pool_size, options.acquire_timeout),
+        };
         let pool = shared::db::connect(&database).await.expect("pool");
         let queue = Queue::connect(&redis_config).await.expect("redis");
         let stop = CancellationToken::new();
@@ -224,6 +237,7 @@ impl System {
             api_task,
             worker_tasks,
             budgets,
+            db_link,
             db,
             _redis: test_redis,
         }

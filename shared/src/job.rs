@@ -46,6 +46,13 @@ impl JobStatus {
         )
     }
 
+    /// Whether an admin may requeue a job in this status: one that failed or was cancelled, or
+    /// one waiting (queued or retrying: pushed again, due at once, in case Redis lost it). Not a
+    /// running job (its attempt owns it) nor a succeeded one.
+    pub fn is_requeueable(self) -> bool {
+        !matches!(self, JobStatus::Running | JobStatus::Succeeded)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",

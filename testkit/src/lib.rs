@@ -202,6 +202,21 @@ impl TestDb {
 
     /// As [`config`](TestDb::config), through `proxy`, so the test can cut the component off
     /// its database (the proxy must forward to this database's server).
+    /// A cuttable link to this database's server (see [`TcpProxy`]); point a component at it
+    /// with [`TestDb::config_via`].
+    pub async fn proxy(&self) -> TcpProxy {
+        let host = match self.options.get_host() {
+            "localhost" => "127.0.0.1",
+            host => host,
+        };
+        let target = tokio::net::lookup_host((host, self.options.get_port()))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .expect("the test database's server address");
+        TcpProxy::start(target).await
+    }
+
     pub fn config_via(
         &self,
         proxy: &TcpProxy,

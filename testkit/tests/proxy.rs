@@ -1,7 +1,6 @@
 //! The cuttable link gives one client an outage of the shared PostgreSQL, and ends it, while the
 //! server itself keeps running.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
@@ -11,15 +10,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// The address of the server the test database lives on.
-fn server_of(db: &TestDb) -> SocketAddr {
-    (db.options.get_host(), db.options.get_port())
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap()
-}
-
 async fn select_one(pool: &PgPool) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT 1").fetch_one(pool).await
 }
@@ -27,7 +17,7 @@ async fn select_one(pool: &PgPool) -> Result<i32, sqlx::Error> {
 #[tokio::test]
 async fn a_pool_through_the_proxy_loses_its_database_when_cut_and_regains_it_when_restored() {
     let db = TestDb::new().await;
-    let proxy = TcpProxy::start(server_of(&db)).await;
+    let proxy = db.proxy().await;
     let pool = shared::db::connect(&db.config_via(&proxy, 2, ACQUIRE_TIMEOUT))
         .await
         .unwrap();

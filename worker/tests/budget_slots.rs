@@ -125,3 +125,34 @@ async fn a_pause_after_a_429_holds_every_process_whatever_the_budget() {
         assert!(waited(b.admit("other-model", 1).await) < Duration::from_millis(100));
     }
 }
+
+#[tokio::test]
+async fn without_redis_a_call_larger_than_the_local_burst_is_paced_too() {
+    let mut server = testkit::PrivateRedis::start().await;
+    let queue = Queue::connect(&server.config()).await.unwrap();
+    // 1,000 tokens a second: a local share paces about 1.1 ms per token.
+    let budget = Budget::new(
+        queue,
+        BudgetConfig {
+            rpm: None,
+            tpm: Some(1_000),
+            window_ms: 1_000,
+            utilization: 0.99,
+            max_wait_ms: 10_000,
+        },
+    );
+    server.stop();
+    // The first call sizes the local limiter's burst: 100 tokens, let through at once.
+    let first = waited(budget.admit("gpt-4o-mini", 100).await);
+    assert!(budget.is_local(), "redis is down: the local share paces");
+    assert!(
+        first < Duration::from_millis(50),
+        "the burst passes: {first:?}"
+    );
+    // Five times the burst: it waits for all of its tokens (≈ 560 ms), it is not waved through.
+    let second = waited(budget.admit("gpt-4o-mini", 500).await);
+    assert!(
+        second >= Duration::from_millis(400),
+        "a call above the burst went after {second:?}"
+    );
+}

@@ -14,8 +14,8 @@ use crate::admin as ops;
 use crate::extract::{Id, QueryParams};
 use crate::state::AppState;
 
-/// `POST /admin/jobs/{id}/requeue`: one more attempt for a failed or cancelled job; back to the
-/// job's page, where it shows queued.
+/// `POST /admin/jobs/{id}/requeue`: one more attempt for a failed or cancelled job (a waiting
+/// one is queued again at once); back to the job's page, where it shows queued.
 pub async fn requeue_one(
     State(state): State<AppState>,
     InPage(Id(id)): InPage<Id>,
@@ -41,8 +41,7 @@ pub async fn cancel_one(
     Ok(to_job(id, flash))
 }
 
-/// `POST /admin/jobs/requeue?<filter>`: every failed or cancelled job the jobs page's filter
-/// matches (the form's URL carries the filter the page showed); back to that page.
+/// `POST /admin/jobs/requeue?<filter>`: every requeueable job the jobs page's filter matches (the form's URL carries the filter the page showed); back to that page.
 pub async fn requeue_matching(
     State(state): State<AppState>,
     InPage(params): InPage<QueryParams>,

@@ -75,7 +75,7 @@ impl Flash {
             Flash::RequeuedMatching(count) => format!("{count} jobs requeued."),
             Flash::Cancelled => "Job cancelled.".into(),
             Flash::NotRequeueable => {
-                "Not requeued: only failed or cancelled jobs can be requeued.".into()
+                "Not requeued: a running or succeeded job cannot be requeued.".into()
             }
             Flash::AlreadyFinished => "Not cancelled: the job has already finished.".into(),
             Flash::NoSuchJob => "There is no such job.".into(),

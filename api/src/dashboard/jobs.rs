@@ -80,7 +80,7 @@ pub async fn list(
                     @if let Some(next) = &next {
                         a href={ "/admin/jobs?" (query) "&limit=" (limit) "&cursor=" (next) } { "next page →" }
                     }
-                    // An empty filter would requeue every failed and cancelled job there is.
+                    // An empty filter would requeue every requeueable job there is.
                     @if filter != JobFilter::default() {
                         form.inline method="post" action={ "/admin/jobs/requeue?" (query) } {
                             (csrf::field(&admin.csrf))
@@ -134,7 +134,7 @@ fn row(job: &JobRow, admin: &Admin) -> Markup {
             td { (time(job.created_at)) }
             td { (maybe_time(job.finished_at)) }
             td {
-                @if requeueable(job.status) {
+                @if job.status.is_requeueable() {
                     form.inline method="post" action={ "/admin/jobs/" (job.id) "/requeue" } {
                         (csrf::field(&admin.csrf))
                         button type="submit" { "Requeue" }
@@ -143,11 +143,6 @@ fn row(job: &JobRow, admin: &Admin) -> Markup {
             }
         }
     }
-}
-
-/// Only failed and cancelled jobs go back to the queue.
-fn requeueable(status: JobStatus) -> bool {
-    matches!(status, JobStatus::Failed | JobStatus::Cancelled)
 }
 
 /// `GET /admin/jobs/{id}`
@@ -191,7 +186,7 @@ pub async fn show(
                 dt { "tokens" } dd { (job.prompt_tokens) " prompt, " (job.completion_tokens) " completion" }
             }
             div.actions {
-                @if requeueable(job.status) {
+                @if job.status.is_requeueable() {
                     form.inline method="post" action={ "/admin/jobs/" (id) "/requeue" } {
                         (csrf::field(&admin.csrf))
                         button.primary type="submit" { "Requeue" }

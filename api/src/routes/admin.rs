@@ -189,10 +189,12 @@ async fn show_job(
     }))
 }
 
-/// Requeues a failed or cancelled job.
+/// Requeues a job that is not running or succeeded.
 ///
-/// Its finished days are kept. `?reset_attempts=true` gives the job all its attempts again
-/// (default: one more attempt).
+/// A failed or cancelled job goes back to the queue, its finished days kept;
+/// `?reset_attempts=true` gives it all its attempts again (default: one more attempt). A
+/// waiting job (queued or retrying) is pushed to the queue again and made due at once, in case
+/// Redis lost it.
 #[utoipa::path(
     post,
     path = "/v1/admin/jobs/{id}/requeue",
@@ -219,7 +221,7 @@ async fn show_job(
         (status = 404, response = NotFound),
         (
             status = 409,
-            description = "`not_requeueable`: only failed or cancelled jobs can be requeued",
+            description = "`not_requeueable`: the job is running or succeeded",
             body = Envelope,
         ),
         (
@@ -296,7 +298,7 @@ struct Requeued {
     requeued: usize,
 }
 
-/// Requeues every failed or cancelled job a filter matches.
+/// Requeues every job a filter matches that is not running or succeeded.
 ///
 /// In one transaction, recorded in the audit log. Finished days are kept.
 #[utoipa::path(

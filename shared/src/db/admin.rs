@@ -121,9 +121,9 @@ pub enum Refused {
     Status(JobStatus),
 }
 
-/// Makes the jobs of `target` due now: failed and cancelled jobs go back to the queue, and
-/// queued or retrying ones (a push Redis lost, a retry an admin does not want to wait for) are
-/// made due at once. Finished days are kept, so no day is paid for twice. Without
+/// Makes the jobs of `target` that are requeueable (`JobStatus::is_requeueable`) due now:
+/// failed and cancelled jobs go back to the queue, and queued or retrying ones (a push Redis
+/// lost, a retry an admin does not want to wait for) are made due at once. Finished days are kept, so no day is paid for twice. Without
 /// `reset_attempts` a failed job gets one more attempt; with it, all its attempts again (the
 /// attempt budget, not the fence: a stale attempt stays fenced out). Running and succeeded jobs
 /// are left alone. Returns the ids to push to Redis.
@@ -153,7 +153,7 @@ pub async fn requeue(
              last_error_code = NULL, last_error_message = NULL, finished_at = NULL,
              next_attempt_at = NULL, lease_expires_at = NULL, deadline_at = NULL, snoozes = 0,
              queued_at = now(), updated_at = now()
-         WHERE status IN ('failed', 'cancelled', 'queued', 'retrying')",
+         WHERE status NOT IN ('running', 'succeeded')",
         );
     target.push_conditions(&mut query);
     query.push(" RETURNING id");

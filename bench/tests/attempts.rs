@@ -1,0 +1,189 @@
+//! A running attempt's life in the whole system: its lease outlives a slow day, a cancel stops
+//! its calls within a second (by message, or by its next lease renewal when the message is
+//! lost), and a shutdown leaves no job running without a worker.
+
+use std::time::{Duration, Instant};
+
+use bench::{Options, System};
+use serde_json::{Value, json};
+use shared::db::jobs::{self, Target};
+use standin::Latency;
+use uuid::Uuid;
+
+fn slow(latency_ms: u64) -> Options {
+    Options {
+        standin: standin::Config {
+            latency: Latency::fixed(Duration::from_millis(latency_ms)),
+            ..Default::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// Waits until the stand-in has seen `n` calls.
+async fn calls_arrived(system: &System, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while system.standin.requests().len() < n {
+        assert!(Instant::now() < deadline, "no call {n} within 30 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The outcome and cost recorded for the job's attempts, first first.
+async fn attempts(system: &System, job: Uuid) -> Vec<(Option<String>, i32)> {
+    sqlx::query_as("SELECT outcome, llm_calls FROM job_attempts WHERE job_id = $1 ORDER BY id")
+        .bind(job)
+        .fetch_all(&system.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_stops_the_running_attempts_calls_within_a_second_and_frees_its_slot() {
+    let mut options = slow(2_000);
+    options.jobs.concurrency = 1;
+    let system = System::start(options).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 5})).await;
+    calls_arrived(&system, 1).await;
+
+    let response = system
+        .http
+        .delete(system.url(&format!("/v1/jobs/{job}")))
+        .bearer_auth(&cook.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Past the call's own 2 s: had it not been dropped, the next day's call would be out.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    let calls = system.standin.requests();
+    assert_eq!(
+        calls.len(),
+        1,
+        "no call started after the cancel: {calls:?}"
+    );
+    let dropped = &calls[0];
+    assert_eq!(dropped.status, None, "the call in flight was dropped");
+    let (view_status, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    assert_eq!(view_status, 200);
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(
+        attempts(&system, job).await,
+        vec![(Some("cancelled".to_string()), 1)],
+        "the dropped call is counted against the attempt"
+    );
+    assert_eq!(view["usage"]["llm_calls"], 1);
+
+    // Its one slot is free: the next job runs.
+    let next = system.submit(&cook, json!({"days": 1})).await;
+    let view: Value = system
+        .wait_until_finished(&cook, next, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["status"], "succeeded");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_whose_message_is_lost_stops_the_attempt_at_its_next_lease_renewal() {
+    let mut options = slow(1_000);
+    options.jobs.lease_secs = 3;
+    options.jobs.lease_renew_secs = 1;
+    let system = System::start(options).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 7})).await;
+    calls_arrived(&system, 1).await;
+    // Cancelled in the database alone: no message reaches the worker.
+    let mut conn = system.db.pool.acquire().await.unwrap();
+    let cancelled = jobs::cancel(
+        &mut conn,
+        Target::Job {
+            id: job,
+            viewer: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    let at = system.standin.requests().len();
+    // One renewal (1 s) and the call in flight (1 s), and slack for a loaded machine.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = system.standin.requests().len();
+    assert!(
+        after <= at + 1,
+        "{} calls started after the cancel",
+        after - at
+    );
+    let (outcome, _) = attempts(&system, job).await.remove(0);
+    assert_eq!(outcome.as_deref(), Some("cancelled"));
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_day_slower_than_the_lease_keeps_its_lease_and_is_not_taken_over() {
+    let mut options = slow(4_000);
+    options.workers = 2;
+    options.jobs.lease_secs = 2;
+    options.jobs.lease_renew_secs = 1;
+    let system = System::start(options).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 1})).await;
+    calls_arrived(&system, 1).await;
+    // Deliver it again to the other worker while the call runs, as a lost acknowledgement or a
+    // reconciler would: the live lease turns it away.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let _: () = redis::AsyncCommands::lpush(
+        &mut system.queue.connection(),
+        system.queue.keys().ready(),
+        job.to_string(),
+    )
+    .await
+    .unwrap();
+    let view = system
+        .wait_until_finished(&cook, job, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!(view["attempts"], 1, "one attempt, never taken over");
+    assert_eq!(system.standin.requests().len(), 1, "the day paid once");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shutdown_leaves_no_job_running_without_a_worker() {
+    let mut options = slow(1_500);
+    options.jobs.shutdown_grace_secs = 1;
+    let mut system = System::start(options).await;
+    let cook = system.register().await;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(system.submit(&cook, json!({"days": 4})).await);
+    }
+    calls_arrived(&system, 8).await;
+    system.stop_worker().await;
+
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM generation_jobs WHERE status = 'running'")
+            .fetch_one(&system.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 0, "every running job was handed back");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE ended_at IS NULL")
+        .fetch_one(&system.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "every attempt ended");
+    let mut ready: Vec<String> = redis::AsyncCommands::lrange(
+        &mut system.queue.connection(),
+        system.queue.keys().ready(),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
+    ready.sort();
+    let mut expected: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    expected.sort();
+    assert_eq!(ready, expected, "each job back in the queue once");
+    system.stop().await;
+}

@@ -1,0 +1,328 @@
+//! The job's transitions against the real PostgreSQL and Redis, without a worker: fences that a
+//! stale attempt cannot pass, the reconciler giving back what Redis lost (several at once, no
+//! job pushed twice), and a push Redis refused that fails nothing.
+
+use std::time::Duration;
+
+use shared::db::jobs::{self, Claim, ClaimedJob, Inserted, NewJob, Target};
+use shared::db::users::{self, Role};
+use shared::job::{JobError, Usage};
+use shared::lifecycle::reconcile::reconcile;
+use shared::lifecycle::{Lifecycle, no_progress};
+use shared::menu::MenuPlan;
+use shared::queue::Queue;
+use shared::queue::ack::Settle;
+use shared::request::{GenerationRequest, MenuOptions, default_start_date};
+use testkit::{PrivateRedis, TestDb, TestRedis};
+use uuid::Uuid;
+
+const LEASE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = Duration::from_secs(600);
+
+async fn owner(db: &TestDb) -> Uuid {
+    let mut conn = db.pool.acquire().await.unwrap();
+    let email = format!("cook-{}@example.com", Uuid::new_v4().simple());
+    users::insert(&mut conn, &email, "x", Role::User)
+        .await
+        .unwrap()
+        .id
+}
+
+/// A queued job of `days` days, written but not pushed.
+async fn job(db: &TestDb, owner: Uuid, days: u8) -> Uuid {
+    let options = MenuOptions {
+        days: Some(i64::from(days)),
+        ..MenuOptions::default()
+    };
+    let new = NewJob {
+        owner_id: owner,
+        requested_by: owner,
+        request: GenerationRequest::from_options(&options, default_start_date()).unwrap(),
+        max_attempts: 3,
+        idempotency_key: None,
+        batch_id: None,
+    };
+    let mut conn = db.pool.acquire().await.unwrap();
+    match jobs::insert(&mut conn, &new).await.unwrap() {
+        Inserted::Created(row) => row.id,
+        Inserted::Existing(_) => unreachable!("no idempotency key"),
+    }
+}
+
+async fn claim(life: &Lifecycle, id: Uuid, lease: Duration) -> ClaimedJob {
+    match life
+        .claim(id, "test-worker", lease, DEADLINE)
+        .await
+        .unwrap()
+    {
+        Claim::Claimed(claimed) => *claimed,
+        other => panic!("job {id} not claimable: {other:?}"),
+    }
+}
+
+/// Every id in the ready list, in order.
+async fn ready(queue: &Queue) -> Vec<Uuid> {
+    let ids: Vec<String> =
+        redis::AsyncCommands::lrange(&mut queue.connection(), queue.keys().ready(), 0, -1)
+            .await
+            .unwrap();
+    ids.iter().map(|id| id.parse().unwrap()).collect()
+}
+
+/// Loses everything this test keeps in Redis, as a restart without persistence does.
+async fn flush(redis: &TestRedis, queue: &Queue) {
+    let keys = redis.keys().await;
+    if !keys.is_empty() {
+        let _: () = redis::AsyncCommands::del(&mut queue.connection(), keys)
+            .await
+            .unwrap();
+    }
+}
+
+/// A valid first day for the job, as the stand-in writes them.
+fn day_one(claimed: &ClaimedJob) -> shared::menu::Day {
+    let brief = shared::prompt::DayBrief::new(&claimed.job.request.0, 1, &[], Vec::new());
+    standin::compose::compose(&brief, 1).day
+}
+
+#[tokio::test]
+async fn a_stale_attempt_is_fenced_out_after_a_cancel_and_a_requeue_with_reset() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue);
+    let id = job(&db, owner(&db).await, 1).await;
+
+    let stale = claim(&life, id, LEASE).await;
+    let cancelled = life
+        .cancel(Target::Job { id, viewer: None }, None)
+        .await
+        .unwrap();
+    assert_eq!(cancelled, vec![id]);
+    let requeued = life
+        .requeue(Target::Job { id, viewer: None }, true, None, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(requeued, vec![id]);
+    let fresh = claim(&life, id, LEASE).await;
+    assert_eq!(
+        (stale.attempt().number, fresh.attempt().number),
+        (1, 1),
+        "the reset repeats the attempt number"
+    );
+    assert_ne!(stale.fence, fresh.fence, "but never the fence");
+
+    let day = day_one(&stale);
+    let usage = Usage {
+        calls: 1,
+        ..Usage::default()
+    };
+    assert!(
+        !life
+            .checkpoint(stale.attempt(), &day, usage, LEASE)
+            .await
+            .unwrap(),
+        "the stale attempt saves nothing"
+    );
+    let plan = MenuPlan {
+        days: vec![day.clone()],
+    };
+    assert_eq!(
+        life.complete(stale.attempt(), &plan, usage).await.unwrap(),
+        None
+    );
+    let error = JobError::new("llm_server_error", "late");
+    assert_eq!(
+        life.fail(stale.attempt(), &error, None, usage)
+            .await
+            .unwrap(),
+        Settle::Done
+    );
+    let row = jobs::get(&mut db.pool.acquire().await.unwrap(), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.days_done, row.fence),
+        ("running", 0, Some(fresh.fence.token)),
+        "the new attempt owns the job untouched"
+    );
+
+    assert!(
+        life.checkpoint(fresh.attempt(), &day, usage, LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        life.complete(fresh.attempt(), &plan, usage)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_once() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue.clone());
+    let owner = owner(&db).await;
+    let mut due = Vec::new();
+    let mut not_due = Vec::new();
+
+    // Queued, never pushed (a push lost while Redis was away).
+    due.push(job(&db, owner, 1).await);
+    // Retrying and due.
+    let retrying = job(&db, owner, 1).await;
+    let claimed = claim(&life, retrying, LEASE).await;
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let error = JobError::new("llm_server_error", "boom");
+    life.fail(claimed.attempt(), &error, Some(past), Usage::default())
+        .await
+        .unwrap();
+    due.push(retrying);
+    // Snoozed, and the snooze is over.
+    let snoozed = job(&db, owner, 1).await;
+    let claimed = claim(&life, snoozed, LEASE).await;
+    let why = jobs::Release::Snoozed {
+        until: past,
+        outage: false,
+    };
+    life.release(claimed.attempt(), why, Usage::default())
+        .await
+        .unwrap();
+    due.push(snoozed);
+    // Failed, then requeued by an admin.
+    let requeued = job(&db, owner, 1).await;
+    let claimed = claim(&life, requeued, LEASE).await;
+    life.fail(claimed.attempt(), &error, None, Usage::default())
+        .await
+        .unwrap();
+    life.requeue(
+        Target::Job {
+            id: requeued,
+            viewer: None,
+        },
+        false,
+        None,
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    due.push(requeued);
+    // Running, its lease lapsed: its worker died.
+    let abandoned = job(&db, owner, 1).await;
+    claim(&life, abandoned, Duration::ZERO).await;
+    due.push(abandoned);
+    // Not due: running under a live lease, retrying later, finished.
+    let live = job(&db, owner, 1).await;
+    claim(&life, live, LEASE).await;
+    not_due.push(live);
+    let later = job(&db, owner, 1).await;
+    let claimed = claim(&life, later, LEASE).await;
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    life.fail(claimed.attempt(), &error, Some(future), Usage::default())
+        .await
+        .unwrap();
+    not_due.push(later);
+    let finished = job(&db, owner, 1).await;
+    let claimed = claim(&life, finished, LEASE).await;
+    life.fail(claimed.attempt(), &error, None, Usage::default())
+        .await
+        .unwrap();
+    not_due.push(finished);
+
+    // Redis restarts without persistence: every id it held is gone.
+    flush(&redis, &queue).await;
+    let (a, b) = tokio::join!(
+        reconcile(&life, Duration::ZERO),
+        reconcile(&life, Duration::ZERO)
+    );
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        due.len(),
+        "each due job pushed by one reconciler or the other"
+    );
+    let mut queued = ready(&queue).await;
+    queued.sort();
+    due.sort();
+    assert_eq!(queued, due, "each due job once, nothing else");
+    assert_eq!(
+        reconcile(&life, Duration::ZERO).await.unwrap(),
+        0,
+        "a job in the queue is not pushed again"
+    );
+    // An admin may push a queued job Redis lost too.
+    flush(&redis, &queue).await;
+    let again = life
+        .requeue(
+            Target::Job {
+                id: due[0],
+                viewer: None,
+            },
+            false,
+            None,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, vec![due[0]]);
+    assert_eq!(ready(&queue).await, vec![due[0]]);
+}
+
+#[tokio::test]
+async fn a_grace_leaves_a_lapsed_lease_to_its_worker_for_a_while() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue.clone());
+    let id = job(&db, owner(&db).await, 1).await;
+    claim(&life, id, Duration::ZERO).await;
+    assert_eq!(
+        reconcile(&life, Duration::from_secs(60)).await.unwrap(),
+        0,
+        "within the grace, the lapsed lease is its worker's to renew"
+    );
+    assert_eq!(reconcile(&life, Duration::ZERO).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_submit_redis_refuses_is_accepted_and_queued_later_by_the_reconciler() {
+    let db = TestDb::new().await;
+    let mut server = PrivateRedis::start().await;
+    let config = server.config();
+    let queue = Queue::connect(&config).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue.clone());
+    let owner = owner(&db).await;
+    server.stop();
+
+    let new = NewJob {
+        owner_id: owner,
+        requested_by: owner,
+        request: GenerationRequest::from_options(&MenuOptions::default(), default_start_date())
+            .unwrap(),
+        max_attempts: 3,
+        idempotency_key: None,
+        batch_id: None,
+    };
+    let held = shared::db::hold(&db.pool, "submit").await.unwrap();
+    let Inserted::Created(row) = life.submit(held, &new).await.unwrap() else {
+        panic!("created");
+    };
+
+    server.resume().await;
+    // The connection manager reconnects on its next command.
+    let mut pushed = 0;
+    for _ in 0..50 {
+        match reconcile(&life, Duration::ZERO).await {
+            Ok(n) => {
+                pushed = n;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(pushed, 1);
+    assert_eq!(ready(&queue).await, vec![row.id]);
+}

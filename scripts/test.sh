@@ -26,3 +26,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+echo "== chaos suite, reduced (scripts/chaos.sh runs the full form)"
+scripts/chaos.sh --reduced

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use shared::lifecycle::lease::Stop;
+use shared::lifecycle::lease::{RENEWAL_GRACE, Stop};
 use shared::lifecycle::reconcile;
 use shared::llm::LlmClient;
 use shared::queue::ack::Settle;
@@ -93,7 +93,7 @@ pub async fn run_pipeline(
         tokio::spawn(reconcile::run(
             life,
             jobs.reconcile_interval(),
-            jobs.lease_renew(),
+            RENEWAL_GRACE,
             background.clone(),
         )),
     ];

@@ -39,6 +39,8 @@ struct Recorder {
     fail_first: Arc<Mutex<Vec<Uuid>>>,
     /// Ids whose first delivery is settled for later, and when.
     later: Arc<Mutex<HashMap<Uuid, chrono::DateTime<chrono::Utc>>>>,
+    /// How long the handler takes (none by default).
+    takes: Arc<Mutex<Duration>>,
 }
 
 impl Recorder {
@@ -61,16 +63,20 @@ impl Recorder {
 async fn record(id: Uuid, recorder: Data<Recorder>) -> Result<Settle, std::io::Error> {
     *recorder.seen.lock().unwrap().entry(id).or_default() += 1;
     let _ = recorder.deliveries.send((id, Instant::now()));
-    let mut fail_first = recorder.fail_first.lock().unwrap();
-    if let Some(i) = fail_first.iter().position(|f| *f == id) {
-        fail_first.remove(i);
-        return Err(std::io::Error::other(
-            "the first delivery of this job fails",
-        ));
+    {
+        let mut fail_first = recorder.fail_first.lock().unwrap();
+        if let Some(i) = fail_first.iter().position(|f| *f == id) {
+            fail_first.remove(i);
+            return Err(std::io::Error::other(
+                "the first delivery of this job fails",
+            ));
+        }
     }
     if let Some(at) = recorder.later.lock().unwrap().remove(&id) {
         return Ok(Settle::At(at));
     }
+    let takes = *recorder.takes.lock().unwrap();
+    tokio::time::sleep(takes).await;
     Ok(Settle::Done)
 }
 
@@ -112,6 +118,7 @@ async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> 
         deliveries: tx,
         fail_first: Arc::default(),
         later: Arc::default(),
+        takes: Arc::default(),
     };
     let stop = CancellationToken::new();
     let task = {
@@ -460,4 +467,43 @@ async fn ids_held_but_not_run_at_shutdown_go_back_to_the_queue() {
         vec![keys.ready()],
         "and nothing else remains"
     );
+}
+
+#[tokio::test]
+async fn a_worker_puts_back_the_in_flight_ids_redis_lost_so_its_death_still_hands_them_back() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let keys = queue.keys().clone();
+    let mut running = start(&redis.config(), fast_config(), 4).await;
+    *running.recorder.takes.lock().unwrap() = Duration::from_secs(3);
+    let id = Uuid::new_v4();
+    queue.push(&[id]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running.deliveries.recv())
+        .await
+        .expect("delivered");
+
+    // Redis restarts empty while the job runs.
+    let lost = redis.keys().await;
+    let _: () = queue.connection().del(lost).await.unwrap();
+    // The next beat (every 200 ms here) finds its heartbeat gone and puts the id back.
+    let mut conn = queue.connection();
+    let workers: Vec<String> = loop {
+        let workers: Vec<String> = conn.smembers(keys.workers()).await.unwrap();
+        if !workers.is_empty() {
+            break workers;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let inflight: Vec<String> = conn
+        .lrange(keys.inflight(&workers[0]), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(inflight, vec![id.to_string()], "in flight again");
+    let member: bool = conn
+        .sismember(keys.members(), id.to_string())
+        .await
+        .unwrap();
+    assert!(member, "and known to the queue, so nobody pushes it twice");
+    running.stop().await;
 }

@@ -537,25 +537,25 @@ pub async fn release(
         == 1)
 }
 
-/// Unfinished jobs that should be in the queue now, ids after `after` (a page of at most
-/// `limit`, in id order): queued or retrying jobs that are due, and running jobs whose lease
-/// lapsed more than `grace` ago (the grace lets a live worker renew after a database outage
-/// before its jobs are given to others).
-pub async fn due_after(
+/// Unfinished jobs that should be in the queue now, ids before `before` (a page of at most
+/// `limit`, newest first; ids are v7 UUIDs, so by creation): queued or retrying jobs that are
+/// due, and running jobs whose lease lapsed more than `grace` ago (the grace lets a live worker
+/// renew after a database outage before its jobs are given to others).
+pub async fn due_before(
     conn: &mut PgConnection,
-    after: Uuid,
+    before: Uuid,
     grace: Duration,
     limit: i64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM generation_jobs
-         WHERE status IN ('queued', 'running', 'retrying') AND id > $1
+         WHERE status IN ('queued', 'running', 'retrying') AND id < $1
            AND ((status <> 'running' AND coalesce(next_attempt_at, '-infinity') <= now())
                 OR (status = 'running'
                     AND lease_expires_at < now() - make_interval(secs => $2)))
-         ORDER BY id LIMIT $3",
+         ORDER BY id DESC LIMIT $3",
     )
-    .bind(after)
+    .bind(before)
     .bind(grace.as_secs_f64())
     .bind(limit)
     .fetch_all(conn)

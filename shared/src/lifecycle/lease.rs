@@ -20,6 +20,11 @@ use crate::events::{self, Subscriber};
 /// How soon a renewal that failed (the database away) is tried again.
 const RETRY_RENEWAL: Duration = Duration::from_secs(1);
 
+/// How long past its lease a running job is left to its own worker before the reconciler gives
+/// it to another: after a database outage longer than the lease, the worker renews within a
+/// renewal retry of the database's return; three of them is room enough.
+pub const RENEWAL_GRACE: Duration = Duration::from_secs(3);
+
 /// Why a running attempt must stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -158,15 +163,6 @@ impl Leases {
         for running in all {
             running.stop(why);
         }
-    }
-
-    /// Attempts held now.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Renews every lease held, in one statement, and stops the attempts whose job was

@@ -20,20 +20,22 @@ const PAGE: i64 = 1_000;
 
 /// One pass over every unfinished job. `grace`: how long past its lease a running job is left
 /// to its own worker (one that was cut off from the database renews as soon as it is back).
-/// Returns how many jobs were pushed (those Redis did not hold).
+/// The jobs are overdue, so they are pushed ahead of those waiting, the oldest nearest the
+/// front (the walk goes from the newest down). Returns how many jobs were pushed (those Redis
+/// did not hold).
 pub async fn reconcile(life: &Lifecycle, grace: Duration) -> Result<usize, Error> {
-    let mut after = Uuid::nil();
+    let mut before = Uuid::max();
     let mut pushed = 0;
     loop {
         let page = {
             let mut conn = db::hold(life.pool(), "reconcile").await?;
-            jobs::due_after(&mut conn, after, grace, PAGE).await?
+            jobs::due_before(&mut conn, before, grace, PAGE).await?
         };
         let Some(last) = page.last() else {
             break;
         };
-        after = *last;
-        pushed += life.queue().push(&page).await?;
+        before = *last;
+        pushed += life.queue().push_first(&page).await?;
         if (page.len() as i64) < PAGE {
             break;
         }

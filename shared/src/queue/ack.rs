@@ -105,6 +105,10 @@ fn retry_policy() -> ExponentialBuilder {
 impl Acker {
     /// Settles a delivery as its handler said; `None`: it could not be handled at all.
     async fn settle(&self, id: Uuid, settle: Option<Settle>) {
+        // Forgotten first: a heartbeat that restores lost in-flight ids must not put back one
+        // being settled; and should the settlement fail, the id left in flight is redelivered
+        // as an orphan when the connection is back.
+        self.in_progress.remove(id);
         let member = id.to_string();
         let (how, arg) = match settle {
             Some(Settle::Done) => ("done", 0),
@@ -130,7 +134,6 @@ impl Acker {
         if let Err(e) = result {
             tracing::error!(job.id = %id, error = %e, "could not settle a delivery in redis");
         }
-        self.in_progress.remove(id);
     }
 }
 

@@ -56,18 +56,6 @@ impl InProgress {
     fn snapshot(&self) -> HashMap<Uuid, usize> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
-
-    pub fn len(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// A unique id per worker start: a restarted process never inherits a dead one's lists.
@@ -118,20 +106,29 @@ impl Fetcher {
         Ok(Blocking { conn })
     }
 
-    /// Makes this worker known to the reaper before it takes anything.
+    /// Makes this worker known to the reaper (before it takes anything, and on a timer). A beat
+    /// that finds the heartbeat gone (Redis restarted empty, or this worker was taken for dead)
+    /// puts the ids it is running back in its in-flight list, so that should it die later, the
+    /// reaper still hands them back.
     async fn heartbeat(&self) -> redis::RedisResult<()> {
         let keys = self.queue.keys();
-        redis::pipe()
-            .set_ex(
-                keys.heartbeat(&self.worker_id),
-                "1",
-                self.config.heartbeat_ttl().as_secs().max(1),
-            )
-            .ignore()
-            .sadd(keys.workers(), &self.worker_id)
-            .ignore()
-            .query_async::<()>(&mut self.queue.connection())
-            .await
+        let mut beat = BEAT.key(keys.heartbeat(&self.worker_id));
+        beat.key(keys.workers())
+            .key(keys.inflight(&self.worker_id))
+            .key(keys.members())
+            .arg(&self.worker_id)
+            .arg(self.config.heartbeat_ttl().as_millis() as u64);
+        for id in self.in_progress.snapshot().keys() {
+            beat.arg(id.to_string());
+        }
+        let restored: i64 = beat.invoke_async(&mut self.queue.connection()).await?;
+        if restored > 0 {
+            tracing::warn!(
+                queue.restored = restored,
+                "redis had lost this worker's in-flight ids; put them back"
+            );
+        }
+        Ok(())
     }
 
     /// Ids in our in-flight list that nobody here is working on: a `BLMOVE` whose reply was
@@ -279,6 +276,28 @@ static HAND_BACK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(
     )
 });
 
+/// Renews a worker's heartbeat and registration; if the heartbeat was gone, puts the ids of
+/// ARGV[3..] (the jobs it runs) back in its in-flight list and the queue's members. Returns how
+/// many it put back. KEYS: heartbeat, workers, inflight, members. ARGV: worker id, ttl ms, ids.
+static BEAT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local alive = redis.call('EXISTS', KEYS[1]) == 1
+        redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[2]))
+        redis.call('SADD', KEYS[2], ARGV[1])
+        if alive then return 0 end
+        local restored = 0
+        for i = 3, #ARGV do
+            if not redis.call('LPOS', KEYS[3], ARGV[i]) then
+                redis.call('RPUSH', KEYS[3], ARGV[i])
+                restored = restored + 1
+            end
+            redis.call('SADD', KEYS[4], ARGV[i])
+        end
+        return restored",
+    )
+});
+
 /// 100 ms doubling to 5 s: fast recovery from a blip, no storm against a Redis that is down.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)).min(5_000))
@@ -316,11 +335,6 @@ impl RedisBackend {
 
     pub fn worker_id(&self) -> &str {
         &self.fetcher.worker_id
-    }
-
-    /// Ids delivered and not yet acknowledged (for tests and metrics).
-    pub fn in_progress(&self) -> Arc<InProgress> {
-        self.fetcher.in_progress.clone()
     }
 
     fn start_heartbeat(&mut self) {

@@ -12,7 +12,9 @@ use super::{Queue, QueueConfig};
 /// Most ids moved by one script call, so Redis is never blocked for long.
 pub const BATCH: usize = 1000;
 
-/// Moves up to ARGV[1] due ids from `delayed` to the producing end of `ready`.
+/// Moves up to ARGV[1] due ids from `delayed` to the consuming end of `ready`: a job that has
+/// waited out its time (a retry's backoff, a snooze, a dead worker's lease) goes before jobs
+/// that were queued after it was due, not behind a backlog.
 /// KEYS: delayed, ready. Uses the server's clock, so hosts' clocks need not agree.
 static PROMOTE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -21,7 +23,7 @@ static PROMOTE: LazyLock<redis::Script> = LazyLock::new(|| {
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
         for _, id in ipairs(due) do
-            redis.call('LPUSH', KEYS[2], id)
+            redis.call('RPUSH', KEYS[2], id)
             redis.call('ZREM', KEYS[1], id)
         end
         return #due",

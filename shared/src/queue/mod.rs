@@ -194,16 +194,19 @@ impl QueueConfig {
     }
 }
 
-/// Pushes each id of ARGV unless it is already queued; one waiting in `delayed` is made ready.
-/// KEYS: members, delayed, ready. Returns how many ids were pushed or moved.
+/// Pushes each id of ARGV[2..] unless it is already queued; one waiting in `delayed` is made
+/// ready. ARGV[1]: `back` (the producing end, behind the jobs waiting) or `front` (the consuming
+/// end, taken next). KEYS: members, delayed, ready. Returns how many ids were pushed or moved.
 static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+        local push = ARGV[1] == 'front' and 'RPUSH' or 'LPUSH'
         local pushed = 0
-        for _, id in ipairs(ARGV) do
+        for i = 2, #ARGV do
+            local id = ARGV[i]
             local waiting = redis.call('ZREM', KEYS[2], id) == 1
             if redis.call('SADD', KEYS[1], id) == 1 or waiting then
-                redis.call('LPUSH', KEYS[3], id)
+                redis.call(push, KEYS[3], id)
                 pushed = pushed + 1
             end
         end
@@ -254,17 +257,27 @@ impl Queue {
         self.conn.clone()
     }
 
-    /// Makes jobs available to workers now, in one round trip: each id not in the queue yet is
-    /// pushed, one waiting in `delayed` is moved to `ready`, and one already ready or in flight
-    /// is left alone. Returns how many were pushed or moved. Call only after the rows are
-    /// committed.
+    /// Makes jobs available to workers now, behind those waiting, in one round trip: each id
+    /// not in the queue yet is pushed, one waiting in `delayed` is moved to `ready`, and one
+    /// already ready or in flight is left alone. Returns how many were pushed or moved. Call
+    /// only after the rows are committed.
     pub async fn push(&self, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
+        self.push_at("back", job_ids).await
+    }
+
+    /// As [`Queue::push`], but ahead of the jobs waiting, the last id first: for jobs that are
+    /// overdue (Redis lost them), which should not wait behind a backlog again.
+    pub async fn push_first(&self, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
+        self.push_at("front", job_ids).await
+    }
+
+    async fn push_at(&self, end: &str, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
         if job_ids.is_empty() {
             return Ok(0);
         }
         let keys = &self.keys;
         let mut script = PUSH.key(keys.members());
-        script.key(keys.delayed()).key(keys.ready());
+        script.key(keys.delayed()).key(keys.ready()).arg(end);
         for id in job_ids {
             script.arg(id.to_string());
         }

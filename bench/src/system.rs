@@ -349,6 +349,18 @@ impl System {
         .await
     }
 
+    /// Delivers `job` once more, as a lost acknowledgement would (pushed raw: the queue's own
+    /// push would see it is queued already).
+    pub async fn deliver_again(&self, job: Uuid) {
+        let _: () = redis::AsyncCommands::lpush(
+            &mut self.queue.connection(),
+            self.queue.keys().ready(),
+            job.to_string(),
+        )
+        .await
+        .unwrap();
+    }
+
     /// Sends the worker the shutdown signal (SIGTERM in production) and waits until it exits.
     pub async fn stop_worker(&mut self) {
         self.worker_stop.cancel();

@@ -154,13 +154,7 @@ async fn a_day_slower_than_the_lease_keeps_its_lease_and_is_not_taken_over() {
     // Deliver it again to the other worker while the call runs, past the first lease, as a lost
     // acknowledgement or a reconciler would: the renewed lease turns it away.
     tokio::time::sleep(Duration::from_millis(4_500)).await;
-    let _: () = redis::AsyncCommands::lpush(
-        &mut system.queue.connection(),
-        system.queue.keys().ready(),
-        job.to_string(),
-    )
-    .await
-    .unwrap();
+    system.deliver_again(job).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;

@@ -332,15 +332,7 @@ async fn the_same_job_delivered_twice_produces_one_menu() {
     .await;
     let cook = system.register().await;
     let job = system.submit(&cook, json!({"days": 2})).await;
-    // A second delivery of the same id, as after a lost acknowledgement (pushed raw: the
-    // queue's own push would see the id is queued already).
-    let _: () = redis::AsyncCommands::lpush(
-        &mut system.queue.connection(),
-        system.queue.keys().ready(),
-        job.to_string(),
-    )
-    .await
-    .unwrap();
+    system.deliver_again(job).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use bench::{Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::db::jobs::{self, Inserted, NewJob};
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use standin::Latency;
+use testkit::rows;
 
 fn cuttable(latency_ms: u64) -> Options {
     Options {
@@ -134,23 +133,9 @@ async fn claiming_pauses_while_the_database_is_down_and_resumes_by_itself() {
     system.db_link.as_ref().unwrap().cut();
     // Jobs written past the cut link and queued, as another API replica would while this
     // worker's database link is down.
-    let request =
-        GenerationRequest::from_options(&MenuOptions::default(), default_start_date()).unwrap();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let new = NewJob {
-            owner_id: cook.id,
-            requested_by: cook.id,
-            request: request.clone(),
-            max_attempts: 3,
-            idempotency_key: None,
-            batch_id: None,
-        };
-        let mut conn = system.db.pool.acquire().await.unwrap();
-        let Inserted::Created(row) = jobs::insert(&mut conn, &new).await.unwrap() else {
-            unreachable!("no idempotency key");
-        };
-        ids.push(row.id);
+        ids.push(rows::queued_job(&system.db.pool, cook.id, 2).await);
     }
     system.queue.push(&ids).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;

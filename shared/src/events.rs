@@ -22,29 +22,31 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 
 /// Tells long-pollers and dashboards that these jobs changed, in one round trip.
 pub async fn jobs_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
     let channel = queue.keys().job_events();
-    let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.publish(&channel, id.to_string()).ignore();
-    }
-    pipe.query_async(&mut queue.connection()).await
+    publish(queue, &channel, ids.iter().map(Uuid::to_string)).await
 }
 
 /// Tells the workers that these attempts' jobs were cancelled, in one round trip. The message
 /// is `{job id}:{fence}`, so only the attempt that was running stops (not a later one of the
 /// same job, after a requeue).
 pub async fn attempts_cancelled(queue: &Queue, fences: &[Fence]) -> redis::RedisResult<()> {
-    if fences.is_empty() {
-        return Ok(());
-    }
     let channel = queue.keys().cancellations();
+    let messages = fences.iter().map(|f| format!("{}:{}", f.job, f.token));
+    publish(queue, &channel, messages).await
+}
+
+/// Publishes each message on `channel`, pipelined.
+async fn publish(
+    queue: &Queue,
+    channel: &str,
+    messages: impl Iterator<Item = String>,
+) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
-    for fence in fences {
-        pipe.publish(&channel, format!("{}:{}", fence.job, fence.token))
-            .ignore();
+    for message in messages {
+        pipe.publish(channel, message).ignore();
+    }
+    if pipe.is_empty() {
+        return Ok(());
     }
     pipe.query_async(&mut queue.connection()).await
 }

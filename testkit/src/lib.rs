@@ -1,6 +1,7 @@
 //! Test isolation, so the suite runs in parallel against the real services: every test gets a
 //! database of its own (copied from a migrated template, which is fast) and a Redis key prefix
-//! of its own, both removed when the test ends.
+//! of its own, both removed when the test ends; and what tests of outages need (a private
+//! Redis and PostgreSQL to restart, a link to cut), and rows to start from (`rows`).
 //!
 //! `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a database
 //! to connect to for creating the others; `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`)
@@ -8,6 +9,7 @@
 
 mod postgres;
 mod proxy;
+pub mod rows;
 
 pub use postgres::PrivatePostgres;
 pub use proxy::TcpProxy;

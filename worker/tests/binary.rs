@@ -7,11 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use shared::db::jobs::{self, Inserted, NewJob};
-use shared::db::users::{self, Role};
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
-use testkit::{TestDb, TestRedis};
+use testkit::{TestDb, TestRedis, rows};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -42,26 +39,8 @@ async fn the_binary_runs_a_job_serves_metrics_and_stops_on_sigterm() {
     let standin = standin::spawn(standin::Config::default()).await.unwrap();
     let queue = Queue::connect(&redis.config()).await.unwrap();
 
-    let job = {
-        let mut conn = db.pool.acquire().await.unwrap();
-        let owner = users::insert(&mut conn, "cook@example.com", "x", Role::User)
-            .await
-            .unwrap();
-        let request =
-            GenerationRequest::from_options(&MenuOptions::default(), default_start_date()).unwrap();
-        let new = NewJob {
-            owner_id: owner.id,
-            requested_by: owner.id,
-            request,
-            max_attempts: 1,
-            idempotency_key: None,
-            batch_id: None,
-        };
-        let Inserted::Created(row) = jobs::insert(&mut conn, &new).await.unwrap() else {
-            unreachable!("no idempotency key")
-        };
-        row.id
-    };
+    let owner = rows::user(&db.pool).await;
+    let job = rows::queued_job(&db.pool, owner, 7).await;
     queue.push(&[job]).await.unwrap();
 
     let metrics_port = free_port();

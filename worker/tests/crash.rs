@@ -6,12 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use shared::db::jobs::{self, Inserted, NewJob};
-use shared::db::users::{self, Role};
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use standin::{Latency, StandIn};
-use testkit::{TestDb, TestRedis};
+use testkit::{TestDb, TestRedis, rows};
 use uuid::Uuid;
 
 const LEASE_SECS: u64 = 4;
@@ -61,28 +58,8 @@ async fn a_killed_workers_job_resumes_elsewhere_within_the_lease_from_its_last_s
     .await
     .unwrap();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let job = {
-        let mut conn = db.pool.acquire().await.unwrap();
-        let owner = users::insert(&mut conn, "cook@example.com", "x", Role::User)
-            .await
-            .unwrap();
-        let options = MenuOptions {
-            days: Some(5),
-            ..MenuOptions::default()
-        };
-        let new = NewJob {
-            owner_id: owner.id,
-            requested_by: owner.id,
-            request: GenerationRequest::from_options(&options, default_start_date()).unwrap(),
-            max_attempts: 3,
-            idempotency_key: None,
-            batch_id: None,
-        };
-        let Inserted::Created(row) = jobs::insert(&mut conn, &new).await.unwrap() else {
-            unreachable!("no idempotency key")
-        };
-        row.id
-    };
+    let owner = rows::user(&db.pool).await;
+    let job = rows::queued_job(&db.pool, owner, 5).await;
     queue.push(&[job]).await.unwrap();
 
     let mut first = worker(&db, &redis, &standin);

@@ -12,11 +12,10 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::config::{LogConfig, RedisConfig};
-use shared::db::jobs::{self, Claim, Fence, Inserted, NewJob};
+use shared::db::jobs::{self, Claim, Fence};
 use shared::job::{JobError, Usage};
 use shared::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use testkit::{TestDb, TestRedis};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -241,23 +240,9 @@ impl TestApp {
             .collect()
     }
 
-    /// A queued job for `owner`, written straight to the database (nothing is pushed).
+    /// A queued 7-day job for `owner`, written straight to the database (nothing is pushed).
     pub async fn queued_job(&self, owner: Uuid) -> Uuid {
-        let request =
-            GenerationRequest::from_options(&MenuOptions::default(), default_start_date()).unwrap();
-        let mut conn = self.db.pool.acquire().await.unwrap();
-        let job = NewJob {
-            owner_id: owner,
-            requested_by: owner,
-            request,
-            max_attempts: 3,
-            idempotency_key: None,
-            batch_id: None,
-        };
-        match jobs::insert(&mut conn, &job).await.unwrap() {
-            Inserted::Created(row) => row.id,
-            Inserted::Existing(_) => unreachable!("no idempotency key"),
-        }
+        testkit::rows::queued_job(&self.db.pool, owner, 7).await
     }
 
     /// Claims a job as a worker would: it is running afterwards, under the fence returned.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use shared::budget::{Admission, Budget};
 use shared::circuit::{Circuit, Gate};
 use shared::job::Usage;
-use shared::lifecycle::unless_stopped;
+use shared::lifecycle::lease::unless_stopped;
 use shared::llm::wait::CallBackoff;
 use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt};
 use shared::menu::Day;

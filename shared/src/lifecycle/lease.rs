@@ -216,6 +216,19 @@ impl Leases {
     }
 }
 
+/// Waits for `future` unless `stop` fires first (then the future is dropped: a request in
+/// flight is abandoned).
+pub async fn unless_stopped<T>(
+    stop: &CancellationToken,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        value = future => Some(value),
+    }
+}
+
 impl Subscriber for Leases {
     fn message(&mut self, payload: String) {
         match events::parse_cancellation(&payload) {

@@ -21,7 +21,6 @@
 pub mod lease;
 pub mod reconcile;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -454,16 +453,4 @@ async fn record(
         .await?;
     }
     Ok(true)
-}
-
-/// Waits for `future` unless `stop` fires first.
-pub async fn unless_stopped<T>(
-    stop: &tokio_util::sync::CancellationToken,
-    future: impl Future<Output = T>,
-) -> Option<T> {
-    tokio::select! {
-        biased;
-        _ = stop.cancelled() => None,
-        value = future => Some(value),
-    }
 }

@@ -145,8 +145,9 @@ async fn without_redis_a_call_larger_than_the_local_burst_is_paced_too() {
     // The first call sizes the local limiter's burst: 100 tokens, let through at once.
     let first = waited(budget.admit("gpt-4o-mini", 100).await);
     assert!(budget.is_local(), "redis is down: the local share paces");
+    // Generous: a loaded machine may pause the test; the point is the next call's wait.
     assert!(
-        first < Duration::from_millis(50),
+        first < Duration::from_millis(300),
         "the burst passes: {first:?}"
     );
     // Five times the burst: it waits for all of its tokens (≈ 560 ms), it is not waved through.

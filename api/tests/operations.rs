@@ -95,6 +95,7 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
     })
     .await;
     let account = app.user().await;
+    let burst = Instant::now();
     let logins: Vec<_> = (0..40)
         .map(|_| {
             let request = app
@@ -116,11 +117,6 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
         still_queued > 0,
         "the logins were done before the probes answered: the test proves nothing"
     );
-    assert!(
-        took < Duration::from_millis(500),
-        "the probes took {took:?} behind {still_queued} logins"
-    );
-
     for login in logins {
         let status = login.await.unwrap().unwrap();
         assert!(
@@ -128,6 +124,13 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
             "a login answered {status}"
         );
     }
+    // Relative, not absolute, so a loaded machine slows both sides alike: probes stalled behind
+    // the hashing would take as long as the burst's remaining logins.
+    let burst_took = burst.elapsed();
+    assert!(
+        took * 3 < burst_took,
+        "the probes took {took:?} of the burst's {burst_took:?}, behind {still_queued} logins"
+    );
 }
 
 #[tokio::test]

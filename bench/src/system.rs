@@ -316,6 +316,17 @@ impl System {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Cancels `job` as `who` (`DELETE /v1/jobs/{id}`); the answer's status.
+    pub async fn cancel(&self, who: &Account, job: Uuid) -> StatusCode {
+        self.http
+            .delete(self.url(&format!("/v1/jobs/{job}")))
+            .bearer_auth(&who.token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     /// Long-polls the job until `done` says so, or panics after `within`.
     pub async fn wait_for(
         &self,

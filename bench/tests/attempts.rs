@@ -51,14 +51,7 @@ async fn a_cancel_stops_the_running_attempts_calls_within_a_second_and_frees_its
     let job = system.submit(&cook, json!({"days": 5})).await;
     calls_arrived(&system, 1).await;
 
-    let response = system
-        .http
-        .delete(system.url(&format!("/v1/jobs/{job}")))
-        .bearer_auth(&cook.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(system.cancel(&cook, job).await, 200);
     let cancelled_ms = unix_ms(SystemTime::now());
     // Past a call's own 2 s: had the call in flight not been dropped, it would be answered and
     // the next day's call out by now.

@@ -246,14 +246,7 @@ async fn a_job_cancelled_while_running_ends_cancelled_and_stores_no_menu() {
         })
         .await;
 
-    let response = system
-        .http
-        .delete(system.url(&format!("/v1/jobs/{job}")))
-        .bearer_auth(&cook.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(system.cancel(&cook, job).await, StatusCode::OK);
     // Let the worker reach its next write, which must be refused.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let (_, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;

@@ -52,16 +52,21 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(0);
     let mut failed = 0;
     for c in &checks {
-        failed += usize::from(!c.ok);
+        failed += usize::from(c.ok == Some(false));
         println!(
             "{} {:<width$}  {:<28} {}",
-            if c.ok { "ok  " } else { "FAIL" },
+            match c.ok {
+                Some(true) => "ok  ",
+                Some(false) => "FAIL",
+                None => "    ",
+            },
             c.what,
             c.measured,
             c.bound
         );
     }
     anyhow::ensure!(failed == 0, "{failed} check(s) failed");
-    println!("\nall {} checks held", checks.len());
+    let held = checks.iter().filter(|c| c.ok.is_some()).count();
+    println!("\nall {held} checks held");
     Ok(())
 }

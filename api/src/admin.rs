@@ -1,15 +1,19 @@
 //! What admins do, once, for the JSON admin API, the HTML dashboard and the `api admin` command:
 //! requeue and cancel one job or every job a filter matches (transitions of the job's life,
-//! `shared::lifecycle`, with each action recorded in the same transaction), and gather the
-//! statistics of the overview. Everything works on the stores alone, so the command needs no
-//! running API.
+//! `shared::lifecycle`, with each action recorded in the same transaction), start a weekly batch
+//! by hand and requeue its failed jobs, and gather the statistics of the overview. Everything
+//! works on the stores alone, so the command needs no running API.
 
 use std::collections::BTreeMap;
 
+use chrono::{Days, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
+use shared::batch::enqueue::{self, Started};
 use shared::circuit::{Circuit, OpenCircuit};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
+use shared::db::batch_runs::{self, BatchSummary};
 use shared::db::jobs::{JobRow, Target};
 use shared::job::JobStatus;
 use shared::lifecycle::{Audit, Lifecycle, Progress, no_progress};
@@ -183,6 +187,102 @@ pub async fn actions_page(
     actions.truncate(limit as usize);
     let next = actions.last().map(|action| action.id.to_string());
     Ok((actions, next))
+}
+
+/// How many days before today (in the schedule's zone) a manual batch's period may start: a
+/// week missed in the last four can still be made up.
+pub const PERIOD_DAYS_BACK: u64 = 28;
+/// How many days after today it may start: a year ahead, at most.
+pub const PERIOD_DAYS_AHEAD: u64 = 366;
+
+/// The first day of a manual batch's period: `asked`, or tomorrow in `tz` (the schedule's zone)
+/// when not given. A day more than [`PERIOD_DAYS_BACK`] before or [`PERIOD_DAYS_AHEAD`] after
+/// today there is refused, naming `period_start`.
+pub fn batch_period(tz: Tz, asked: Option<NaiveDate>) -> Result<NaiveDate, ApiError> {
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let Some(asked) = asked else {
+        return Ok(today + Days::new(1));
+    };
+    let earliest = today - Days::new(PERIOD_DAYS_BACK);
+    let latest = today + Days::new(PERIOD_DAYS_AHEAD);
+    if (earliest..=latest).contains(&asked) {
+        return Ok(asked);
+    }
+    Err(ApiError::Validation(vec![FieldError::new(
+        "period_start",
+        "out_of_range",
+        format!(
+            "period_start must be between {earliest} and {latest} ({PERIOD_DAYS_BACK} days \
+             before to {PERIOD_DAYS_AHEAD} days after today in {tz}), got {asked}"
+        ),
+    )]))
+}
+
+/// Starts a manual batch for the seven days from `period_start` (see `enqueue::start_manual`):
+/// its run is recorded and a worker's scheduler enqueues it within seconds; the run started
+/// earlier for the same period is returned instead of a second one. A new run is recorded in
+/// the audit log as `batch_start`, with the batch's id as its filter.
+pub async fn start_batch(
+    stores: Stores<'_>,
+    admin_id: Uuid,
+    tz: Tz,
+    period_start: NaiveDate,
+) -> Result<Started, ApiError> {
+    let started = enqueue::start_manual(stores.db, tz, period_start, admin_id).await?;
+    if let Started::Created(run) = &started {
+        // After the run's own insert (`start_manual` holds its own connection): an outage in
+        // between leaves a run without its record, never a record without its run.
+        let filter = JobFilter {
+            batch_id: Some(run.id),
+            ..JobFilter::default()
+        };
+        let mut conn = shared::db::hold(stores.db, "admin").await?;
+        admin::record(&mut conn, admin_id, "batch_start", None, Some(&filter), 0).await?;
+    }
+    Ok(started)
+}
+
+/// One batch run with its jobs by status and their cost.
+pub async fn batch(stores: Stores<'_>, id: Uuid) -> Result<BatchSummary, ApiError> {
+    let mut conn = shared::db::hold(stores.db, "admin").await?;
+    batch_runs::summary(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("batch"))
+}
+
+/// A keyset page of batch runs, newest first, after `cursor`; and the cursor of the next page,
+/// if there is one.
+pub async fn batches_page(
+    stores: Stores<'_>,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<(Vec<BatchSummary>, Option<String>), ApiError> {
+    let mut conn = shared::db::hold(stores.db, "admin").await?;
+    let rows = batch_runs::list(&mut conn, cursor, limit + 1).await?;
+    Ok(pagination::split(rows, limit, |batch| Cursor {
+        created_at: batch.run.created_at,
+        id: batch.run.id,
+    }))
+}
+
+/// Requeues every failed job of a batch (one more attempt each) through the bulk requeue, so
+/// it is recorded as `requeue_matching` with the filter `{batch_id, status: failed}`; returns
+/// how many. An unknown batch is `NotFound`.
+pub async fn requeue_failed(
+    stores: Stores<'_>,
+    admin_id: Uuid,
+    batch: Uuid,
+) -> Result<usize, ApiError> {
+    let found = batch_runs::get(&mut *shared::db::hold(stores.db, "admin").await?, batch).await?;
+    if found.is_none() {
+        return Err(ApiError::NotFound("batch"));
+    }
+    let filter = JobFilter {
+        status: Some(JobStatus::Failed),
+        batch_id: Some(batch),
+        ..JobFilter::default()
+    };
+    requeue_matching(stores, admin_id, &filter, false, &no_progress).await
 }
 
 /// The overview: jobs, queue, LLM calls, circuits, budget and database.

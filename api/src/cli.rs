@@ -1,19 +1,29 @@
 //! `api admin …`: what an operator does from a shell, on the stores directly (no running API
 //! needed): create an account (an admin, usually), requeue or cancel jobs by filter with a
-//! progress bar, and print the statistics.
+//! progress bar, print the statistics, and run the weekly batch from an external scheduler (a
+//! Kubernetes CronJob) or read its runs.
 
 use std::io::BufRead;
+use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use shared::batch::RunStatus;
+use shared::batch::enqueue::{self, EnqueueConfig, Started};
+use shared::batch::schedule::ScheduleConfig;
 use shared::config::{DatabaseConfig, LogConfig, RedisConfig};
 use shared::db::admin::JobFilter;
 use shared::db::users::{self, Role};
 use shared::job::JobStatus;
+use shared::lifecycle::Lifecycle;
 use shared::queue::Queue;
 use uuid::Uuid;
 
 use crate::admin::{self, Stores};
+use crate::pagination;
+
+/// How often `batch run` looks again at a batch another process is enqueuing.
+const ENQUEUE_POLL: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args, Debug)]
 pub struct AdminArgs {
@@ -58,6 +68,50 @@ pub enum AdminCommand {
     },
     /// Print the statistics of the admin overview, as JSON.
     Stats,
+    /// Run the weekly batch by hand, or read its runs.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BatchCommand {
+    /// Start the batch for a period and create its jobs before exiting (a worker's scheduler
+    /// need not be up), then print the batch as JSON. A batch already started for the period is
+    /// finished if it is still being enqueued, and printed; nothing runs twice.
+    Run {
+        /// The admin the start is recorded for.
+        #[arg(long = "as")]
+        admin: String,
+        /// The period's first day (YYYY-MM-DD): each person's menu starts on their weekday
+        /// within the seven days from it. Tomorrow in BATCH_TIMEZONE when absent.
+        #[arg(long)]
+        period_start: Option<NaiveDate>,
+        /// Print, as JSON, whom the batch would generate for and whom it would skip, and
+        /// change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        schedule: ScheduleConfig,
+        #[command(flatten)]
+        enqueue: EnqueueConfig,
+    },
+    /// Print batch runs, newest first, as JSON (`items` and the `next_cursor` for `--cursor`).
+    List {
+        /// Runs per page.
+        #[arg(
+            long,
+            default_value_t = pagination::DEFAULT_PAGE_SIZE,
+            value_parser = clap::value_parser!(i64).range(pagination::PAGE_SIZE.0..=pagination::PAGE_SIZE.1)
+        )]
+        limit: i64,
+        /// The `next_cursor` of the page before.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Print one batch run, with its jobs by status and their cost, as JSON.
+    Show { id: Uuid },
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy)]
@@ -164,8 +218,97 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }
+        AdminCommand::Batch { command } => batch(stores, command).await?,
     }
     Ok(())
+}
+
+async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> {
+    let refused = |e: crate::ApiError| anyhow::anyhow!("{e}");
+    match command {
+        BatchCommand::Run {
+            admin,
+            period_start,
+            dry_run,
+            schedule,
+            enqueue,
+        } => {
+            let admin_id = admin_id(stores.db, &admin).await?;
+            let tz = schedule.timezone;
+            let period_start = admin::batch_period(tz, period_start).map_err(refused)?;
+            if dry_run {
+                let plan = enqueue::dry_run(stores.db, period_start).await?;
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+                return Ok(());
+            }
+            let id = match admin::start_batch(stores, admin_id, tz, period_start)
+                .await
+                .map_err(refused)?
+            {
+                Started::Created(run) => {
+                    eprintln!("started batch {} for {period_start}", run.id);
+                    run.id
+                }
+                Started::Existing(run) => {
+                    eprintln!(
+                        "a batch for {period_start} was started before: {} ({})",
+                        run.id,
+                        run.status.as_str()
+                    );
+                    run.id
+                }
+            };
+            let life = Lifecycle::new(stores.db.clone(), stores.queue.clone());
+            enqueue_to_the_end(&life, id, &enqueue).await?;
+            let summary = admin::batch(stores, id).await.map_err(refused)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        BatchCommand::List { limit, cursor } => {
+            let cursor = cursor
+                .as_deref()
+                .map(pagination::decode)
+                .transpose()
+                .map_err(refused)?;
+            let (items, next_cursor) = admin::batches_page(stores, cursor, limit)
+                .await
+                .map_err(refused)?;
+            let page = serde_json::json!({ "items": items, "next_cursor": next_cursor });
+            println!("{}", serde_json::to_string_pretty(&page)?);
+        }
+        BatchCommand::Show { id } => {
+            let summary = admin::batch(stores, id).await.map_err(refused)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues the batch here until it is `enqueued`. While another process holds its enqueue (a
+/// worker's scheduler took it first), waits for that one to finish, or takes over where it
+/// stopped if its lease lapses.
+async fn enqueue_to_the_end(
+    life: &Lifecycle,
+    id: Uuid,
+    config: &EnqueueConfig,
+) -> anyhow::Result<()> {
+    let mut told = false;
+    loop {
+        if enqueue::drive(life, id, config).await?.is_some() {
+            return Ok(());
+        }
+        let run =
+            shared::db::batch_runs::get(&mut *shared::db::hold(life.pool(), "cli").await?, id)
+                .await?
+                .with_context(|| format!("batch {id} is gone"))?;
+        if run.status != RunStatus::Enqueuing {
+            return Ok(());
+        }
+        if !told {
+            eprintln!("another process is enqueuing batch {id}; waiting for it");
+            told = true;
+        }
+        tokio::time::sleep(ENQUEUE_POLL).await;
+    }
 }
 
 async fn create_user(db: &sqlx::PgPool, email: &str, role: RoleArg) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
+use shared::batch::schedule::ScheduleConfig;
 use shared::config::{DatabaseConfig, LogConfig, RedisConfig};
 
 #[derive(Parser, Debug)]
@@ -28,7 +29,8 @@ pub enum Command {
         #[command(flatten)]
         log: LogConfig,
     },
-    /// Operate the service from a shell: accounts, requeue and cancel by filter, statistics.
+    /// Operate the service from a shell: accounts, requeue and cancel by filter, statistics,
+    /// weekly batches.
     Admin(crate::cli::AdminArgs),
 }
 
@@ -106,6 +108,10 @@ pub struct Config {
     /// the dashboard works on http://localhost; turn it on wherever it is served over TLS.
     #[arg(long = "admin-cookie-secure", env = "ADMIN_COOKIE_SECURE", default_value_t = false, action = ArgAction::Set)]
     pub admin_cookie_secure: bool,
+    /// The weekly batch's schedule, the workers' settings: the API reads only its zone
+    /// (`BATCH_TIMEZONE`), where "tomorrow", a manual batch's default period, is.
+    #[command(flatten)]
+    pub batch: ScheduleConfig,
 }
 
 impl Config {
@@ -154,6 +160,7 @@ mod tests {
         assert_eq!(c.login_rate_per_minute.get(), 60);
         assert_eq!(c.submit_rate_per_minute.get(), 60);
         assert!(!c.admin_cookie_secure);
+        assert_eq!(c.batch.timezone, chrono_tz::UTC);
     }
 
     #[test]

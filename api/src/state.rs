@@ -44,6 +44,8 @@ pub struct Inner {
     pub(crate) request_timeout: Duration,
     /// Whether the dashboard's session cookie is marked `Secure`.
     pub(crate) admin_cookie_secure: bool,
+    /// The weekly batch schedule's zone: a manual batch's default period is tomorrow there.
+    pub(crate) batch_timezone: chrono_tz::Tz,
     /// Cancelled when the server begins to shut down: long polls answer at once and the
     /// background tasks end.
     pub(crate) stopping: CancellationToken,
@@ -105,6 +107,7 @@ impl AppState {
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: config.request_timeout(),
             admin_cookie_secure: config.admin_cookie_secure,
+            batch_timezone: config.batch.timezone,
             _stop_on_drop: stopping.clone().drop_guard(),
             stopping,
         }))

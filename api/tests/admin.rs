@@ -25,6 +25,16 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/jobs/cancel"),
     ("GET", "/v1/admin/actions"),
     ("GET", "/v1/admin/stats"),
+    ("POST", "/v1/admin/batches"),
+    ("GET", "/v1/admin/batches"),
+    (
+        "GET",
+        "/v1/admin/batches/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "POST",
+        "/v1/admin/batches/00000000-0000-0000-0000-000000000000/requeue-failed",
+    ),
 ];
 
 #[tokio::test]
@@ -387,6 +397,7 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
         "second-worker",
         std::time::Duration::from_secs(60),
         std::time::Duration::from_secs(600),
+        0,
     )
     .await
     .unwrap();

@@ -1,10 +1,13 @@
-//! `api admin …` as an operator runs it: the real binary, against a database and a Redis prefix
-//! of the test's own.
+//! `api admin …` as an operator (or an external scheduler, for the weekly batch) runs it: the
+//! real binary, against a database and a Redis prefix of the test's own.
 
 use std::process::{Command, Output};
 
+use chrono::Weekday;
 use secrecy::ExposeSecret;
+use shared::batch::enqueue::{self, Started};
 use shared::db::jobs::{self, Claim, Inserted, NewJob};
+use shared::db::preferences::{self, Preferences};
 use shared::db::users::{self, Role};
 use shared::job::{JobError, Usage};
 use shared::queue::Queue;
@@ -48,7 +51,7 @@ async fn failed_job(db: &TestDb, owner: Uuid, code: &str) -> Uuid {
         unreachable!("no idempotency key")
     };
     let ten_minutes = std::time::Duration::from_secs(600);
-    let Claim::Claimed(claimed) = jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes)
+    let Claim::Claimed(claimed) = jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes, 0)
         .await
         .unwrap()
     else {
@@ -218,4 +221,177 @@ async fn the_command_refuses_what_it_should() {
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(stderr.contains(why), "{who}: {stderr}");
     }
+}
+
+/// An account of `role`, straight in the database.
+async fn account(db: &TestDb, email: &str, role: Role) -> Uuid {
+    users::insert(&mut db.pool.acquire().await.unwrap(), email, "x", role)
+        .await
+        .unwrap()
+        .id
+}
+
+/// `n` people opted in to the weekly batch, their menus starting on Tuesdays.
+async fn opted_in(db: &TestDb, n: usize) {
+    for _ in 0..n {
+        let id = testkit::rows::user(&db.pool).await;
+        let stored = Preferences {
+            auto_generate_weekly: true,
+            weekly_start_day: Weekday::Tue,
+            ..Preferences::default()
+        };
+        preferences::put(&mut db.pool.acquire().await.unwrap(), id, &stored)
+            .await
+            .unwrap();
+    }
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout(output)).expect("JSON on standard output")
+}
+
+#[tokio::test]
+async fn an_external_scheduler_runs_the_weekly_batch_to_the_end_once_per_period() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    account(&db, "ops@example.com", Role::Admin).await;
+    account(&db, "cook@example.com", Role::User).await;
+    opted_in(&db, 3).await;
+    let period = (chrono::Utc::now() + chrono::Duration::days(6))
+        .date_naive()
+        .to_string();
+    let run = [
+        "batch",
+        "run",
+        "--as",
+        "ops@example.com",
+        "--period-start",
+        &period,
+    ];
+
+    let plan = json_of(&api(
+        &db,
+        &redis,
+        &[&run[..], &["--dry-run"]].concat(),
+        None,
+    ));
+    assert_eq!(plan["targeted"], 3);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM batch_runs").await,
+        0,
+        "a dry run writes nothing"
+    );
+
+    let batch = json_of(&api(&db, &redis, &run, None));
+    let id = batch["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        batch["status"], "enqueued",
+        "the command finished the enqueue"
+    );
+    assert_eq!(batch["period_start"], period.as_str());
+    assert_eq!(
+        (&batch["targeted"], &batch["jobs"]["queued"]),
+        (&3.into(), &3.into())
+    );
+    let jobs = format!("SELECT count(*) FROM generation_jobs WHERE batch_id = '{id}'");
+    assert_eq!(count(&db, &jobs).await, 3);
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    assert_eq!(
+        queue.ready_len().await.unwrap(),
+        3,
+        "queued for the workers"
+    );
+    let recorded = "SELECT count(*) FROM admin_actions WHERE action = 'batch_start'";
+    assert_eq!(count(&db, recorded).await, 1);
+
+    let again = api(&db, &redis, &run, None);
+    assert_eq!(json_of(&again)["id"], id.as_str(), "the same batch");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("started before"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(count(&db, &jobs).await, 3, "nobody got a second job");
+    assert_eq!(count(&db, recorded).await, 1);
+
+    let listed = json_of(&api(&db, &redis, &["batch", "list"], None));
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert!(listed["next_cursor"].is_null());
+    let shown = json_of(&api(&db, &redis, &["batch", "show", &id], None));
+    assert_eq!(
+        (&shown["id"], &shown["jobs"]["queued"]),
+        (&id.as_str().into(), &3.into())
+    );
+
+    let missing = api(
+        &db,
+        &redis,
+        &["batch", "show", &Uuid::new_v4().to_string()],
+        None,
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such batch"));
+    for (args, why) in [
+        (
+            vec!["batch", "run", "--as", "cook@example.com"],
+            "not an admin",
+        ),
+        (
+            vec![
+                "batch",
+                "run",
+                "--as",
+                "ops@example.com",
+                "--period-start",
+                "2000-01-03",
+            ],
+            "period_start must be between",
+        ),
+        (vec!["batch", "list", "--limit", "0"], "--limit"),
+    ] {
+        let refused = api(&db, &redis, &args, None);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM batch_runs").await, 1);
+}
+
+#[tokio::test]
+async fn a_batch_started_elsewhere_and_not_enqueued_yet_is_enqueued_by_the_command() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let admin = account(&db, "ops@example.com", Role::Admin).await;
+    opted_in(&db, 2).await;
+    let period = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    // As the API starts one: recorded, and left for a worker's scheduler, of which none runs.
+    let Started::Created(run) = enqueue::start_manual(&db.pool, chrono_tz::UTC, period, admin)
+        .await
+        .unwrap()
+    else {
+        panic!("a new batch");
+    };
+
+    // No --period-start: tomorrow, the same period.
+    let batch = json_of(&api(
+        &db,
+        &redis,
+        &["batch", "run", "--as", "ops@example.com"],
+        None,
+    ));
+    assert_eq!(batch["id"], run.id.to_string());
+    assert_eq!(batch["status"], "enqueued");
+    assert_eq!(batch["jobs"]["queued"], 2);
 }

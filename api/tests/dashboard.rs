@@ -189,6 +189,8 @@ fn pages() -> Vec<String> {
         "/admin/jobs".into(),
         "/admin/jobs?status=&error_code=llm_timeout".into(),
         format!("/admin/jobs/{NIL}"),
+        "/admin/batches".into(),
+        format!("/admin/batches/{NIL}"),
         "/admin/audit".into(),
     ]
 }
@@ -198,6 +200,7 @@ fn actions() -> Vec<String> {
         format!("/admin/jobs/{NIL}/requeue"),
         format!("/admin/jobs/{NIL}/cancel"),
         "/admin/jobs/requeue?status=failed".into(),
+        format!("/admin/batches/{NIL}/requeue-failed"),
         "/admin/logout".into(),
     ]
 }
@@ -357,6 +360,7 @@ async fn a_logged_in_non_admin_gets_403_on_every_page_and_action_and_changes_not
             format!("/admin/jobs/{failed}/requeue"),
             format!("/admin/jobs/{queued}/cancel"),
             "/admin/jobs/requeue?status=failed".into(),
+            format!("/admin/batches/{NIL}/requeue-failed"),
             "/admin/logout".into(),
         ] {
             browser
@@ -384,6 +388,7 @@ async fn every_action_refuses_a_missing_or_wrong_csrf_token_and_changes_nothing(
         format!("/admin/jobs/{failed}/requeue"),
         format!("/admin/jobs/{queued}/cancel"),
         "/admin/jobs/requeue?status=failed".into(),
+        format!("/admin/batches/{NIL}/requeue-failed"),
         "/admin/logout".into(),
     ];
     for path in &actions {
@@ -707,4 +712,111 @@ async fn a_missing_job_or_a_bad_query_is_an_html_page_not_json() {
         page.assert_refused(status, &path);
         assert!(page.body.contains("Back to the dashboard"), "{}", page.body);
     }
+}
+
+#[tokio::test]
+async fn the_batch_pages_show_each_run_and_requeue_its_failed_jobs_through_a_form() {
+    let app = TestApp::spawn().await;
+    let (mut browser, admin) = Browser::admin(&app).await;
+    let people = [app.user().await, app.user().await];
+    for who in &people {
+        app.opt_in(who, "monday").await;
+    }
+    let broken = app.user().await;
+    app.opt_in(&broken, "monday").await;
+    sqlx::query("UPDATE preferences SET options = '{\"days\": 99}' WHERE user_id = $1")
+        .bind(broken.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let period = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
+    let started: serde_json::Value = app
+        .post(
+            "/v1/admin/batches",
+            &admin.token,
+            serde_json::json!({"period_start": period}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batch: Uuid = started["id"].as_str().unwrap().parse().unwrap();
+    app.enqueue_batch(batch).await;
+    let jobs = app.batch_jobs(batch).await;
+    app.fail_in_sql(&jobs[..1]).await;
+
+    let list = browser.get("/admin/batches").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body
+            .contains(r#"<a href="/admin/batches">Batches</a>"#),
+        "in the navigation"
+    );
+    assert!(
+        list.body
+            .contains(&format!(r#"<a href="/admin/batches/{batch}">{period}</a>"#)),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body.contains(&format!("manual by {}", admin.email)),
+        "who started it"
+    );
+    assert!(
+        list.body
+            .contains(r#"<span class="status succeeded">enqueued</span>"#)
+    );
+    assert!(
+        list.body.contains(&format!(
+            r#"<a href="/admin/jobs?status=failed&amp;batch_id={batch}">1 <span class="status failed">"#
+        )),
+        "its failed job, linked"
+    );
+
+    let path = format!("/admin/batches/{batch}");
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("<code>invalid_preferences</code></td><td class=\"num\">1</td>"),
+        "why someone was skipped: {}",
+        page.body
+    );
+    assert!(page.body.contains(&format!(
+        r#"href="/admin/jobs?status=&amp;batch_id={batch}""#
+    )));
+    let action = page
+        .form_action(&format!("/admin/batches/{batch}/requeue-failed"))
+        .expect("a requeue-failed button");
+    browser
+        .post(&action, &[("csrf", "0")])
+        .await
+        .assert_refused(StatusCode::FORBIDDEN, "no CSRF token");
+    assert_eq!(app.status_of(jobs[0]).await.0, "failed", "nothing changed");
+
+    let done = browser.post(&action, &[("csrf", &page.csrf())]).await;
+    done.assert_redirects_to(&format!("{path}?flash=requeued_matching&count=1"));
+    assert_eq!(app.status_of(jobs[0]).await.0, "retrying");
+    assert_eq!(app.status_of(jobs[1]).await.0, "queued", "left alone");
+    let after = browser.get(done.location.as_deref().unwrap()).await;
+    assert!(after.body.contains("1 job requeued."), "{}", after.body);
+    assert_eq!(
+        after.form_action(&format!("/admin/batches/{batch}/requeue-failed")),
+        None,
+        "no failed job left to requeue"
+    );
+    let filtered = browser
+        .get(&format!("/admin/jobs?status=&batch_id={batch}"))
+        .await;
+    for job in &jobs {
+        assert!(
+            filtered.body.contains(&job.to_string()),
+            "{job} of the batch"
+        );
+    }
+
+    let missing = browser
+        .get(&format!("/admin/batches/{}", Uuid::new_v4()))
+        .await;
+    missing.assert_refused(StatusCode::NOT_FOUND, "no such batch");
 }

@@ -1,4 +1,5 @@
-//! Job status: cancelling, and long polls that wake on job events or end at their deadline.
+//! Job status: cancelling, long polls that wake on job events or end at their deadline, and
+//! the list of one's own jobs.
 
 mod common;
 
@@ -200,4 +201,84 @@ async fn a_long_poll_answers_at_once_when_the_server_shuts_down() {
         matches!(served, Ok(Ok(Ok(())))),
         "the server stopped cleanly: {served:?}"
     );
+}
+
+#[tokio::test]
+async fn the_job_list_holds_the_callers_jobs_newest_first_in_pages() {
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let other = app.user().await;
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        mine.push(app.queued_job(owner.id).await);
+    }
+    let failed = app.failed_job(owner.id, "llm_timeout").await;
+    mine.push(failed);
+    let theirs = app.queued_job(other.id).await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let first: Value = app
+        .get("/v1/jobs?limit=3", &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&first),
+        [mine[3], mine[2], mine[1]].map(|id| id.to_string()),
+        "newest first"
+    );
+    assert!(first["items"][0]["batch_id"].is_null(), "not a batch job");
+    let cursor = first["next_cursor"].as_str().expect("another page");
+    let second: Value = app
+        .get(&format!("/v1/jobs?limit=3&cursor={cursor}"), &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), [mine[0].to_string()]);
+    assert!(second["next_cursor"].is_null());
+    let other_page: Value = app
+        .get("/v1/jobs", &other.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&other_page), [theirs.to_string()], "only their own");
+
+    let failed_only: Value = app
+        .get("/v1/jobs?status=failed", &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(&failed_only), [failed.to_string()]);
+    assert_eq!(failed_only["items"][0]["error"]["code"], "llm_timeout");
+
+    for (query, field) in [
+        ("status=exploded", "status"),
+        ("limit=0", "limit"),
+        ("cursor=x", "cursor"),
+    ] {
+        let (status, error) =
+            error_of(app.get(&format!("/v1/jobs?{query}"), &owner.token).await).await;
+        assert_eq!(
+            (status, error["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{query}"
+        );
+    }
+    let anonymous = app
+        .request(Method::GET, "/v1/jobs", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

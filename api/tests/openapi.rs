@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{TestApp, error_of};
 use oas3::spec::{Operation, ParameterIn};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Routes served outside the JSON API, which the document rightly leaves out: the admin
 /// dashboard's HTML pages (a UI for people, under `/admin`) and Swagger UI (`/docs`).
@@ -431,4 +431,54 @@ async fn the_error_schema_is_the_shape_errors_have() {
         .map(String::as_str)
         .collect();
     assert_eq!(answered, documented);
+}
+
+#[tokio::test]
+async fn the_weekly_batch_is_documented_for_admins_and_the_people_it_serves() {
+    let app = TestApp::spawn().await;
+    let (json, _) = document(&app).await;
+    let schemas = &json["components"]["schemas"];
+    let days = json!([
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday"
+    ]);
+    assert_eq!(schemas["Weekday"]["enum"], days);
+    for schema in ["Preferences", "PreferencesInput"] {
+        let property = &schemas[schema]["properties"]["weekly_start_day"];
+        assert!(
+            property
+                .to_string()
+                .contains("#/components/schemas/Weekday"),
+            "{schema}: {property}"
+        );
+    }
+    assert!(schemas["Job"]["properties"].get("batch_id").is_some());
+
+    let start = &json["paths"]["/v1/admin/batches"]["post"]["responses"];
+    for status in ["202", "200", "403", "422"] {
+        assert!(
+            start.get(status).is_some(),
+            "POST /v1/admin/batches: {status}"
+        );
+    }
+    assert!(start["202"]["headers"].get("Location").is_some());
+    let body = &start["200"]["content"]["application/json"]["schema"]["$ref"];
+    let either = json.pointer(&body.as_str().unwrap()[1..]).unwrap()["anyOf"].to_string();
+    assert!(
+        either.contains("#/components/schemas/Plan")
+            && either.contains("#/components/schemas/BatchSummary"),
+        "{either}"
+    );
+    for path in [
+        "/v1/jobs",
+        "/v1/admin/batches/{id}",
+        "/v1/admin/batches/{id}/requeue-failed",
+    ] {
+        assert!(json["paths"].get(path).is_some(), "{path}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Stored preferences: reading and replacing them, and how a menu request is merged with them.
+//! Stored preferences: reading and replacing them (the weekly batch's start day included), and
+//! how a menu request is merged with them.
 
 mod common;
 
@@ -118,4 +119,60 @@ async fn an_explicit_field_wins_then_the_stored_preference_then_the_default() {
         (3, 4, 2000)
     );
     assert_eq!(row.days_total, 3);
+}
+
+#[tokio::test]
+async fn the_weekly_start_day_is_saved_and_read_back_monday_when_absent_and_checked() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let read = || async {
+        app.get("/v1/preferences", &who.token)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(read().await["weekly_start_day"], "monday", "never saved");
+
+    let response = put(
+        &app,
+        &who.token,
+        json!({"auto_generate_weekly": true, "weekly_start_day": "saturday"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answered: Value = response.json().await.unwrap();
+    assert_eq!(answered["weekly_start_day"], "saturday");
+    assert_eq!(read().await["weekly_start_day"], "saturday");
+    let stored: i16 =
+        sqlx::query_scalar("SELECT weekly_start_day FROM preferences WHERE user_id = $1")
+            .bind(who.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 6, "ISO: Saturday is the sixth day");
+
+    for (value, code) in [
+        (json!("funday"), "validation_failed"),
+        (json!("Sat"), "validation_failed"),
+        (json!("SATURDAY"), "validation_failed"),
+        (json!(6), "invalid_type"),
+    ] {
+        let body = json!({"weekly_start_day": value});
+        let (status, error) = error_of(put(&app, &who.token, body).await).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(code),
+                Some("weekly_start_day")
+            ),
+            "{value}"
+        );
+    }
+    assert_eq!(read().await["weekly_start_day"], "saturday", "kept");
+
+    // The whole profile is replaced: left out, the day is Monday again.
+    put(&app, &who.token, json!({"auto_generate_weekly": true})).await;
+    assert_eq!(read().await["weekly_start_day"], "monday");
 }

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared::batch::enqueue::{self, EnqueueConfig, Started};
+use shared::batch::schedule::Tz;
 use shared::budget::{Budget, BudgetConfig};
 use shared::circuit::{Circuit, CircuitConfig};
 use shared::config::{JsonMode, LlmConfig, LogConfig, RedisConfig, TokenParam};
+use shared::lifecycle::Lifecycle;
 use shared::llm::LlmClient;
 use shared::queue::{Queue, QueueConfig};
+use shared::request::MenuOptions;
 use sqlx::PgPool;
 use standin::StandIn;
 use testkit::{TcpProxy, TestDb, TestRedis};
@@ -74,6 +78,11 @@ impl Default for Options {
                 // Short, so tests of transient faults run fast (the 1 s default is tested alone).
                 llm_retry_base_ms: 50,
                 llm_retry_max_ms: 200,
+                // No cap: most tests submit many jobs from one account (the cap is tested on
+                // its own, in `fairness`).
+                user_running_cap: 0,
+                user_cap_recheck_ms: 200,
+                interactive_slots: None,
             },
             budget: BudgetConfig {
                 rpm: None,
@@ -81,6 +90,9 @@ impl Default for Options {
                 window_ms: 60_000,
                 utilization: 0.99,
                 max_wait_ms: 10_000,
+                interactive_share: 0.3,
+                interactive_idle_ms: 15_000,
+                batch_lookahead_ms: 100,
             },
             circuit: CircuitConfig {
                 probe_ms: 1_000,
@@ -104,6 +116,7 @@ pub fn queue_config() -> QueueConfig {
         promote_interval_ms: 50,
         reap_interval_ms: 500,
         redelivery_delay_ms: 200,
+        batch_claim_every: 10,
     }
 }
 
@@ -192,6 +205,14 @@ impl System {
             login_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
             submit_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
             admin_cookie_secure: false,
+            // The API reads only the zone (a manual batch's default period).
+            batch: shared::batch::schedule::ScheduleConfig {
+                cron: "0 0 18 * * Fri".into(),
+                timezone: "UTC".parse().expect("a time zone"),
+                name: "weekly".into(),
+                catch_up_secs: 86_400,
+                enabled: false,
+            },
         };
         let state = api::AppState::with_stores(&api_config, pool.clone(), queue.clone()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -222,6 +243,7 @@ impl System {
             worker_tasks.push(tokio::spawn(worker::run_pipeline(
                 pipeline,
                 queue_config(),
+                worker::BatchConfig::disabled(),
                 worker_stop.clone().cancelled_owned(),
             )));
         }
@@ -370,6 +392,32 @@ impl System {
         )
         .await
         .unwrap();
+    }
+
+    /// A weekly batch for `people` new people who opted in with `options` stored: started as
+    /// an admin would for the week from tomorrow, and enqueued in this process (as
+    /// `api admin batch run` does). Returns the run's id and the people.
+    pub async fn weekly_batch(&self, people: usize, options: &MenuOptions) -> (Uuid, Vec<Uuid>) {
+        let ids = testkit::rows::opted_in(&self.pool, people, options).await;
+        let admin = self.admin().await;
+        let period = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+        let run = match enqueue::start_manual(&self.pool, Tz::UTC, period, admin.id)
+            .await
+            .expect("start the batch")
+        {
+            Started::Created(run) | Started::Existing(run) => run,
+        };
+        let life = Lifecycle::new(self.pool.clone(), self.queue.clone());
+        let config = EnqueueConfig {
+            chunk: 1_000,
+            lease_secs: 30,
+            max_attempts: 3,
+        };
+        enqueue::drive(&life, run.id, &config)
+            .await
+            .expect("enqueue the batch")
+            .expect("the batch was this process's to enqueue");
+        (run.id, ids)
     }
 
     /// Sends the worker the shutdown signal (SIGTERM in production) and waits until it exits.

@@ -38,6 +38,7 @@ fn options(limit: u32, window: Duration, workers: usize) -> Options {
             // 3 % of a 5-second window leaves 150 ms for the slot-to-arrival delay.
             utilization: 0.97,
             max_wait_ms: 30_000,
+            ..Options::default().budget
         },
         ..Options::default()
     };

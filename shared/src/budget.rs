@@ -10,6 +10,14 @@
 //! call (a call's tokens arrive at once, not spread out). A 429 sets a fleet-wide pause that
 //! pushes every slot past it.
 //!
+//! Lanes: a batch call (the weekly batch: nobody is waiting for it) reserves only a slot at
+//! most `LLM_BATCH_LOOKAHEAD_MS` away, so it never books the budget far ahead of a person's
+//! call; and while interactive calls were made in the last `LLM_INTERACTIVE_IDLE_MS`, batch
+//! calls are also spaced on their own track at `1 − LLM_INTERACTIVE_SHARE` of the budget, which
+//! keeps that share free for people. With no interactive call for that long the batch has the
+//! whole budget back. Batch callers of one process take turns asking (a FIFO gate), so a batch
+//! waiting for room is one caller per process asking again, not a herd.
+//!
 //! When Redis cannot be reached, each process falls back to its share of the budget (the budget
 //! divided by the workers it last knew of), paced locally by `governor`, and says so in its logs
 //! and metrics; it returns to the shared budget as soon as Redis answers again.
@@ -22,7 +30,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::queue::Queue;
+use crate::queue::{Lane, Queue};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BudgetConfig {
@@ -56,9 +64,49 @@ pub struct BudgetConfig {
         default_value_t = 60_000
     )]
     pub max_wait_ms: u64,
+    /// Share of the budget kept for interactive calls while people are using the service and
+    /// a batch runs (0 to 0.9).
+    #[arg(
+        long = "llm-interactive-share",
+        env = "LLM_INTERACTIVE_SHARE",
+        default_value_t = 0.3
+    )]
+    pub interactive_share: f64,
+    /// How long after the last interactive call the batch may use the whole budget again.
+    #[arg(
+        long = "llm-interactive-idle-ms",
+        env = "LLM_INTERACTIVE_IDLE_MS",
+        default_value_t = 15_000
+    )]
+    pub interactive_idle_ms: u64,
+    /// Furthest ahead a batch call reserves its slot; an interactive call waits at most this
+    /// long behind the batch's reservations.
+    #[arg(
+        long = "llm-batch-lookahead-ms",
+        env = "LLM_BATCH_LOOKAHEAD_MS",
+        default_value_t = 100
+    )]
+    pub batch_lookahead_ms: u64,
 }
 
 impl BudgetConfig {
+    /// Settings out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=0.9).contains(&self.interactive_share) {
+            return Err(format!(
+                "LLM_INTERACTIVE_SHARE ({}) must be between 0 and 0.9",
+                self.interactive_share
+            ));
+        }
+        if !(self.utilization > 0.0 && self.utilization <= 1.0) {
+            return Err(format!(
+                "LLM_BUDGET_UTILIZATION ({}) must be above 0 and at most 1",
+                self.utilization
+            ));
+        }
+        Ok(())
+    }
+
     /// Microseconds of the window one unit of `limit` (a request, a token) takes, for calls
     /// costing `cost` units: in any window at most `utilization × limit − cost` units are
     /// reserved before a call, and the call adds its `cost`.
@@ -82,8 +130,12 @@ pub enum Admission {
     Later { after: Duration },
 }
 
-/// Reserves the next slot of both budgets. KEYS: requests TAT, tokens TAT, pause, workers.
-/// ARGV: µs per request, µs per token, tokens, horizon µs, TAT lifetime ms.
+/// Reserves the next slot of both budgets for a call of a lane.
+/// KEYS: requests TAT, tokens TAT, pause, workers, batch TAT, interactive-active flag.
+/// ARGV: µs per request, µs per token, tokens, horizon µs, TAT lifetime ms, lane code, batch
+/// spacing factor (1 / (1 − interactive share)), interactive idle ms.
+/// An interactive call marks interactive work active. A batch call while it is active also
+/// waits for the batch TAT, and moves it by its cost times the factor.
 /// Returns {reserved (1/0), µs until the slot, live workers}.
 static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -92,6 +144,7 @@ static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local per_request, per_token = tonumber(ARGV[1]), tonumber(ARGV[2])
         local tokens, horizon, life = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+        local batch, factor = ARGV[6] == 'b', tonumber(ARGV[7])
         local slot = now
         local pause = redis.call('PTTL', KEYS[3])
         if pause > 0 then slot = now + pause * 1000 end
@@ -99,6 +152,16 @@ static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
         local tok_tat = tonumber(redis.call('GET', KEYS[2]) or '0')
         if per_request > 0 and req_tat > slot then slot = req_tat end
         if per_token > 0 and tok_tat > slot then slot = tok_tat end
+        local shared = false
+        if batch then
+            shared = redis.call('EXISTS', KEYS[6]) == 1
+            if shared then
+                local batch_tat = tonumber(redis.call('GET', KEYS[5]) or '0')
+                if batch_tat > slot then slot = batch_tat end
+            end
+        else
+            redis.call('SET', KEYS[6], '1', 'PX', tonumber(ARGV[8]))
+        end
         local workers = redis.call('SCARD', KEYS[4])
         if slot - now > horizon then return {0, slot - now, workers} end
         if per_request > 0 then
@@ -106,6 +169,10 @@ static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
         end
         if per_token > 0 then
             redis.call('SET', KEYS[2], tostring(slot + math.floor(tokens * per_token)), 'PX', life)
+        end
+        if shared then
+            local cost = math.max(per_request, tokens * per_token) * factor
+            redis.call('SET', KEYS[5], tostring(slot + math.floor(cost)), 'PX', life)
         end
         return {1, slot - now, workers}",
     )
@@ -140,6 +207,8 @@ pub struct Budget {
     fallback: Arc<AsyncMutex<HashMap<String, Arc<Fallback>>>>,
     /// Whether the last reservation went through Redis, to log each switch once.
     shared: Arc<Mutex<bool>>,
+    /// Batch callers of this process ask the shared budget one at a time, in turn.
+    batch_gate: Arc<AsyncMutex<()>>,
 }
 
 impl Budget {
@@ -150,6 +219,7 @@ impl Budget {
             workers: Arc::new(Mutex::new(1)),
             fallback: Arc::default(),
             shared: Arc::new(Mutex::new(true)),
+            batch_gate: Arc::default(),
         }
     }
 
@@ -183,13 +253,17 @@ impl Budget {
         self.config.rpm.is_some() || self.config.tpm.is_some()
     }
 
-    /// Waits for a slot for one call to `model` costing `tokens`, unless the slot is further
-    /// away than the longest wait.
-    pub async fn admit(&self, model: &str, tokens: u32) -> Admission {
+    /// Waits for a slot for one call of `lane` to `model` costing `tokens`, unless the slot is
+    /// further away than the longest wait (`LLM_MAX_CAPACITY_WAIT_MS`).
+    pub async fn admit(&self, model: &str, tokens: u32, lane: Lane) -> Admission {
         if !self.is_limited() {
             return self.admit_when_unpaused(model).await;
         }
-        match self.reserve(model, tokens).await {
+        if lane == Lane::Batch {
+            return self.admit_batch(model, tokens).await;
+        }
+        let horizon = Duration::from_millis(self.config.max_wait_ms);
+        match self.reserve(model, tokens, lane, horizon).await {
             Ok((true, wait)) => {
                 self.note_shared(true, model);
                 tokio::time::sleep(wait).await;
@@ -199,13 +273,54 @@ impl Budget {
                 self.note_shared(true, model);
                 Admission::Later { after: wait }
             }
-            Err(e) => {
-                if self.note_shared(false, model) {
-                    tracing::warn!(error = %e, llm.model = model, "redis unreachable: using this process's share of the LLM budget");
+            Err(e) => self.admit_locally_after(e, model, tokens).await,
+        }
+    }
+
+    /// A batch call: through the process's gate, reserving only a slot within the lookahead;
+    /// the gate's holder sleeps until the budget has room that near (or gives up past the
+    /// longest wait).
+    async fn admit_batch(&self, model: &str, tokens: u32) -> Admission {
+        let started = Instant::now();
+        let longest = Duration::from_millis(self.config.max_wait_ms);
+        let lookahead = Duration::from_millis(self.config.batch_lookahead_ms);
+        let gate = self.batch_gate.lock().await;
+        loop {
+            match self.reserve(model, tokens, Lane::Batch, lookahead).await {
+                Ok((true, wait)) => {
+                    self.note_shared(true, model);
+                    drop(gate);
+                    tokio::time::sleep(wait).await;
+                    return Admission::Go {
+                        waited: started.elapsed(),
+                    };
                 }
-                self.admit_locally(model, tokens).await
+                Ok((false, wait)) => {
+                    self.note_shared(true, model);
+                    let until_room = wait.saturating_sub(lookahead);
+                    if started.elapsed() + until_room > longest {
+                        return Admission::Later { after: wait };
+                    }
+                    tokio::time::sleep(until_room.max(Duration::from_millis(1))).await;
+                }
+                Err(e) => {
+                    drop(gate);
+                    return self.admit_locally_after(e, model, tokens).await;
+                }
             }
         }
+    }
+
+    async fn admit_locally_after(
+        &self,
+        e: redis::RedisError,
+        model: &str,
+        tokens: u32,
+    ) -> Admission {
+        if self.note_shared(false, model) {
+            tracing::warn!(error = %e, llm.model = model, "redis unreachable: using this process's share of the LLM budget");
+        }
+        self.admit_locally(model, tokens).await
     }
 
     /// Without limits there is nothing to reserve, but a fleet-wide pause still holds.
@@ -222,19 +337,31 @@ impl Budget {
         Admission::Go { waited: wait }
     }
 
-    async fn reserve(&self, model: &str, tokens: u32) -> redis::RedisResult<(bool, Duration)> {
+    async fn reserve(
+        &self,
+        model: &str,
+        tokens: u32,
+        lane: Lane,
+        horizon: Duration,
+    ) -> redis::RedisResult<(bool, Duration)> {
         let keys = self.queue.keys();
         let life_ms = self.config.window_ms.saturating_mul(2).max(1000);
+        let factor = 1.0 / (1.0 - self.config.interactive_share.clamp(0.0, 0.9));
         let (reserved, wait_us, workers): (i64, i64, u64) = RESERVE
             .key(keys.llm_budget(model, "requests"))
             .key(keys.llm_budget(model, "tokens"))
             .key(keys.llm_pause(model))
             .key(keys.workers())
+            .key(keys.llm_budget(model, "batch"))
+            .key(keys.llm_interactive_active(model))
             .arg(self.config.spacing_us(self.config.rpm, 1))
             .arg(self.config.spacing_us(self.config.tpm, tokens))
             .arg(tokens)
-            .arg(self.config.max_wait_ms.saturating_mul(1000))
+            .arg(horizon.as_micros() as u64)
             .arg(life_ms)
+            .arg(lane.code())
+            .arg(factor)
+            .arg(self.config.interactive_idle_ms.max(1))
             .invoke_async(&mut self.queue.connection())
             .await?;
         *self.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers.max(1);
@@ -369,6 +496,9 @@ mod tests {
             window_ms: 60_000,
             utilization: 0.99,
             max_wait_ms: 60_000,
+            interactive_share: 0.3,
+            interactive_idle_ms: 15_000,
+            batch_lookahead_ms: 100,
         }
     }
 

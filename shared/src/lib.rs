@@ -1,6 +1,7 @@
 //! Everything the API, the worker and the stand-in LLM share: the domain (requests, menus, the
 //! rules a day must pass), configuration, database queries, the Redis queue and the LLM client.
 
+pub mod batch;
 pub mod budget;
 pub mod circuit;
 pub mod config;

@@ -39,7 +39,8 @@ pub struct DayBrief {
     /// Meals first (in the order breakfast, lunch, dinner), then one entry per snack.
     pub dishes: Vec<DishTarget>,
     pub macros_pct: Macros,
-    /// Titles used on other days of this menu: none may be repeated.
+    /// Titles used on other days of this menu, and (for a weekly batch menu) on the person's
+    /// previous week's menu: none may be repeated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_titles: Vec<String>,
     /// Main ingredients of the previous three days: none may be the main ingredient again.
@@ -72,9 +73,15 @@ impl DayBrief {
                 kcal_per_serving: request.kcal_target(MealTime::Snack).round() as u32,
             });
         }
-        let used_titles = earlier_days
+        let used_titles = request
+            .avoid_titles
             .iter()
-            .flat_map(|d| d.dishes().map(|m| m.title.clone()))
+            .cloned()
+            .chain(
+                earlier_days
+                    .iter()
+                    .flat_map(|d| d.dishes().map(|m| m.title.clone())),
+            )
             .collect();
         let recent = earlier_days
             .iter()

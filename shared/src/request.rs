@@ -278,6 +278,10 @@ pub struct GenerationRequest {
     pub prep_complexity: u8,
     pub time_limits: TimeLimits,
     pub model: ModelTier,
+    /// Titles the menu must not use: a weekly batch job's are the person's previous week's
+    /// (at most [`limits::AVOID_TITLES`]). Not a client field: the batch sets it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid_titles: Vec<String>,
 }
 
 pub mod limits {
@@ -294,6 +298,8 @@ pub mod limits {
     pub const OTHER_RESTRICTIONS: usize = 5;
     pub const OTHER_RESTRICTION_CHARS: usize = 60;
     pub const CUISINES: usize = 10;
+    /// Previous-week titles a batch job carries: seven days of three meals and three snacks.
+    pub const AVOID_TITLES: usize = 42;
 }
 
 /// Defaults for fields neither the request nor the preferences give.
@@ -511,6 +517,7 @@ impl GenerationRequest {
             prep_complexity,
             time_limits,
             model: o.model.unwrap_or_default(),
+            avoid_titles: Vec::new(),
         })
     }
 

@@ -312,7 +312,7 @@ fn repeated_titles(brief: &DayBrief, day: &Day, problems: &mut Vec<Problem>) {
             problems.push(problem(
                 code::REPEATED_TITLE,
                 format!(
-                    "{} repeats a title already used on another day of the menu; choose a \
+                    "{} repeats a title already used on another day of the menu (or on last week's menu); choose a \
                      different dish.",
                     label(meal)
                 ),
@@ -532,6 +532,24 @@ mod tests {
     }
 
     /// A vegetarian, gluten-free day for two that passes every rule.
+    #[test]
+    fn a_title_from_last_weeks_menu_is_reported_from_the_first_day() {
+        let mut request = crate::request::GenerationRequest::from_options(
+            &Default::default(),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+        )
+        .unwrap();
+        request.avoid_titles = vec!["chickpea and feta salads".into()];
+        let brief = DayBrief::new(&request, 1, &[], vec![]);
+        assert_eq!(brief.used_titles, request.avoid_titles);
+        let repeated: Vec<Problem> = check_day(&brief, &valid_day())
+            .into_iter()
+            .filter(|p| p.code == code::REPEATED_TITLE)
+            .collect();
+        assert_eq!(repeated.len(), 1, "{repeated:?}");
+        assert_names(&repeated[0], &["Chickpea and Feta Salad", "last week"]);
+    }
+
     fn valid_day() -> Day {
         use Unit::*;
         let breakfast = meal(

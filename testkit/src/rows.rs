@@ -39,3 +39,28 @@ pub async fn queued_job(pool: &PgPool, owner: Uuid, days: u8) -> Uuid {
         Inserted::Existing(_) => unreachable!("no idempotency key"),
     }
 }
+
+/// `n` people who opted in to the weekly menu, each with `options` as their stored preferences
+/// and Monday as their weekly start, written in two statements whatever `n`; returns their ids
+/// (by creation).
+pub async fn opted_in(pool: &PgPool, n: usize, options: &MenuOptions) -> Vec<Uuid> {
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash)
+         SELECT id, 'cook-' || id || '@example.com', 'x' FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&ids)
+    .execute(pool)
+    .await
+    .expect("insert the people");
+    sqlx::query(
+        "INSERT INTO preferences (user_id, options, auto_generate_weekly)
+         SELECT id, $2, true FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&ids)
+    .bind(sqlx::types::Json(options))
+    .execute(pool)
+    .await
+    .expect("insert their preferences");
+    ids
+}

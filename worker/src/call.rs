@@ -16,6 +16,7 @@ use shared::lifecycle::lease::unless_stopped;
 use shared::llm::wait::CallBackoff;
 use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt};
 use shared::menu::Day;
+use shared::queue::Lane;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::JobConfig;
@@ -41,6 +42,8 @@ pub struct Bounds {
     pub snoozes_left: AtomicI32,
     /// Fires when the attempt must stop.
     pub stop: CancellationToken,
+    /// The job's lane, for the budget's interactive share.
+    pub lane: Lane,
 }
 
 /// How calls wait and retry (from the worker's settings).
@@ -119,7 +122,8 @@ impl Caller {
                 Gate::Open { retry_at } => return Err(snooze_until(retry_at, true)),
             };
             let cost = prompt.tokens + self.llm.config().max_completion_tokens;
-            let admitted = unless_stopped(&bounds.stop, self.budget.admit(model, cost)).await;
+            let admitted =
+                unless_stopped(&bounds.stop, self.budget.admit(model, cost, bounds.lane)).await;
             match admitted.ok_or(Interrupt::Stopped)? {
                 Admission::Go { waited } => {
                     metrics::histogram!("llm_capacity_wait_seconds", "model" => model.to_string())

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use shared::batch::enqueue::EnqueueConfig;
+use shared::batch::schedule::{ScheduleConfig, Tz};
 use shared::budget::BudgetConfig;
 use shared::circuit::CircuitConfig;
 use shared::config::{DatabaseConfig, LlmConfig, LogConfig, RedisConfig};
@@ -27,6 +29,8 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub jobs: JobConfig,
     #[command(flatten)]
+    pub batch: BatchConfig,
+    #[command(flatten)]
     pub log: LogConfig,
     /// Where `/metrics` is served for Prometheus; `off` to serve nothing.
     #[arg(
@@ -35,6 +39,36 @@ pub struct WorkerConfig {
         default_value = "127.0.0.1:9091"
     )]
     pub metrics_bind: MetricsBind,
+}
+
+/// The weekly batch: when its scheduler fires, and how its runs are enqueued.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BatchConfig {
+    #[command(flatten)]
+    pub schedule: ScheduleConfig,
+    #[command(flatten)]
+    pub enqueue: EnqueueConfig,
+}
+
+impl BatchConfig {
+    /// No scheduler in this process (tests and benchmarks that start batches themselves);
+    /// otherwise the defaults.
+    pub fn disabled() -> BatchConfig {
+        BatchConfig {
+            schedule: ScheduleConfig {
+                cron: "0 0 18 * * Fri".into(),
+                timezone: Tz::UTC,
+                name: "weekly".into(),
+                catch_up_secs: 86_400,
+                enabled: false,
+            },
+            enqueue: EnqueueConfig {
+                chunk: 1_000,
+                lease_secs: 30,
+                max_attempts: 3,
+            },
+        }
+    }
 }
 
 /// Where the worker serves `/metrics`: an address, or nowhere (`off`).
@@ -166,9 +200,37 @@ pub struct JobConfig {
         default_value_t = 8_000
     )]
     pub llm_retry_max_ms: u64,
+    /// Jobs one person may have running at once across the fleet (0: no cap); their other
+    /// jobs wait without holding a slot, and other people's jobs go first.
+    #[arg(
+        long = "user-running-cap",
+        env = "USER_RUNNING_CAP",
+        default_value_t = 2
+    )]
+    pub user_running_cap: u32,
+    /// How long a job whose owner is at the cap waits before it is tried again.
+    #[arg(
+        long = "user-cap-recheck-ms",
+        env = "USER_CAP_RECHECK_MS",
+        default_value_t = 1_000
+    )]
+    pub user_cap_recheck_ms: u64,
+    /// Slots of `WORKER_CONCURRENCY` that batch jobs never take, so a person's job starts at
+    /// once while the weekly batch runs; default 30 % of the concurrency, rounded down.
+    #[arg(long = "worker-interactive-slots", env = "WORKER_INTERACTIVE_SLOTS")]
+    pub interactive_slots: Option<usize>,
 }
 
 impl JobConfig {
+    pub fn user_cap_recheck(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(i64::try_from(self.user_cap_recheck_ms).unwrap_or(i64::MAX))
+    }
+    /// Most batch jobs a worker runs at once: its concurrency less the interactive slots, and
+    /// at least one.
+    pub fn batch_slots(&self) -> usize {
+        let kept = self.interactive_slots.unwrap_or(self.concurrency * 3 / 10);
+        self.concurrency.saturating_sub(kept).max(1)
+    }
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
     }

@@ -1,6 +1,7 @@
 //! The worker: apalis drives the job pipeline over our Redis queue backend; beside it run the
 //! queue's upkeep (promoting delayed jobs, reaping dead workers), the lease keeper and the
-//! cancellation listener of the running attempts, and the reconciler.
+//! cancellation listener of the running attempts, the reconciler, and the weekly batch's
+//! scheduler.
 
 pub mod call;
 pub mod config;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use shared::batch::schedule;
 use shared::lifecycle::lease::{RENEWAL_GRACE, Stop};
 use shared::lifecycle::reconcile;
 use shared::llm::LlmClient;
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use call::{CallPolicy, Caller};
-pub use config::{JobConfig, WorkerConfig};
+pub use config::{BatchConfig, JobConfig, WorkerConfig};
 pub use pipeline::{Pipeline, PipelineError};
 
 /// Connects to everything and runs until `shutdown` completes, then drains.
@@ -33,6 +35,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.jobs.check().map_err(anyhow::Error::msg)?;
+    config.batch.schedule.check().map_err(anyhow::Error::msg)?;
+    config.budget.check().map_err(anyhow::Error::msg)?;
     let pool = shared::db::connect(&config.database)
         .await
         .context("connecting to PostgreSQL")?;
@@ -57,7 +61,7 @@ pub async fn run(
     let caller = Caller::new(llm, &queue, &config);
     caller.budget.publish_limits().await;
     let pipeline = Pipeline::new(pool, queue, caller, config.jobs.clone());
-    run_pipeline(pipeline, config.queue, shutdown).await
+    run_pipeline(pipeline, config.queue, config.batch, shutdown).await
 }
 
 async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<Settle, PipelineError> {
@@ -66,11 +70,12 @@ async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<Settle, P
 
 /// Runs the pipeline under apalis until `shutdown`, with what keeps jobs alive beside it: the
 /// queue's upkeep (delayed jobs, dead workers), the lease keeper, the cancellation listener and
-/// the reconciler. On `shutdown` no new job is taken, running jobs get the grace period to
+/// the reconciler; and the weekly batch's scheduler (`batch`). On `shutdown` no new job is taken, running jobs get the grace period to
 /// finish, and whatever is still running is then handed back to the queue.
 pub async fn run_pipeline(
     pipeline: Arc<Pipeline>,
     queue_config: QueueConfig,
+    batch: BatchConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let life = pipeline.lifecycle().clone();
@@ -91,9 +96,15 @@ pub async fn run_pipeline(
         ),
         tokio::spawn(pipeline.leases().clone().listen(background.clone())),
         tokio::spawn(reconcile::run(
-            life,
+            life.clone(),
             jobs.reconcile_interval(),
             RENEWAL_GRACE,
+            background.clone(),
+        )),
+        tokio::spawn(schedule::run(
+            life,
+            batch.schedule,
+            batch.enqueue,
             background.clone(),
         )),
     ];
@@ -111,10 +122,12 @@ pub async fn run_pipeline(
     };
 
     let concurrency = jobs.concurrency;
+    let batch_slots = jobs.batch_slots();
     let monitor = Monitor::new()
         .register(move |_restarts| {
             // A new backend, hence a new worker id, for every start.
-            let backend = RedisBackend::new(queue.clone(), queue_config.clone());
+            let backend = RedisBackend::new(queue.clone(), queue_config.clone())
+                .with_batch_slots(batch_slots);
             WorkerBuilder::new(backend.worker_id().to_string())
                 .backend(backend)
                 .data(pipeline.clone())

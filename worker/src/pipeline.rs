@@ -15,8 +15,8 @@ use shared::lifecycle::{Attempt, Lifecycle};
 use shared::llm::wait::backoff;
 use shared::llm::{ErrorClass, LlmError};
 use shared::menu::MenuPlan;
-use shared::queue::Queue;
 use shared::queue::ack::Settle;
+use shared::queue::{Lane, Queue};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -95,12 +95,15 @@ impl Pipeline {
                 &self.worker_label,
                 self.config.lease(),
                 self.config.deadline(),
+                self.config.user_running_cap,
             )
             .await?;
         let claimed = match claim {
             Claim::Gone => return Ok(Settle::Done),
             // Redelivered early (a duplicate push, a live attempt elsewhere): look again then.
             Claim::NotBefore(at) => return Ok(Settle::At(at)),
+            // The owner runs their share already: this one waits, other people's jobs go on.
+            Claim::OwnerBusy => return Ok(Settle::At(Utc::now() + self.config.user_cap_recheck())),
             Claim::Claimed(c) => *c,
         };
         let attempt = claimed.attempt();
@@ -155,6 +158,7 @@ impl Pipeline {
                     .unwrap_or_else(|| Utc::now() + self.config.deadline()),
                 snoozes_left: AtomicI32::new(self.config.max_snoozes - job.snoozes),
                 stop: lease.token().clone(),
+                lane: Lane::of(job.batch_id),
             },
         };
         let mut days = claimed.days.clone();

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use shared::budget::{Admission, Budget, BudgetConfig};
-use shared::queue::Queue;
+use shared::queue::{Lane, Queue};
 use testkit::TestRedis;
 
 fn config(rpm: Option<u32>, max_wait_ms: u64) -> BudgetConfig {
@@ -15,6 +15,9 @@ fn config(rpm: Option<u32>, max_wait_ms: u64) -> BudgetConfig {
         window_ms: 60_000,
         utilization: 0.99,
         max_wait_ms,
+        interactive_share: 0.3,
+        interactive_idle_ms: 15_000,
+        batch_lookahead_ms: 100,
     }
 }
 
@@ -41,14 +44,14 @@ async fn slots_are_spaced_evenly_across_every_process() {
         async {
             let mut w = Vec::new();
             for _ in 0..3 {
-                w.push(waited(a.admit("m", 1_000).await));
+                w.push(waited(a.admit("m", 1_000, Lane::Interactive).await));
             }
             w
         },
         async {
             let mut w = Vec::new();
             for _ in 0..3 {
-                w.push(waited(b.admit("m", 1_000).await));
+                w.push(waited(b.admit("m", 1_000, Lane::Interactive).await));
             }
             w
         },
@@ -80,7 +83,11 @@ async fn a_slot_beyond_the_longest_wait_is_not_reserved() {
     // 1.5 s as the longest wait, the third is told when to come back and reserves nothing.
     let (a, b) = two_processes(&redis, config(Some(60), 1_500)).await;
     let started = Instant::now();
-    let (x, y, z) = tokio::join!(a.admit("m", 1), b.admit("m", 1), a.admit("m", 1));
+    let (x, y, z) = tokio::join!(
+        a.admit("m", 1, Lane::Interactive),
+        b.admit("m", 1, Lane::Interactive),
+        a.admit("m", 1, Lane::Interactive)
+    );
     let mut later = Vec::new();
     let mut went = 0;
     for admission in [x, y, z] {
@@ -100,7 +107,7 @@ async fn a_slot_beyond_the_longest_wait_is_not_reserved() {
         "nobody waited for the refused slot"
     );
     // Nothing was reserved for it: the next slot is the third one, not a fourth.
-    match a.admit("m", 1).await {
+    match a.admit("m", 1, Lane::Interactive).await {
         Admission::Go { waited } => assert!(waited < Duration::from_millis(1_100), "{waited:?}"),
         other => panic!("{other:?}"),
     }
@@ -115,14 +122,16 @@ async fn a_pause_after_a_429_holds_every_process_whatever_the_budget() {
         // A shorter pause never shortens a longer one.
         a.pause("paused-model", Duration::from_millis(10)).await;
         let started = Instant::now();
-        let wait = waited(b.admit("paused-model", 1).await);
+        let wait = waited(b.admit("paused-model", 1, Lane::Interactive).await);
         assert!(
             wait >= Duration::from_millis(550),
             "{rpm:?}: waited {wait:?}"
         );
         assert!(started.elapsed() >= Duration::from_millis(550));
         // Another model is not paused.
-        assert!(waited(b.admit("other-model", 1).await) < Duration::from_millis(100));
+        assert!(
+            waited(b.admit("other-model", 1, Lane::Interactive).await) < Duration::from_millis(100)
+        );
     }
 }
 
@@ -137,13 +146,13 @@ async fn without_redis_a_call_larger_than_the_local_burst_is_paced_too() {
             rpm: None,
             tpm: Some(1_000),
             window_ms: 1_000,
-            utilization: 0.99,
             max_wait_ms: 10_000,
+            ..config(None, 0)
         },
     );
     server.stop();
     // The first call sizes the local limiter's burst: 100 tokens, let through at once.
-    let first = waited(budget.admit("gpt-4o-mini", 100).await);
+    let first = waited(budget.admit("gpt-4o-mini", 100, Lane::Interactive).await);
     assert!(budget.is_local(), "redis is down: the local share paces");
     // Generous: a loaded machine may pause the test; the point is the next call's wait.
     assert!(
@@ -151,9 +160,104 @@ async fn without_redis_a_call_larger_than_the_local_burst_is_paced_too() {
         "the burst passes: {first:?}"
     );
     // Five times the burst: it waits for all of its tokens (≈ 560 ms), it is not waved through.
-    let second = waited(budget.admit("gpt-4o-mini", 500).await);
+    let second = waited(budget.admit("gpt-4o-mini", 500, Lane::Interactive).await);
     assert!(
         second >= Duration::from_millis(400),
         "a call above the burst went after {second:?}"
+    );
+}
+
+/// Calls per second of `lane` that `tasks` callers of `budget` looping until `until` were
+/// admitted to (over the time they actually took: the last calls end after `until`).
+async fn flood(budget: &Budget, lane: Lane, tasks: usize, until: Instant) -> f64 {
+    let started = Instant::now();
+    let calls = admissions(budget, lane, tasks, until).await.len();
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The wait of every admission of `lane` made by `tasks` callers looping until `until`.
+async fn admissions(budget: &Budget, lane: Lane, tasks: usize, until: Instant) -> Vec<Duration> {
+    let callers = (0..tasks).map(|_| {
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            let mut waits = Vec::new();
+            while Instant::now() < until {
+                waits.push(waited(budget.admit("m", 1, lane).await));
+            }
+            waits
+        })
+    });
+    let mut waits = Vec::new();
+    for caller in callers.collect::<Vec<_>>() {
+        waits.extend(caller.await.unwrap());
+    }
+    waits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_leaves_people_their_share_and_takes_it_back_when_they_are_gone() {
+    let redis = TestRedis::new();
+    // 6,000 requests a minute: a slot every ≈ 10 ms. While people call, batch calls are spaced
+    // at ≥ 10 ms / 0.7; they book at most 50 ms ahead; people count as gone 300 ms after their
+    // last call.
+    let config = BudgetConfig {
+        interactive_idle_ms: 300,
+        batch_lookahead_ms: 50,
+        ..config(Some(6_000), 10_000)
+    };
+    let slot = Duration::from_secs_f64(60.0 / (6_000.0 * 0.99 - 1.0));
+    let (a, b) = two_processes(&redis, config).await;
+
+    // The batch alone, from two processes with eight callers each: the whole budget.
+    let alone = Duration::from_secs(2);
+    let batch = flood(&a, Lane::Batch, 8, Instant::now() + alone);
+    let other = flood(&b, Lane::Batch, 8, Instant::now() + alone);
+    let (batch, other) = tokio::join!(batch, other);
+    let rate = batch + other;
+    let budget = 1.0 / slot.as_secs_f64();
+    assert!(
+        rate > 0.85 * budget && rate < 1.05 * budget,
+        "the batch alone made {rate:.0} calls/s of {budget:.0}"
+    );
+
+    // People call every 40 ms (25/s, under their 30 % share) while the batch floods.
+    let busy = Duration::from_secs(3);
+    let until = Instant::now() + busy;
+    let people = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let mut waits = Vec::new();
+            while Instant::now() < until {
+                waits.push(waited(b.admit("m", 1, Lane::Interactive).await));
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            waits
+        })
+    };
+    let batch_rate = flood(&a, Lane::Batch, 16, until).await;
+    let people = people.await.unwrap();
+    assert!(
+        batch_rate < 0.75 * budget,
+        "the batch made {batch_rate:.0} calls/s of {budget:.0} while people called"
+    );
+    assert!(
+        batch_rate > 0.5 * budget,
+        "but kept most of its share: {batch_rate:.0}/s"
+    );
+    // A person waits at most the batch's lookahead and a slot or two; the bound is generous
+    // for a loaded machine, and far below what queueing behind sixteen batch callers would be.
+    let longest = people.iter().max().unwrap();
+    assert!(
+        *longest < Duration::from_millis(150),
+        "a person waited {longest:?} for a slot"
+    );
+
+    // People gone for longer than the idle time: the batch has the whole budget again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = Duration::from_secs(1);
+    let rate = flood(&a, Lane::Batch, 16, Instant::now() + again).await;
+    assert!(
+        rate > 0.85 * budget,
+        "the batch took back only {rate:.0} calls/s of {budget:.0}"
     );
 }

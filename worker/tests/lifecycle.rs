@@ -1,6 +1,7 @@
 //! The job's transitions against the real PostgreSQL and Redis, without a worker: fences that a
 //! stale attempt cannot pass, the reconciler giving back what Redis lost (several at once, no
-//! job pushed twice), and a push Redis refused that fails nothing.
+//! job pushed twice), a push Redis refused that fails nothing, and the per-owner cap on running
+//! jobs under racing claims.
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ async fn job(db: &TestDb, owner: Uuid, days: u8) -> Uuid {
 
 async fn claim(life: &Lifecycle, id: Uuid, lease: Duration) -> ClaimedJob {
     match life
-        .claim(id, "test-worker", lease, DEADLINE)
+        .claim(id, "test-worker", lease, DEADLINE, 0)
         .await
         .unwrap()
     {
@@ -306,4 +307,114 @@ async fn a_submit_redis_refuses_is_accepted_and_queued_later_by_the_reconciler()
     }
     assert_eq!(pushed, 1);
     assert_eq!(ready(&queue).await, vec![row.id]);
+}
+
+/// Claims all of `ids` at once, from as many tasks, under a cap of two.
+async fn race(life: &Lifecycle, ids: &[Uuid]) -> Vec<ClaimedJob> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(ids.len()));
+    let racers: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (life, id, start) = (life.clone(), *id, start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                life.claim(id, "racer", LEASE, DEADLINE, 2).await
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap().unwrap() {
+            Claim::Claimed(c) => claimed.push(*c),
+            Claim::OwnerBusy => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    claimed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_racing_for_one_owners_jobs_start_no_more_than_the_cap() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue);
+    // Several rounds of sixteen claims at once, each round a new owner's sixteen jobs: without
+    // the per-owner lock, claims whose snapshots predate each other's commits overshoot.
+    for _ in 0..5 {
+        let racing = owner(&db).await;
+        let mut ids = Vec::new();
+        for _ in 0..16 {
+            ids.push(job(&db, racing, 1).await);
+        }
+        assert_eq!(
+            race(&life, &ids).await.len(),
+            2,
+            "the cap holds under a race"
+        );
+    }
+
+    let busy = owner(&db).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(job(&db, busy, 1).await);
+    }
+    let someone_else = job(&db, owner(&db).await, 1).await;
+    let claimed = race(&life, &ids).await;
+    assert_eq!(claimed.len(), 2);
+    // Another person is not held up by this one's jobs.
+    claim_capped(&life, someone_else)
+        .await
+        .expect("another owner's job starts");
+
+    // One of the two finishes: one more may start, and only one.
+    let done = &claimed[0];
+    let plan = MenuPlan {
+        days: vec![day_one(done)],
+    };
+    life.checkpoint(done.attempt(), &plan.days[0], Usage::default(), LEASE)
+        .await
+        .unwrap();
+    life.complete(done.attempt(), &plan, Usage::default())
+        .await
+        .unwrap();
+    let waiting: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| claimed.iter().all(|c| c.job.id != *id))
+        .collect();
+    let mut started = 0;
+    for id in &waiting {
+        if claim_capped(&life, *id).await.is_some() {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1);
+
+    // A running job whose lease lapsed (its worker died) does not count against its owner.
+    sqlx::query("UPDATE generation_jobs SET lease_expires_at = now() - interval '1 minute' WHERE owner_id = $1 AND status = 'running'")
+        .bind(busy)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let mut started = 0;
+    for id in &waiting {
+        if claim_capped(&life, *id).await.is_some() {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 2);
+}
+
+/// Claims under a cap of two; `None` when the owner is at the cap.
+async fn claim_capped(life: &Lifecycle, id: Uuid) -> Option<ClaimedJob> {
+    match life
+        .claim(id, "test-worker", LEASE, DEADLINE, 2)
+        .await
+        .unwrap()
+    {
+        Claim::Claimed(c) => Some(*c),
+        Claim::OwnerBusy => None,
+        other => panic!("job {id}: unexpected {other:?}"),
+    }
 }

@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 use shared::config::RedisConfig;
 use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
-use shared::queue::{Queue, QueueConfig, maintenance};
+use shared::queue::{Lane, Queue, QueueConfig, maintenance};
 use testkit::{PrivateRedis, TestRedis};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,6 +27,7 @@ fn fast_config() -> QueueConfig {
         promote_interval_ms: 50,
         reap_interval_ms: 200,
         redelivery_delay_ms: 200,
+        batch_claim_every: 10,
     }
 }
 
@@ -111,6 +112,16 @@ impl Running {
 
 /// Starts one worker (and the queue upkeep) on `redis`, handling with the recorder.
 async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> Running {
+    start_with(redis, config, concurrency, usize::MAX).await
+}
+
+/// As [`start`], running at most `batch_slots` batch jobs at once.
+async fn start_with(
+    redis: &RedisConfig,
+    config: QueueConfig,
+    concurrency: usize,
+    batch_slots: usize,
+) -> Running {
     let queue = Queue::connect(redis).await.expect("connect");
     let (tx, rx) = mpsc::unbounded_channel();
     let recorder = Recorder {
@@ -139,7 +150,8 @@ async fn start(redis: &RedisConfig, config: QueueConfig, concurrency: usize) -> 
             };
             Monitor::new()
                 .register(move |_| {
-                    let backend = RedisBackend::new(queue.clone(), config.clone());
+                    let backend = RedisBackend::new(queue.clone(), config.clone())
+                        .with_batch_slots(batch_slots);
                     WorkerBuilder::new(backend.worker_id().to_string())
                         .backend(backend)
                         .data(recorder.clone())
@@ -380,7 +392,11 @@ async fn a_push_queues_an_id_once_however_often_it_comes_and_makes_a_waiting_one
         .await
         .unwrap();
     let _: () = conn
-        .sadd(keys.members(), waiting.to_string())
+        .hset(
+            keys.members(),
+            waiting.to_string(),
+            Lane::Interactive.code(),
+        )
         .await
         .unwrap();
     assert_eq!(queue.push(&[waiting]).await.unwrap(), 1);
@@ -500,10 +516,161 @@ async fn a_worker_puts_back_the_in_flight_ids_redis_lost_so_its_death_still_hand
         .await
         .unwrap();
     assert_eq!(inflight, vec![id.to_string()], "in flight again");
-    let member: bool = conn
-        .sismember(keys.members(), id.to_string())
-        .await
-        .unwrap();
-    assert!(member, "and known to the queue, so nobody pushes it twice");
+    assert_eq!(
+        queue.lanes_of(&[id]).await.unwrap(),
+        vec![Some(Lane::Interactive)],
+        "and known to the queue, in its lane, so nobody pushes it twice"
+    );
     running.stop().await;
+}
+
+/// Deliveries in order until `n` came (or the bound passed).
+async fn first_deliveries(
+    running: &mut Running,
+    n: usize,
+    within: Duration,
+) -> Vec<(Uuid, Instant)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let next = tokio::time::timeout(within, running.deliveries.recv())
+            .await
+            .expect("deliveries keep coming")
+            .expect("recorder alive");
+        got.push(next);
+    }
+    got
+}
+
+#[tokio::test]
+async fn people_go_first_and_the_batch_still_gets_one_claim_in_ten() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let batch: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    let people: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    // The batch was queued first; people's jobs came after it.
+    queue.push_in(Lane::Batch, &batch).await.unwrap();
+    queue.push(&people).await.unwrap();
+    assert_eq!(queue.ready_lens().await.unwrap(), (40, 40));
+
+    let mut running = start(&redis.config(), fast_config(), 1).await;
+    let order = first_deliveries(&mut running, 80, Duration::from_secs(10)).await;
+    let lanes: Vec<Lane> = order
+        .iter()
+        .map(|(id, _)| {
+            if batch.contains(id) {
+                Lane::Batch
+            } else {
+                Lane::Interactive
+            }
+        })
+        .collect();
+    // With one slot and QUEUE_BATCH_CLAIM_EVERY = 10: claims 10, 20, 30, 40 take the batch
+    // first, every other claim a person's job while any waits.
+    let batch_in_first_44 = lanes[..44].iter().filter(|l| **l == Lane::Batch).count();
+    assert_eq!(batch_in_first_44, 4, "order: {lanes:?}");
+    let last_person = lanes.iter().rposition(|l| *l == Lane::Interactive).unwrap();
+    assert_eq!(
+        last_person, 43,
+        "every person's job within the first 44: {lanes:?}"
+    );
+    running.stop().await;
+    assert_eq!(queue.ready_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn batch_jobs_never_take_the_slots_kept_for_people() {
+    testkit::init_tracing();
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    // Four slots, two of them for batch jobs; each job takes 2 s.
+    let mut running = start_with(&redis.config(), fast_config(), 4, 2).await;
+    *running.recorder.takes.lock().unwrap() = Duration::from_secs(2);
+    let batch: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    queue.push_in(Lane::Batch, &batch).await.unwrap();
+    let early = first_deliveries(&mut running, 2, Duration::from_secs(10)).await;
+    assert!(early.iter().all(|(id, _)| batch.contains(id)));
+
+    // A person's job, pushed while the batch fills its two slots, starts at once.
+    let person = Uuid::new_v4();
+    let pushed = Instant::now();
+    queue.push(&[person]).await.unwrap();
+    let mut rest = first_deliveries(&mut running, 5, Duration::from_secs(20)).await;
+    let (_, started) = rest
+        .iter()
+        .find(|(id, _)| *id == person)
+        .expect("delivered");
+    // A slot was free and the worker was blocked on the interactive list: milliseconds. The
+    // bound is generous for a loaded machine; waiting for a batch slot would take 2 s.
+    assert!(
+        started.duration_since(pushed) < Duration::from_secs(1),
+        "a person's job waited {:?}",
+        started.duration_since(pushed)
+    );
+
+    // Never more than two batch jobs at once: a slot's next start is ≥ 2 s after its previous
+    // one, so any 1.5 s holds at most two batch starts.
+    let mut starts: Vec<Instant> = early.iter().map(|(_, t)| *t).collect();
+    rest.retain(|(id, _)| batch.contains(id));
+    starts.extend(rest.iter().map(|(_, t)| *t));
+    assert_eq!(starts.len(), 6, "every batch job ran");
+    for (i, t) in starts.iter().enumerate() {
+        let within = starts[..=i]
+            .iter()
+            .filter(|s| t.duration_since(**s) < Duration::from_millis(1_500))
+            .count();
+        assert!(within <= 2, "{within} batch jobs started within 1.5 s");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_keeps_its_lane_through_a_retry_a_dead_worker_and_a_redelivery() {
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let keys = queue.keys().clone();
+    let mut conn = queue.connection();
+    let (batch, person) = (Uuid::new_v4(), Uuid::new_v4());
+    queue.push_in(Lane::Batch, &[batch]).await.unwrap();
+    queue.push(&[person]).await.unwrap();
+    // Pushed again in the other lane: already queued, so nothing changes.
+    assert_eq!(queue.push(&[batch]).await.unwrap(), 0);
+    assert_eq!(queue.ready_lens().await.unwrap(), (1, 1));
+
+    // Taken by a worker that dies: the reaper returns each to its own lane.
+    let dead = "dead-worker";
+    let _: () = conn.sadd(keys.workers(), dead).await.unwrap();
+    for list in [keys.ready(), keys.ready_batch()] {
+        let _: Option<String> = redis::cmd("LMOVE")
+            .arg(list)
+            .arg(keys.inflight(dead))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(queue.ready_lens().await.unwrap(), (0, 0));
+    assert_eq!(maintenance::reap_dead_workers(&queue).await.unwrap(), 2);
+    let ready_batch: Vec<String> = conn.lrange(keys.ready_batch(), 0, -1).await.unwrap();
+    assert_eq!(ready_batch, vec![batch.to_string()]);
+    let ready: Vec<String> = conn.lrange(keys.ready(), 0, -1).await.unwrap();
+    assert_eq!(ready, vec![person.to_string()]);
+
+    // Waiting for a retry, then due: back to its own lane.
+    for (list, id) in [(keys.ready(), person), (keys.ready_batch(), batch)] {
+        let _: () = conn.lrem(list, 1, id.to_string()).await.unwrap();
+        let _: () = conn.zadd(keys.delayed(), id.to_string(), 0).await.unwrap();
+    }
+    assert_eq!(maintenance::promote_due(&queue).await.unwrap(), 2);
+    assert_eq!(queue.ready_lens().await.unwrap(), (1, 1));
+    let ready_batch: Vec<String> = conn.lrange(keys.ready_batch(), 0, -1).await.unwrap();
+    assert_eq!(ready_batch, vec![batch.to_string()]);
+    assert_eq!(
+        queue
+            .lanes_of(&[batch, person, Uuid::new_v4()])
+            .await
+            .unwrap(),
+        vec![Some(Lane::Batch), Some(Lane::Interactive), None]
+    );
 }

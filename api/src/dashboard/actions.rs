@@ -64,6 +64,20 @@ pub async fn requeue_matching(
     )))
 }
 
+/// `POST /admin/batches/{id}/requeue-failed`: one more attempt for every failed job of the
+/// batch; back to the batch's page, saying how many.
+pub async fn requeue_failed_batch(
+    State(state): State<AppState>,
+    InPage(Id(id)): InPage<Id>,
+    Checked(admin): Checked,
+) -> Result<Redirect, PageError> {
+    let requeued = ops::requeue_failed(state.stores(), admin.id, id).await?;
+    Ok(Redirect::to(&format!(
+        "/admin/batches/{id}?{}",
+        Flash::RequeuedMatching(requeued).query()
+    )))
+}
+
 fn to_job(id: Uuid, flash: Flash) -> Redirect {
     Redirect::to(&format!("/admin/jobs/{id}?{}", flash.query()))
 }

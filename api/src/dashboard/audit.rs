@@ -1,5 +1,5 @@
-//! `GET /admin/audit`: what admins did (requeues and cancellations, one job or by filter), newest
-//! first, in pages.
+//! `GET /admin/audit`: what admins did (requeues and cancellations, one job or by filter, and
+//! batches started by hand), newest first, in pages.
 
 use axum::extract::State;
 use maud::{Markup, html};

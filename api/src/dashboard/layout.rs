@@ -85,6 +85,7 @@ pub fn page(title: &str, admin: Option<&Admin>, flash: Option<Flash>, content: M
                             a href="/admin" { "Overview" }
                             a href="/admin/jobs" { "Failed jobs" }
                             a href="/admin/jobs?status=" { "All jobs" }
+                            a href="/admin/batches" { "Batches" }
                             a href="/admin/audit" { "Audit log" }
                             form method="post" action="/admin/logout" {
                                 (csrf::field(&admin.csrf))

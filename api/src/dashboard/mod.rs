@@ -3,11 +3,12 @@
 //! carrying a CSRF token bound to the session.
 //!
 //! `session` (the cookie and who it says is asking), `csrf` (form tokens), `login`, the pages
-//! (`overview`, `jobs`, `audit`), `actions` (requeue and cancel), and what they share:
-//! `layout`, `flash` and `error`.
+//! (`overview`, `jobs`, `batches`, `audit`), `actions` (requeue and cancel), and what they
+//! share: `layout`, `flash` and `error`.
 
 mod actions;
 mod audit;
+mod batches;
 mod csrf;
 mod error;
 mod flash;
@@ -41,6 +42,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/jobs/{id}", get(jobs::show))
         .route("/admin/jobs/{id}/requeue", post(actions::requeue_one))
         .route("/admin/jobs/{id}/cancel", post(actions::cancel_one))
+        .route("/admin/batches", get(batches::list))
+        .route("/admin/batches/{id}", get(batches::show))
+        .route(
+            "/admin/batches/{id}/requeue-failed",
+            post(actions::requeue_failed_batch),
+        )
         .route("/admin/audit", get(audit::list))
         .layer(map_response(page_headers))
 }

@@ -1,5 +1,6 @@
 //! The admin API (role `admin`; anyone else gets 403): jobs by filter, one job with its attempts,
-//! requeue and cancel (one, or every job a filter matches), the audit log and the statistics.
+//! requeue and cancel (one, or every job a filter matches), the audit log and the statistics;
+//! and the weekly batches (`super::batches`).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter};
 use shared::db::jobs;
-use shared::job::JobStatus;
 use shared::request::FieldError;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +24,7 @@ use crate::openapi::{
     Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
-use crate::routes::jobs::JobView;
+use crate::routes::jobs::{JobPage, JobView, status_param};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -37,26 +37,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_one))
         .routes(routes!(list_actions))
         .routes(routes!(stats))
+        .merge(super::batches::routes())
 }
 
 /// The filter from query parameters: `status`, `error_code`, `user_id`, `batch_id`,
 /// `created_after`, `created_before` (RFC 3339).
 pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
-    let status = params
-        .text("status")
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            serde_json::from_value::<JobStatus>(serde_json::Value::String(s.to_string())).map_err(
-                |_| {
-                    ApiError::Validation(vec![FieldError::new(
-                        "status",
-                        "invalid_value",
-                        "status must be one of queued, running, retrying, succeeded, failed, cancelled",
-                    )])
-                },
-            )
-        })
-        .transpose()?;
+    let status = status_param(params)?;
     let time = |name: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
         params
             .text(name)
@@ -87,13 +74,6 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
         created_after: time("created_after")?,
         created_before: time("created_before")?,
     })
-}
-
-#[derive(Serialize, ToSchema)]
-struct JobPage {
-    items: Vec<JobView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
 }
 
 /// Jobs of every user, newest first, narrowed by the filter parameters.
@@ -293,9 +273,10 @@ struct Bulk {
     reset_attempts: bool,
 }
 
+/// How many jobs a bulk requeue requeued (also a batch's "requeue failed").
 #[derive(Serialize, ToSchema)]
-struct Requeued {
-    requeued: usize,
+pub(super) struct Requeued {
+    pub(super) requeued: usize,
 }
 
 /// Requeues every job a filter matches that is not running or succeeded.

@@ -1,5 +1,6 @@
 //! A generation job as its owner (or the owner's coach) sees it: status, progress, attempts,
-//! the last error and the cost so far; long-polled with `?wait=`; cancelled with DELETE.
+//! the last error and the cost so far; long-polled with `?wait=`; cancelled with DELETE; and the
+//! caller's own jobs, newest first (the weekly batch's among them).
 
 use std::time::Duration;
 
@@ -7,9 +8,11 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use shared::db::Cursor;
+use shared::db::admin::{self, JobFilter};
 use shared::db::jobs::{self, JobRow, Target};
 use shared::job::{JobError, JobStatus};
-use shared::request::GenerationRequest;
+use shared::request::{FieldError, GenerationRequest};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,6 +22,7 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, QueryParams};
 use crate::openapi::{Internal, NotFound, Unauthenticated, Unavailable};
+use crate::pagination::{self, PageParams};
 use crate::state::AppState;
 
 /// `?wait=` in seconds: long enough to save most polls, short enough for proxies' idle limits.
@@ -27,7 +31,28 @@ const WAIT_SECS: (i64, i64) = (0, 25);
 const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show, cancel))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, cancel))
+}
+
+/// The `status` query parameter: one job status, or none when absent or empty.
+pub fn status_param(params: &QueryParams) -> Result<Option<JobStatus>, ApiError> {
+    params
+        .text("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            serde_json::from_value::<JobStatus>(serde_json::Value::String(s.to_string())).map_err(
+                |_| {
+                    ApiError::Validation(vec![FieldError::new(
+                        "status",
+                        "invalid_value",
+                        "status must be one of queued, running, retrying, succeeded, failed, cancelled",
+                    )])
+                },
+            )
+        })
+        .transpose()
 }
 
 /// Where a job's status can be read.
@@ -67,6 +92,8 @@ pub struct JobView {
     pub error: Option<JobError>,
     pub menu_id: Option<Uuid>,
     pub menu_url: Option<String>,
+    /// The weekly batch that created the job; `null` for a job someone submitted.
+    pub batch_id: Option<Uuid>,
     /// The request as resolved: explicit values, then stored preferences, then defaults.
     pub request: GenerationRequest,
     pub created_at: DateTime<Utc>,
@@ -95,6 +122,7 @@ impl From<JobRow> for JobView {
                 .map(|(code, message)| JobError::new(code, message)),
             menu_id: row.menu_id,
             menu_url: row.menu_id.map(super::menus::menu_url),
+            batch_id: row.batch_id,
             request: row.request.0,
             created_at: row.created_at,
             started_at: row.started_at,
@@ -108,6 +136,75 @@ impl From<JobRow> for JobView {
             },
         }
     }
+}
+
+/// A page of jobs, newest first (also the admin list's).
+#[derive(Serialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's jobs, newest first.
+///
+/// The jobs whose menus are for the caller: those they submitted, those their coach submitted
+/// for them, and their weekly batch jobs (`batch_id` set), which they may cancel like any other.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    security(("bearer" = [])),
+    params(
+        PageParams,
+        (
+            "status" = Option<JobStatus>,
+            Query,
+            description = "Only jobs in this state",
+        ),
+    ),
+    responses(
+        (status = 200, description = "A page of the caller's jobs", body = JobPage),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 422,
+            description = "`invalid_type`: `limit` is not an integer; `validation_failed`: an \
+                unknown `status`, `limit` out of range or a `cursor` this API did not give",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    params: QueryParams,
+) -> Result<Json<JobPage>, ApiError> {
+    let filter = JobFilter {
+        status: status_param(&params)?,
+        user_id: Some(caller.id),
+        ..JobFilter::default()
+    };
+    let limit = pagination::limit(&params)?;
+    let cursor = pagination::cursor(&params)?;
+    let mut conn = shared::db::hold(&state.db, "jobs").await?;
+    // One more than asked tells whether another page follows.
+    let rows = admin::list_jobs(&mut conn, &filter, cursor, limit + 1).await?;
+    let (rows, next_cursor) = pagination::split(rows, limit, |j| Cursor {
+        created_at: j.created_at,
+        id: j.id,
+    });
+    Ok(Json(JobPage {
+        items: rows.into_iter().map(JobView::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// A job, now or long-polled.

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batches;
 pub mod coaching;
 pub mod health;
 pub mod jobs;

@@ -1,8 +1,10 @@
-//! A person's stored preferences: the profile their menu requests are merged with.
+//! A person's stored preferences: the profile their menu requests are merged with, and the
+//! weekly batch's settings (whether it generates for them, and the weekday their menu starts).
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use chrono::Weekday;
+use serde::{Deserialize, Serialize};
 use shared::db::preferences::{self, Preferences};
 use shared::request::MenuOptions;
 use utoipa::ToSchema;
@@ -21,13 +23,57 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show, replace))
 }
 
-/// The menu options (unset ones `null`) and `auto_generate_weekly`, side by side. Documented as
-/// `PreferencesBody`, since `flatten` cannot describe it (see `WithMenuOptions`).
+/// The menu options (unset ones `null`), `auto_generate_weekly` and `weekly_start_day`, side by
+/// side. Documented as `PreferencesBody`, since `flatten` cannot describe it (see
+/// `WithMenuOptions`).
 #[derive(Serialize)]
 struct PreferencesView {
     #[serde(flatten)]
     options: MenuOptions,
     auto_generate_weekly: bool,
+    weekly_start_day: DayOfWeek,
+}
+
+/// A day of the week, as the API writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Weekday)]
+pub enum DayOfWeek {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl From<Weekday> for DayOfWeek {
+    fn from(day: Weekday) -> Self {
+        match day {
+            Weekday::Mon => DayOfWeek::Monday,
+            Weekday::Tue => DayOfWeek::Tuesday,
+            Weekday::Wed => DayOfWeek::Wednesday,
+            Weekday::Thu => DayOfWeek::Thursday,
+            Weekday::Fri => DayOfWeek::Friday,
+            Weekday::Sat => DayOfWeek::Saturday,
+            Weekday::Sun => DayOfWeek::Sunday,
+        }
+    }
+}
+
+impl From<DayOfWeek> for Weekday {
+    fn from(day: DayOfWeek) -> Self {
+        match day {
+            DayOfWeek::Monday => Weekday::Mon,
+            DayOfWeek::Tuesday => Weekday::Tue,
+            DayOfWeek::Wednesday => Weekday::Wed,
+            DayOfWeek::Thursday => Weekday::Thu,
+            DayOfWeek::Friday => Weekday::Fri,
+            DayOfWeek::Saturday => Weekday::Sat,
+            DayOfWeek::Sunday => Weekday::Sun,
+        }
+    }
 }
 
 // Documentation only: what `PreferencesView` holds besides the menu options.
@@ -37,6 +83,8 @@ struct PreferencesView {
 pub struct StoredPreferences {
     /// Whether the weekly schedule generates a menu for this person.
     pub auto_generate_weekly: bool,
+    /// The weekday the weekly menu starts on: the first such day of the batch's week.
+    pub weekly_start_day: DayOfWeek,
 }
 
 // Documentation only: the bodies. (Aliases, because `#[utoipa::path]` takes a generic type for
@@ -50,6 +98,8 @@ type PreferencesUpdate = WithMenuOptions<PreferencesInput>;
 pub struct PreferencesInput {
     /// Whether the weekly schedule generates a menu for this person; `false` when absent.
     pub auto_generate_weekly: Option<bool>,
+    /// The weekday the weekly menu starts on; `monday` when absent.
+    pub weekly_start_day: Option<DayOfWeek>,
 }
 
 impl From<Preferences> for PreferencesView {
@@ -57,6 +107,7 @@ impl From<Preferences> for PreferencesView {
         PreferencesView {
             options: p.options,
             auto_generate_weekly: p.auto_generate_weekly,
+            weekly_start_day: p.weekly_start_day.into(),
         }
     }
 }
@@ -122,11 +173,15 @@ async fn replace(
     mut body: JsonObject,
 ) -> Result<Json<PreferencesView>, ApiError> {
     let auto_generate_weekly = body.take("auto_generate_weekly")?.unwrap_or(false);
+    let weekly_start_day = body
+        .take::<DayOfWeek>("weekly_start_day")?
+        .map_or(Weekday::Mon, Weekday::from);
     let options: MenuOptions = body.into_typed()?;
     options.validate().map_err(ApiError::Validation)?;
     let stored = Preferences {
         options,
         auto_generate_weekly,
+        weekly_start_day,
     };
     let mut conn = shared::db::hold(&state.db, "preferences").await?;
     preferences::put(&mut conn, caller.id, &stored).await?;

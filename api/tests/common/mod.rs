@@ -11,9 +11,13 @@ use api::{AppState, Config};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared::batch::BatchRun;
+use shared::batch::enqueue::{self, EnqueueConfig};
+use shared::batch::schedule::ScheduleConfig;
 use shared::config::{LogConfig, RedisConfig};
 use shared::db::jobs::{self, Claim, Fence};
 use shared::job::{JobError, Usage};
+use shared::lifecycle::Lifecycle;
 use shared::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
 use shared::queue::Queue;
 use testkit::{TestDb, TestRedis};
@@ -46,6 +50,13 @@ pub fn config(db: &TestDb, redis: RedisConfig) -> Config {
         login_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
         submit_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
         admin_cookie_secure: false,
+        batch: ScheduleConfig {
+            cron: "0 0 18 * * Fri".into(),
+            timezone: chrono_tz::UTC,
+            name: "weekly".into(),
+            catch_up_secs: 86_400,
+            enabled: false,
+        },
     }
 }
 
@@ -254,6 +265,7 @@ impl TestApp {
             "test-worker",
             Duration::from_secs(60),
             Duration::from_secs(600),
+            0,
         )
         .await
         .unwrap();
@@ -306,6 +318,55 @@ impl TestApp {
         .fetch_one(&self.db.pool)
         .await
         .unwrap()
+    }
+
+    /// Opts `who` in to the weekly batch through the API, their menu starting on `weekday`.
+    pub async fn opt_in(&self, who: &Account, weekday: &str) {
+        let response = self
+            .request(Method::PUT, "/v1/preferences", Some(&who.token))
+            .json(&json!({"auto_generate_weekly": true, "weekly_start_day": weekday}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// Creates a batch's jobs here, to the end, as a worker's scheduler would (no worker runs
+    /// in these tests); the run as it is left.
+    pub async fn enqueue_batch(&self, id: Uuid) -> BatchRun {
+        let life = Lifecycle::new(self.db.pool.clone(), self.queue.clone());
+        let config = EnqueueConfig {
+            chunk: 100,
+            lease_secs: 30,
+            max_attempts: 3,
+        };
+        enqueue::drive(&life, id, &config)
+            .await
+            .unwrap()
+            .expect("nobody else enqueues the batch")
+    }
+
+    /// The ids of a batch's jobs, oldest first.
+    pub async fn batch_jobs(&self, batch: Uuid) -> Vec<Uuid> {
+        sqlx::query_scalar("SELECT id FROM generation_jobs WHERE batch_id = $1 ORDER BY id")
+            .bind(batch)
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Marks jobs failed (their one attempt spent), straight in the database.
+    pub async fn fail_in_sql(&self, jobs: &[Uuid]) {
+        sqlx::query(
+            "UPDATE generation_jobs
+             SET status = 'failed', attempts = 1, last_error_code = 'llm_timeout',
+                 last_error_message = 'it broke', finished_at = now()
+             WHERE id = ANY($1)",
+        )
+        .bind(jobs)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
     }
 
     /// The admin actions recorded, oldest first: what, on which job, how many.

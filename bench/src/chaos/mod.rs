@@ -357,14 +357,13 @@ async fn redis_recovery(fleet: &Fleet) -> anyhow::Result<(usize, Option<Duration
         return Ok((0, Some(Duration::ZERO)));
     }
     let ids: Vec<Uuid> = lost.iter().map(|(id, _)| *id).collect();
-    let members = fleet.queue.keys().members();
     while since.elapsed() < Duration::from_secs(60) {
         // Queued again, or moved on (claimed since).
-        let queued: Vec<bool> = redis::cmd("SMISMEMBER")
-            .arg(&members)
-            .arg(ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .query_async(&mut fleet.queue.connection())
+        let queued: Vec<bool> = fleet
+            .queue
+            .lanes_of(&ids)
             .await
+            .map(|lanes| lanes.iter().map(Option::is_some).collect())
             .unwrap_or_default();
         let moved: Vec<(Uuid, i32)> =
             sqlx::query_as("SELECT id, attempts FROM generation_jobs WHERE id = ANY($1)")

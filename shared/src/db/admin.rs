@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::Cursor;
 use super::jobs::{JobRow, Target};
 use crate::job::JobStatus;
+use crate::queue::Lane;
 
 /// Which jobs an admin means. Every field narrows; an empty filter matches every job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
@@ -126,12 +127,12 @@ pub enum Refused {
 /// lost, a retry an admin does not want to wait for) are made due at once. Finished days are kept, so no day is paid for twice. Without
 /// `reset_attempts` a failed job gets one more attempt; with it, all its attempts again (the
 /// attempt budget, not the fence: a stale attempt stays fenced out). Running and succeeded jobs
-/// are left alone. Returns the ids to push to Redis.
+/// are left alone. Returns the ids to push to Redis, with their lanes.
 pub async fn requeue(
     conn: &mut PgConnection,
     target: Target<'_>,
     reset_attempts: bool,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<(Uuid, Lane)>, sqlx::Error> {
     let mut query = QueryBuilder::new(
         "UPDATE generation_jobs
          SET attempts = CASE WHEN ",
@@ -156,8 +157,12 @@ pub async fn requeue(
          WHERE status NOT IN ('running', 'succeeded')",
         );
     target.push_conditions(&mut query);
-    query.push(" RETURNING id");
-    query.build_query_scalar().fetch_all(conn).await
+    query.push(" RETURNING id, batch_id");
+    let rows: Vec<(Uuid, Option<Uuid>)> = query.build_query_as().fetch_all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, batch)| (id, Lane::of(batch)))
+        .collect())
 }
 
 /// Why `id` was not acted on: missing, or its status.

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::admin::JobFilter;
 use crate::job::{JobError, JobStatus, Usage};
 use crate::menu::{Day, MenuPlan};
+use crate::queue::Lane;
 use crate::request::GenerationRequest;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -205,19 +206,23 @@ pub enum Claim {
     Claimed(Box<ClaimedJob>),
     /// Not claimable before this time: a retry that is not due, or a live attempt's lease.
     NotBefore(DateTime<Utc>),
+    /// Due, but its owner already runs as many jobs as the cap allows: try again shortly.
+    OwnerBusy,
     /// Finished, cancelled, or unknown: acknowledge and forget the delivery.
     Gone,
 }
 
-/// Takes the job for a new attempt if it is due, or if the attempt running it lost its lease.
-/// The attempt gets a new fence and the lease `lease`; the job's deadline starts at its first
-/// claim.
+/// Takes the job for a new attempt if it is due, or if the attempt running it lost its lease,
+/// unless its owner already runs `owner_cap` jobs (0: no cap; checked under a per-owner lock,
+/// see `owner_has_room` in the migrations). The attempt gets a new fence and the lease `lease`;
+/// the job's deadline starts at its first claim.
 pub async fn claim(
     conn: &mut PgConnection,
     id: Uuid,
     worker_id: &str,
     lease: Duration,
     deadline: Duration,
+    owner_cap: u32,
 ) -> Result<Claim, sqlx::Error> {
     // One round trip: the claim, its attempt row and the days earlier attempts finished.
     let claimed: Option<ClaimedRow> = sqlx::query_as(
@@ -232,6 +237,7 @@ pub async fn claim(
                AND ((status IN ('queued', 'retrying')
                      AND coalesce(next_attempt_at, '-infinity') <= now())
                     OR (status = 'running' AND lease_expires_at < now()))
+               AND owner_has_room(owner_id, id, $5)
              RETURNING *),
          -- An attempt still open here lost its lease: its worker is gone.
          abandoned AS (
@@ -249,6 +255,7 @@ pub async fn claim(
     .bind(worker_id)
     .bind(lease.as_secs_f64())
     .bind(deadline.as_secs_f64())
+    .bind(i32::try_from(owner_cap).unwrap_or(i32::MAX))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = claimed {
@@ -262,16 +269,29 @@ pub async fn claim(
             fence,
         })));
     }
-    type State = (JobStatus, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+    // Not taken: say why, by the database's clock.
+    type State = (
+        JobStatus,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        DateTime<Utc>,
+    );
     let row: Option<State> = sqlx::query_as(
-        "SELECT status, next_attempt_at, lease_expires_at FROM generation_jobs WHERE id = $1",
+        "SELECT status, next_attempt_at, lease_expires_at, now() FROM generation_jobs
+         WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
     .await?;
     Ok(match row {
-        Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _)) => Claim::NotBefore(at),
-        Some((JobStatus::Running, _, Some(at))) => Claim::NotBefore(at),
+        Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _, now)) if at > now => {
+            Claim::NotBefore(at)
+        }
+        Some((JobStatus::Running, _, Some(at), now)) if at >= now => Claim::NotBefore(at),
+        // Due (or its lease lapsed), yet not taken: its owner is at the cap.
+        Some((JobStatus::Queued | JobStatus::Retrying | JobStatus::Running, ..)) => {
+            Claim::OwnerBusy
+        }
         _ => Claim::Gone,
     })
 }
@@ -538,7 +558,7 @@ pub async fn release(
 }
 
 /// Unfinished jobs that should be in the queue now, ids before `before` (a page of at most
-/// `limit`, newest first; ids are v7 UUIDs, so by creation): queued or retrying jobs that are
+/// `limit`, newest first; ids are v7 UUIDs, so by creation), with their lanes: queued or retrying jobs that are
 /// due, and running jobs whose lease lapsed more than `grace` ago (the grace lets a live worker
 /// renew after a database outage before its jobs are given to others).
 pub async fn due_before(
@@ -546,9 +566,9 @@ pub async fn due_before(
     before: Uuid,
     grace: Duration,
     limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM generation_jobs
+) -> Result<Vec<(Uuid, Lane)>, sqlx::Error> {
+    let rows: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, batch_id FROM generation_jobs
          WHERE status IN ('queued', 'running', 'retrying') AND id < $1
            AND ((status <> 'running' AND coalesce(next_attempt_at, '-infinity') <= now())
                 OR (status = 'running'
@@ -559,7 +579,11 @@ pub async fn due_before(
     .bind(grace.as_secs_f64())
     .bind(limit)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, batch)| (id, Lane::of(batch)))
+        .collect())
 }
 
 /// What a person's requests have cost so far, over every job they submitted.
@@ -585,5 +609,41 @@ pub async fn usage_of(
     )
     .bind(requested_by)
     .fetch_one(conn)
+    .await
+}
+
+/// Creates the queued jobs of a batch run, one per person, in one statement: `people` pairs
+/// each person (owner and requester alike) with their request. A person who already has a job
+/// in the batch gets no second one. Returns the ids of the jobs created.
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    max_attempts: i32,
+    people: &[(Uuid, GenerationRequest)],
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let ids: Vec<Uuid> = people.iter().map(|_| Uuid::now_v7()).collect();
+    let owners: Vec<Uuid> = people.iter().map(|(owner, _)| *owner).collect();
+    let days: Vec<i32> = people
+        .iter()
+        .map(|(_, request)| i32::from(request.days))
+        .collect();
+    let requests: Vec<Json<&GenerationRequest>> =
+        people.iter().map(|(_, request)| Json(request)).collect();
+    sqlx::query_scalar(
+        "INSERT INTO generation_jobs
+             (id, owner_id, requested_by, request, max_attempts, days_total, batch_id)
+         SELECT id, owner_id, owner_id, request, $5, days_total, $6
+         FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::int[])
+             AS p (id, owner_id, request, days_total)
+         ON CONFLICT (batch_id, owner_id) WHERE batch_id IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(owners)
+    .bind(requests)
+    .bind(days)
+    .bind(max_attempts)
+    .bind(batch_id)
+    .fetch_all(conn)
     .await
 }

@@ -5,6 +5,7 @@
 //! but the database.
 
 pub mod admin;
+pub mod batch_runs;
 pub mod coaching;
 pub mod jobs;
 pub mod menus;

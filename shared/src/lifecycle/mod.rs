@@ -37,8 +37,8 @@ use crate::db::{self, Held};
 use crate::events;
 use crate::job::{JobError, JobStatus, Usage};
 use crate::menu::{Day, MenuPlan};
-use crate::queue::Queue;
 use crate::queue::ack::Settle;
+use crate::queue::{Lane, Queue};
 
 /// Ids pushed to Redis per round trip when many jobs change at once.
 const PUSH_CHUNK: usize = 1_000;
@@ -119,7 +119,8 @@ impl Lifecycle {
         drop(conn);
         if let Inserted::Created(row) = &inserted {
             metrics::counter!("jobs_enqueued_total").increment(1);
-            self.push(&[row.id], &no_progress).await;
+            self.push(Lane::of(row.batch_id), &[row.id], &no_progress)
+                .await;
         }
         Ok(inserted)
     }
@@ -169,14 +170,27 @@ impl Lifecycle {
     ) -> Result<Vec<Uuid>, sqlx::Error> {
         let mut held = db::hold(&self.pool, "requeue").await?;
         let mut tx = held.begin().await?;
-        let ids = admin::requeue(&mut tx, target, reset_attempts).await?;
-        if !record(&mut tx, target, audit, ids.len()).await? {
+        let requeued = admin::requeue(&mut tx, target, reset_attempts).await?;
+        if !record(&mut tx, target, audit, requeued.len()).await? {
             return Ok(Vec::new());
         }
         tx.commit().await?;
         drop(held);
-        metrics::counter!("jobs_requeued_total").increment(ids.len() as u64);
-        self.push(&ids, progress).await;
+        metrics::counter!("jobs_requeued_total").increment(requeued.len() as u64);
+        let total = requeued.len();
+        let mut done = 0;
+        for lane in [Lane::Interactive, Lane::Batch] {
+            let ids: Vec<Uuid> = requeued
+                .iter()
+                .filter(|(_, l)| *l == lane)
+                .map(|(id, _)| *id)
+                .collect();
+            let offset = done;
+            self.push(lane, &ids, &|pushed, _| progress(offset + pushed, total))
+                .await;
+            done += ids.len();
+        }
+        let ids: Vec<Uuid> = requeued.into_iter().map(|(id, _)| id).collect();
         self.changed(&ids).await;
         Ok(ids)
     }
@@ -184,23 +198,28 @@ impl Lifecycle {
     // ---- Transitions of an attempt (the worker) ----
 
     /// Takes the job for a new attempt if it is due, or if the attempt running it lost its
-    /// lease (see `db::jobs::claim`).
+    /// lease, unless its owner runs `owner_cap` jobs already (see `db::jobs::claim`).
     pub async fn claim(
         &self,
         id: Uuid,
         worker_id: &str,
         lease: Duration,
         deadline: Duration,
+        owner_cap: u32,
     ) -> Result<Claim, sqlx::Error> {
         let claim = self
             .write("claim", |mut conn| async move {
-                jobs::claim(&mut conn, id, worker_id, lease, deadline).await
+                jobs::claim(&mut conn, id, worker_id, lease, deadline, owner_cap).await
             })
             .await?
             .0;
-        if let Claim::Claimed(_) = claim {
-            metrics::counter!("jobs_claimed_total").increment(1);
-            self.changed(&[id]).await;
+        match claim {
+            Claim::Claimed(_) => {
+                metrics::counter!("jobs_claimed_total").increment(1);
+                self.changed(&[id]).await;
+            }
+            Claim::OwnerBusy => metrics::counter!("jobs_owner_capped_total").increment(1),
+            Claim::NotBefore(_) | Claim::Gone => {}
         }
         Ok(claim)
     }
@@ -342,12 +361,12 @@ impl Lifecycle {
 
     // ---- The failure policy's parts ----
 
-    /// Pushes jobs whose rows are committed. Never fails: what Redis does not take, the
-    /// reconciler pushes later.
-    pub async fn push(&self, ids: &[Uuid], progress: Progress<'_>) {
+    /// Pushes jobs whose rows are committed into `lane`. Never fails: what Redis does not
+    /// take, the reconciler pushes later.
+    pub async fn push(&self, lane: Lane, ids: &[Uuid], progress: Progress<'_>) {
         let mut pushed = 0;
         for chunk in ids.chunks(PUSH_CHUNK) {
-            if let Err(e) = self.queue.push(chunk).await {
+            if let Err(e) = self.queue.push_in(lane, chunk).await {
                 metrics::counter!("queue_push_failures_total").increment(1);
                 tracing::error!(
                     error = %e,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::Lifecycle;
 use crate::db::{self, jobs};
+use crate::queue::Lane;
 
 /// Jobs read and pushed per round trip.
 const PAGE: i64 = 1_000;
@@ -31,11 +32,18 @@ pub async fn reconcile(life: &Lifecycle, grace: Duration) -> Result<usize, Error
             let mut conn = db::hold(life.pool(), "reconcile").await?;
             jobs::due_before(&mut conn, before, grace, PAGE).await?
         };
-        let Some(last) = page.last() else {
+        let Some((last, _)) = page.last() else {
             break;
         };
         before = *last;
-        pushed += life.queue().push_first(&page).await?;
+        for lane in [Lane::Interactive, Lane::Batch] {
+            let ids: Vec<Uuid> = page
+                .iter()
+                .filter(|(_, l)| *l == lane)
+                .map(|(id, _)| *id)
+                .collect();
+            pushed += life.queue().push_first(lane, &ids).await?;
+        }
         if (page.len() as i64) < PAGE {
             break;
         }

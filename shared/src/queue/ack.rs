@@ -34,21 +34,24 @@ pub enum Settle {
     Now,
 }
 
-/// Removes one occurrence of the id from the in-flight list and puts it where it goes next.
-/// KEYS: inflight, delayed, ready, members. ARGV: id, how (`done`, `at`, `now`, `again`), and
-/// for `at` the time (unix ms), for `again` the delay (ms, from the server's clock).
+/// Removes one occurrence of the id from the in-flight list and puts it where it goes next:
+/// `now` to the consuming end of its lane's ready list. KEYS: inflight, delayed, ready,
+/// ready:batch, members. ARGV: id, how (`done`, `at`, `now`, `again`), for `at` the time (unix
+/// ms) and for `again` the delay (ms, from the server's clock), and the lane's code (kept if
+/// Redis lost the id's entry).
 static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         local id, how = ARGV[1], ARGV[2]
         redis.call('LREM', KEYS[1], 1, id)
         if how == 'done' then
-            redis.call('SREM', KEYS[4], id)
+            redis.call('HDEL', KEYS[5], id)
             return 1
         end
-        redis.call('SADD', KEYS[4], id)
+        redis.call('HSETNX', KEYS[5], id, ARGV[4])
         if how == 'now' then
-            redis.call('RPUSH', KEYS[3], id)
+            local batch = redis.call('HGET', KEYS[5], id) == 'b'
+            redis.call('RPUSH', batch and KEYS[4] or KEYS[3], id)
         elseif how == 'at' then
             redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), id)
         else
@@ -108,7 +111,7 @@ impl Acker {
         // Forgotten first: a heartbeat that restores lost in-flight ids must not put back one
         // being settled; and should the settlement fail, the id left in flight is redelivered
         // as an orphan when the connection is back.
-        self.in_progress.remove(id);
+        let lane = self.in_progress.remove(id);
         let member = id.to_string();
         let (how, arg) = match settle {
             Some(Settle::Done) => ("done", 0),
@@ -122,10 +125,12 @@ impl Acker {
                 .key(&self.inflight)
                 .key(keys.delayed())
                 .key(keys.ready())
+                .key(keys.ready_batch())
                 .key(keys.members())
                 .arg(&member)
                 .arg(how)
                 .arg(arg)
+                .arg(lane.code())
                 .invoke_async::<()>(&mut self.queue.connection())
                 .await
         })

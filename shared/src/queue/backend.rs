@@ -4,11 +4,17 @@
 //! apalis polls `poll_next` only when a concurrency slot is free, so a worker holds at most as
 //! many ids as it runs jobs. Redis errors never reach apalis (an error from `poll_next` would
 //! stop the worker): the fetch loop logs them, backs off and reconnects.
+//!
+//! Lanes: a fetch takes an interactive id first and a batch id only when none waits, except
+//! that one claim in `QUEUE_BATCH_CLAIM_EVERY` tries the batch first (so interactive work never
+//! starves the batch), and never while the worker already runs its `batch_slots` batch jobs (the
+//! slots left stay free for people). With nothing to take, it blocks on the interactive list
+//! only: a person's job starts at once, a batch job within the block timeout.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,35 +32,57 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ack::AckLayer;
-use super::{COMMAND_TIMEOUT, Queue, QueueConfig};
+use super::{COMMAND_TIMEOUT, Lane, Queue, QueueConfig};
 
 /// Ids this worker delivered and has not acknowledged yet, counted (the same id may be queued
-/// twice). Shared by the fetch loop and the acknowledging layer.
+/// twice), with their lane. Shared by the fetch loop and the acknowledging layer.
 #[derive(Debug, Default)]
-pub struct InProgress(Mutex<HashMap<Uuid, usize>>);
+pub struct InProgress(Mutex<Delivered>);
+
+#[derive(Debug, Default)]
+struct Delivered {
+    ids: HashMap<Uuid, (usize, Lane)>,
+    /// Deliveries of batch ids among them.
+    batch: usize,
+}
 
 impl InProgress {
-    fn add(&self, id: Uuid) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(id)
-            .or_default() += 1;
+    fn lock(&self) -> std::sync::MutexGuard<'_, Delivered> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn remove(&self, id: Uuid) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&id);
-            }
+    fn add(&self, id: Uuid, lane: Lane) {
+        let mut delivered = self.lock();
+        delivered.ids.entry(id).or_insert((0, lane)).0 += 1;
+        if lane == Lane::Batch {
+            delivered.batch += 1;
         }
     }
 
-    fn snapshot(&self) -> HashMap<Uuid, usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Forgets one delivery of `id`; returns its lane (interactive for an unknown id).
+    pub(crate) fn remove(&self, id: Uuid) -> Lane {
+        let mut delivered = self.lock();
+        let Some((n, lane)) = delivered.ids.get_mut(&id) else {
+            return Lane::Interactive;
+        };
+        let lane = *lane;
+        *n -= 1;
+        if *n == 0 {
+            delivered.ids.remove(&id);
+        }
+        if lane == Lane::Batch {
+            delivered.batch -= 1;
+        }
+        lane
+    }
+
+    /// Batch deliveries in progress.
+    fn batch(&self) -> usize {
+        self.lock().batch
+    }
+
+    fn snapshot(&self) -> HashMap<Uuid, (usize, Lane)> {
+        self.lock().ids.clone()
     }
 }
 
@@ -76,6 +104,10 @@ struct Fetcher {
     in_progress: Arc<InProgress>,
     /// `CLIENT ID` of the blocking connection, so shutdown can kill a parked `BLMOVE`.
     blocking_client_id: Arc<AtomicI64>,
+    /// Most batch jobs run at once; the other slots are kept for interactive jobs.
+    batch_slots: usize,
+    /// Claims made, for the batch's share of them.
+    claims: Arc<AtomicU64>,
 }
 
 /// The dedicated connection a `BLMOVE` blocks on. Never shared: a command queued behind a
@@ -84,7 +116,11 @@ struct Blocking {
     conn: MultiplexedConnection,
 }
 
-type FetchFuture = Pin<Box<dyn Future<Output = (Option<Blocking>, Vec<Uuid>)> + Send>>;
+type FetchFuture = Pin<Box<dyn Future<Output = (Option<Blocking>, Vec<(Uuid, Lane)>)> + Send>>;
+
+/// How long a fetch blocks on the interactive list while batch jobs wait but this worker runs
+/// its share of them already: a batch slot freed meanwhile is filled this soon.
+const CAPPED_BLOCK: Duration = Duration::from_millis(250);
 
 impl Fetcher {
     async fn open_blocking(&self) -> redis::RedisResult<Blocking> {
@@ -118,8 +154,8 @@ impl Fetcher {
             .key(keys.members())
             .arg(&self.worker_id)
             .arg(self.config.heartbeat_ttl().as_millis() as u64);
-        for id in self.in_progress.snapshot().keys() {
-            beat.arg(id.to_string());
+        for (id, (_, lane)) in self.in_progress.snapshot() {
+            beat.arg(id.to_string()).arg(lane.code());
         }
         let restored: i64 = beat.invoke_async(&mut self.queue.connection()).await?;
         if restored > 0 {
@@ -133,27 +169,66 @@ impl Fetcher {
 
     /// Ids in our in-flight list that nobody here is working on: a `BLMOVE` whose reply was
     /// lost with its connection moved them. They are ours to run.
-    async fn orphans(&self) -> redis::RedisResult<Vec<Uuid>> {
+    async fn orphans(&self) -> redis::RedisResult<Vec<(Uuid, Lane)>> {
         let known = self.in_progress.snapshot();
-        let listed: Vec<String> = self
-            .queue
-            .connection()
-            .lrange(self.queue.keys().inflight(&self.worker_id), 0, -1)
+        let keys = self.queue.keys();
+        let (listed, lanes): (Vec<String>, HashMap<String, String>) = redis::pipe()
+            .lrange(keys.inflight(&self.worker_id), 0, -1)
+            .hgetall(keys.members())
+            .query_async(&mut self.queue.connection())
             .await?;
         let mut seen: HashMap<Uuid, usize> = HashMap::new();
         let mut orphans = Vec::new();
-        for id in listed.iter().filter_map(|s| Uuid::parse_str(s).ok()) {
+        for raw in &listed {
+            let Ok(id) = Uuid::parse_str(raw) else {
+                continue;
+            };
             let n = seen.entry(id).or_default();
             *n += 1;
-            if *n > known.get(&id).copied().unwrap_or(0) {
-                orphans.push(id);
+            if *n > known.get(&id).map_or(0, |(n, _)| *n) {
+                let lane = lanes
+                    .get(raw)
+                    .map_or(Lane::Interactive, |c| Lane::from_code(c));
+                orphans.push((id, lane));
             }
         }
         Ok(orphans)
     }
 
+    /// The lanes to take from, in order, for the next claim; `None` when the batch lane is
+    /// closed to this worker for now (it runs its share of batch jobs).
+    fn lanes(&self) -> Option<&'static [Lane]> {
+        if self.in_progress.batch() >= self.batch_slots {
+            return None;
+        }
+        let every = u64::from(self.config.batch_claim_every.max(1));
+        Some(
+            if self.claims.load(Ordering::Relaxed) % every == every - 1 {
+                &[Lane::Batch, Lane::Interactive]
+            } else {
+                &[Lane::Interactive, Lane::Batch]
+            },
+        )
+    }
+
+    /// Moves the next id of the first lane that has one into this worker's in-flight list,
+    /// without blocking.
+    async fn take(&self, lanes: &[Lane]) -> redis::RedisResult<Option<(String, Lane)>> {
+        let keys = self.queue.keys();
+        let mut claim = CLAIM.key(keys.ready());
+        claim
+            .key(keys.ready_batch())
+            .key(keys.inflight(&self.worker_id));
+        for lane in lanes {
+            claim.arg(lane.code());
+        }
+        let taken: Option<(String, String)> =
+            claim.invoke_async(&mut self.queue.connection()).await?;
+        Ok(taken.map(|(id, code)| (id, Lane::from_code(&code))))
+    }
+
     /// Waits for the next job id, riding out Redis failures. Returns the connection to reuse.
-    async fn next(self, mut blocking: Option<Blocking>) -> (Option<Blocking>, Vec<Uuid>) {
+    async fn next(self, mut blocking: Option<Blocking>) -> (Option<Blocking>, Vec<(Uuid, Lane)>) {
         let keys = self.queue.keys().clone();
         let inflight = keys.inflight(&self.worker_id);
         let mut failures: u32 = 0;
@@ -194,19 +269,40 @@ impl Fetcher {
                 }
                 continue;
             };
-            let fetched: redis::RedisResult<Option<String>> = conn
-                .conn
-                .blmove(
-                    keys.ready(),
-                    &inflight,
-                    Direction::Right,
-                    Direction::Left,
-                    self.config.block_timeout().as_secs_f64(),
-                )
-                .await;
+            let lanes = self.lanes();
+            let taken = match lanes {
+                Some(lanes) => self.take(lanes).await,
+                None => Ok(None),
+            };
+            let fetched = match taken {
+                Ok(Some(taken)) => Ok(Some(taken)),
+                // Nothing to take: wait for a person's job (a batch job is looked for again
+                // when the block ends).
+                Ok(None) => {
+                    let block = if lanes.is_some() {
+                        self.config.block_timeout()
+                    } else {
+                        CAPPED_BLOCK.min(self.config.block_timeout())
+                    };
+                    conn.conn
+                        .blmove::<_, _, Option<String>>(
+                            keys.ready(),
+                            &inflight,
+                            Direction::Right,
+                            Direction::Left,
+                            block.as_secs_f64(),
+                        )
+                        .await
+                        .map(|id| id.map(|id| (id, Lane::Interactive)))
+                }
+                Err(e) => Err(e),
+            };
             match fetched {
-                Ok(Some(raw)) => match Uuid::parse_str(&raw) {
-                    Ok(id) => return (blocking, vec![id]),
+                Ok(Some((raw, lane))) => match Uuid::parse_str(&raw) {
+                    Ok(id) => {
+                        self.claims.fetch_add(1, Ordering::Relaxed);
+                        return (blocking, vec![(id, lane)]);
+                    }
                     Err(_) => {
                         tracing::warn!(queue.item = %raw, "dropping a malformed id from the queue");
                         let _: redis::RedisResult<()> =
@@ -246,6 +342,8 @@ impl Fetcher {
         let handed_back: redis::RedisResult<i64> = HAND_BACK
             .key(keys.inflight(&self.worker_id))
             .key(keys.ready())
+            .key(keys.ready_batch())
+            .key(keys.members())
             .key(keys.heartbeat(&self.worker_id))
             .key(keys.workers())
             .arg(&self.worker_id)
@@ -263,22 +361,43 @@ impl Fetcher {
     }
 }
 
-/// Moves every id of a worker's in-flight list to the consuming end of `ready` (so they run
-/// next), then forgets the worker. KEYS: inflight, ready, heartbeat, workers. ARGV: worker id.
+/// Moves every id of a worker's in-flight list to the consuming end of its lane's ready list
+/// (so they run next), then forgets the worker.
+/// KEYS: inflight, ready, ready:batch, members, heartbeat, workers. ARGV: worker id.
 static HAND_BACK: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
         local n = 0
-        while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end
-        redis.call('DEL', KEYS[3])
-        redis.call('SREM', KEYS[4], ARGV[1])
+        local id = redis.call('LPOP', KEYS[1])
+        while id do
+            local batch = redis.call('HGET', KEYS[4], id) == 'b'
+            redis.call('RPUSH', batch and KEYS[3] or KEYS[2], id)
+            n = n + 1
+            id = redis.call('LPOP', KEYS[1])
+        end
+        redis.call('DEL', KEYS[5])
+        redis.call('SREM', KEYS[6], ARGV[1])
         return n",
     )
 });
 
+/// Moves the next id of the first lane in ARGV (lane codes, in order) that has one into the
+/// in-flight list. KEYS: ready, ready:batch, inflight. Returns {id, lane code} or nil.
+static CLAIM: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        for i = 1, #ARGV do
+            local id = redis.call('LMOVE', ARGV[i] == 'b' and KEYS[2] or KEYS[1], KEYS[3], 'RIGHT', 'LEFT')
+            if id then return {id, ARGV[i]} end
+        end
+        return false",
+    )
+});
+
 /// Renews a worker's heartbeat and registration; if the heartbeat was gone, puts the ids of
-/// ARGV[3..] (the jobs it runs) back in its in-flight list and the queue's members. Returns how
-/// many it put back. KEYS: heartbeat, workers, inflight, members. ARGV: worker id, ttl ms, ids.
+/// ARGV[3..] (the jobs it runs, each followed by its lane's code) back in its in-flight list
+/// and the queue's members. Returns how many it put back.
+/// KEYS: heartbeat, workers, inflight, members. ARGV: worker id, ttl ms, then id, lane pairs.
 static BEAT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -287,12 +406,12 @@ static BEAT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
         redis.call('SADD', KEYS[2], ARGV[1])
         if alive then return 0 end
         local restored = 0
-        for i = 3, #ARGV do
+        for i = 3, #ARGV, 2 do
             if not redis.call('LPOS', KEYS[3], ARGV[i]) then
                 redis.call('RPUSH', KEYS[3], ARGV[i])
                 restored = restored + 1
             end
-            redis.call('SADD', KEYS[4], ARGV[i])
+            redis.call('HSETNX', KEYS[4], ARGV[i], ARGV[i + 1])
         end
         return restored",
     )
@@ -308,13 +427,14 @@ pub struct RedisBackend {
     fetcher: Fetcher,
     fetch: Option<FetchFuture>,
     blocking: Option<Blocking>,
-    backlog: VecDeque<Uuid>,
+    backlog: VecDeque<(Uuid, Lane)>,
     heartbeat: Option<JoinHandle<()>>,
     stop: CancellationToken,
     closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl RedisBackend {
+    /// A backend whose worker may fill every slot with batch jobs (see `with_batch_slots`).
     pub fn new(queue: Queue, config: QueueConfig) -> Self {
         RedisBackend {
             fetcher: Fetcher {
@@ -323,6 +443,8 @@ impl RedisBackend {
                 worker_id: new_worker_id(),
                 in_progress: Arc::default(),
                 blocking_client_id: Arc::default(),
+                batch_slots: usize::MAX,
+                claims: Arc::default(),
             },
             fetch: None,
             blocking: None,
@@ -331,6 +453,13 @@ impl RedisBackend {
             stop: CancellationToken::new(),
             closing: None,
         }
+    }
+
+    /// Runs at most `slots` batch jobs at once, keeping the worker's other slots for
+    /// interactive jobs.
+    pub fn with_batch_slots(mut self, slots: usize) -> Self {
+        self.fetcher.batch_slots = slots;
+        self
     }
 
     pub fn worker_id(&self) -> &str {
@@ -384,8 +513,8 @@ impl Backend for RedisBackend {
         _: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         loop {
-            if let Some(id) = self.backlog.pop_front() {
-                self.fetcher.in_progress.add(id);
+            if let Some((id, lane)) = self.backlog.pop_front() {
+                self.fetcher.in_progress.add(id, lane);
                 let task = TaskBuilder::new(id)
                     .task_id(TaskId::from_string(id.to_string()))
                     .build();

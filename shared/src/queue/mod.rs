@@ -1,14 +1,16 @@
 //! The job queue in Redis: a reliable queue of job ids under apalis's worker runtime.
 //!
-//! PostgreSQL holds every job; Redis carries only ids. The API pushes an id onto `ready` after
-//! the job row is committed. A worker moves ids one at a time from `ready` into its own
-//! `inflight:{worker}` list with a blocking `BLMOVE` (so an idle worker starts a new job within
-//! a millisecond), and settles the delivery once the job was handled (see `ack`). A worker's
-//! heartbeat key lapses when it dies; the reaper then returns its in-flight ids to `ready`.
-//! Retries that must wait sit in the `delayed` sorted set until the promoter moves them back.
-//! The `members` set holds every id that is in one of those places, so a push never queues an
-//! id twice, however many pushers (the API, admins, reconcilers) race. Delivery is
-//! at-least-once: the worker's claim in PostgreSQL makes a second delivery harmless.
+//! PostgreSQL holds every job; Redis carries only ids. The API pushes an id onto its lane's ready
+//! list (`ready` for interactive jobs, `ready:batch` for the weekly batch) after the job row is
+//! committed. A worker moves ids one at a time from a ready list into its own `inflight:{worker}`
+//! list (interactive first; an idle worker blocks on `ready` with `BLMOVE`, so a person's job
+//! starts within a millisecond), and settles the delivery once the job was handled (see `ack`).
+//! A worker's heartbeat key lapses when it dies; the reaper then returns its in-flight ids to
+//! their ready lists. Retries that must wait sit in the `delayed` sorted set until the promoter
+//! moves them back. The `members` hash holds every id that is in one of those places, with its
+//! lane, so a push never queues an id twice however many pushers (the API, admins, reconcilers,
+//! the batch) race, and every script that moves an id knows which ready list it goes to.
+//! Delivery is at-least-once: the worker's claim in PostgreSQL makes a second delivery harmless.
 
 pub mod ack;
 pub mod backend;
@@ -25,6 +27,51 @@ use uuid::Uuid;
 
 use crate::config::RedisConfig;
 
+/// Which ready list a job waits in. Workers claim interactive jobs first (a person is
+/// waiting); batch jobs (the weekly batch) take what is left, with a share of the claims so a
+/// stream of interactive work never starves them (see `backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Interactive,
+    Batch,
+}
+
+impl Lane {
+    /// The lane of a job: batch jobs are those of a batch run.
+    pub fn of(batch_id: Option<Uuid>) -> Lane {
+        if batch_id.is_some() {
+            Lane::Batch
+        } else {
+            Lane::Interactive
+        }
+    }
+
+    /// How the lane is written in Redis (the `members` hash's values).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lane::Interactive => "i",
+            Lane::Batch => "b",
+        }
+    }
+
+    /// The lane a `code` names; interactive for anything else.
+    pub fn from_code(code: &str) -> Lane {
+        if code == "b" {
+            Lane::Batch
+        } else {
+            Lane::Interactive
+        }
+    }
+
+    /// The label in metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Lane::Interactive => "interactive",
+            Lane::Batch => "batch",
+        }
+    }
+}
+
 /// Key names. Every key carries the prefix as a hash tag, so on a Redis Cluster they all live
 /// in one slot and the Lua scripts may touch several of them.
 #[derive(Debug, Clone)]
@@ -39,9 +86,23 @@ impl Keys {
         }
     }
 
-    /// Job ids waiting for a worker; pushed on the left, taken from the right.
+    /// Interactive job ids waiting for a worker; pushed on the left, taken from the right.
     pub fn ready(&self) -> String {
         format!("{}:queue:ready", self.prefix)
+    }
+
+    /// Batch job ids waiting for a worker; taken when no interactive job waits (or on the
+    /// batch's share of the claims).
+    pub fn ready_batch(&self) -> String {
+        format!("{}:queue:ready:batch", self.prefix)
+    }
+
+    /// The ready list of `lane`.
+    pub fn ready_of(&self, lane: Lane) -> String {
+        match lane {
+            Lane::Interactive => self.ready(),
+            Lane::Batch => self.ready_batch(),
+        }
     }
 
     /// Job ids waiting for a time (score: unix milliseconds).
@@ -59,10 +120,11 @@ impl Keys {
         format!("{}:queue:heartbeat:{worker_id}", self.prefix)
     }
 
-    /// Every id that is in `ready`, `delayed` or an in-flight list: a push of an id already here
-    /// is a no-op.
+    /// Hash of every id that is in a ready list, `delayed` or an in-flight list, to its lane's
+    /// code ([`Lane::code`]): a push of an id already here is a no-op. (Named `lanes`: the
+    /// `members` set of earlier versions had no lane.)
     pub fn members(&self) -> String {
-        format!("{}:queue:members", self.prefix)
+        format!("{}:queue:lanes", self.prefix)
     }
 
     /// Held by the reconciler making its pass, so replicas take turns (see `lifecycle`).
@@ -93,6 +155,11 @@ impl Keys {
     /// Present while the fleet's calls to a model are paused after a 429.
     pub fn llm_pause(&self, model: &str) -> String {
         format!("{}:llm:pause:{model}", self.prefix)
+    }
+
+    /// Present while interactive calls to a model were made recently (see `budget`).
+    pub fn llm_interactive_active(&self, model: &str) -> String {
+        format!("{}:llm:interactive:{model}", self.prefix)
     }
 
     /// A model's open circuit (see `circuit`).
@@ -163,6 +230,15 @@ pub struct QueueConfig {
         default_value_t = 5_000
     )]
     pub reap_interval_ms: u64,
+    /// One claim in this many takes a batch job first when both lanes have work, so a steady
+    /// stream of interactive jobs cannot starve the batch.
+    #[arg(
+        long = "queue-batch-claim-every",
+        env = "QUEUE_BATCH_CLAIM_EVERY",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub batch_claim_every: u32,
     /// How long a delivery that could not be handled at all (database down, a panic) waits
     /// before it is delivered again.
     #[arg(
@@ -194,19 +270,21 @@ impl QueueConfig {
     }
 }
 
-/// Pushes each id of ARGV[2..] unless it is already queued; one waiting in `delayed` is made
-/// ready. ARGV[1]: `back` (the producing end, behind the jobs waiting) or `front` (the consuming
-/// end, taken next). KEYS: members, delayed, ready. Returns how many ids were pushed or moved.
+/// Pushes each id of ARGV[3..] unless it is already queued; one waiting in `delayed` is made
+/// ready (in the lane it was pushed with first). ARGV[1]: `back` (the producing end, behind the
+/// jobs waiting) or `front` (the consuming end, taken next); ARGV[2]: the lane's code.
+/// KEYS: members, delayed, ready, ready:batch. Returns how many ids were pushed or moved.
 static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         local push = ARGV[1] == 'front' and 'RPUSH' or 'LPUSH'
         local pushed = 0
-        for i = 2, #ARGV do
+        for i = 3, #ARGV do
             local id = ARGV[i]
             local waiting = redis.call('ZREM', KEYS[2], id) == 1
-            if redis.call('SADD', KEYS[1], id) == 1 or waiting then
-                redis.call(push, KEYS[3], id)
+            if redis.call('HSETNX', KEYS[1], id, ARGV[2]) == 1 or waiting then
+                local lane = redis.call('HGET', KEYS[1], id)
+                redis.call(push, lane == 'b' and KEYS[4] or KEYS[3], id)
                 pushed = pushed + 1
             end
         end
@@ -257,36 +335,73 @@ impl Queue {
         self.conn.clone()
     }
 
-    /// Makes jobs available to workers now, behind those waiting, in one round trip: each id
-    /// not in the queue yet is pushed, one waiting in `delayed` is moved to `ready`, and one
-    /// already ready or in flight is left alone. Returns how many were pushed or moved. Call
-    /// only after the rows are committed.
+    /// Makes interactive jobs available to workers now, behind those waiting, in one round
+    /// trip: each id not in the queue yet is pushed, one waiting in `delayed` is moved to its
+    /// ready list, and one already ready or in flight is left alone. Returns how many were
+    /// pushed or moved. Call only after the rows are committed.
     pub async fn push(&self, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
-        self.push_at("back", job_ids).await
+        self.push_in(Lane::Interactive, job_ids).await
     }
 
-    /// As [`Queue::push`], but ahead of the jobs waiting, the last id first: for jobs that are
-    /// overdue (Redis lost them), which should not wait behind a backlog again.
-    pub async fn push_first(&self, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
-        self.push_at("front", job_ids).await
+    /// As [`Queue::push`], into `lane`.
+    pub async fn push_in(&self, lane: Lane, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
+        self.push_at("back", lane, job_ids).await
     }
 
-    async fn push_at(&self, end: &str, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
+    /// As [`Queue::push_in`], but ahead of the jobs waiting, the last id first: for jobs that
+    /// are overdue (Redis lost them), which should not wait behind a backlog again.
+    pub async fn push_first(&self, lane: Lane, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
+        self.push_at("front", lane, job_ids).await
+    }
+
+    async fn push_at(&self, end: &str, lane: Lane, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
         if job_ids.is_empty() {
             return Ok(0);
         }
         let keys = &self.keys;
         let mut script = PUSH.key(keys.members());
-        script.key(keys.delayed()).key(keys.ready()).arg(end);
+        script
+            .key(keys.delayed())
+            .key(keys.ready())
+            .key(keys.ready_batch())
+            .arg(end)
+            .arg(lane.code());
         for id in job_ids {
             script.arg(id.to_string());
         }
         script.invoke_async(&mut self.conn.clone()).await
     }
 
-    /// Jobs waiting in the ready list.
+    /// The lane each id is queued in (ready, delayed or in flight); `None`: Redis does not
+    /// hold it.
+    pub async fn lanes_of(&self, job_ids: &[Uuid]) -> redis::RedisResult<Vec<Option<Lane>>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let codes: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.members())
+            .arg(job_ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(codes
+            .into_iter()
+            .map(|c| c.map(|c| Lane::from_code(&c)))
+            .collect())
+    }
+
+    /// Jobs waiting in both ready lists.
     pub async fn ready_len(&self) -> redis::RedisResult<u64> {
-        self.conn.clone().llen(self.keys.ready()).await
+        let (interactive, batch) = self.ready_lens().await?;
+        Ok(interactive + batch)
+    }
+
+    /// Jobs waiting in the interactive and the batch ready list.
+    pub async fn ready_lens(&self) -> redis::RedisResult<(u64, u64)> {
+        redis::pipe()
+            .llen(self.keys.ready())
+            .llen(self.keys.ready_batch())
+            .query_async(&mut self.conn.clone())
+            .await
     }
 
     /// Jobs waiting for a time.
@@ -294,10 +409,11 @@ impl Queue {
         self.conn.clone().zcard(self.keys.delayed()).await
     }
 
-    /// Sets the `queue_depth` gauges (ready and delayed jobs), for a metrics scrape.
+    /// Sets the `queue_depth` gauges (ready jobs by lane, delayed jobs), for a metrics scrape.
     pub async fn record_depth(&self) -> redis::RedisResult<()> {
-        let (ready, delayed) = (self.ready_len().await?, self.delayed_len().await?);
-        metrics::gauge!("queue_depth", "list" => "ready").set(ready as f64);
+        let ((interactive, batch), delayed) = (self.ready_lens().await?, self.delayed_len().await?);
+        metrics::gauge!("queue_depth", "list" => "ready").set(interactive as f64);
+        metrics::gauge!("queue_depth", "list" => "ready_batch").set(batch as f64);
         metrics::gauge!("queue_depth", "list" => "delayed").set(delayed as f64);
         Ok(())
     }

@@ -1,0 +1,250 @@
+//! The weekly batch for admins (part of the admin API: role `admin`, anyone else gets 403):
+//! start one by hand for a period (or see what it would do), list and read batch runs with
+//! their jobs by status and cost, and requeue a batch's failed jobs.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use shared::batch::enqueue::{self, Plan, Started};
+use shared::db::batch_runs::BatchSummary;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::admin as ops;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, Envelope};
+use crate::extract::{Id, JsonBody, QueryParams};
+use crate::openapi::{
+    AdminOnly, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson, Unauthenticated,
+    Unavailable,
+};
+use crate::pagination::{self, PageParams};
+use crate::routes::admin::Requeued;
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start, list))
+        .routes(routes!(show))
+        .routes(routes!(requeue_failed))
+}
+
+/// Where a batch run can be read.
+pub fn batch_url(id: Uuid) -> String {
+    format!("/v1/admin/batches/{id}")
+}
+
+/// What to start.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BatchStart {
+    /// The period's first day: each opted-in person's menu starts on their weekday
+    /// (`weekly_start_day`) within the seven days from it. Tomorrow in the schedule's zone
+    /// (`BATCH_TIMEZONE`) when absent; at most 28 days before and 366 days after today there.
+    #[serde(default)]
+    period_start: Option<NaiveDate>,
+    /// `true`: only count whom the batch would generate for and whom it would skip; nothing
+    /// is written.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+// Documentation only: the body of a 200 from `POST /v1/admin/batches`, which is one of two.
+// `anyOf`, not `oneOf`: a summary has every field a plan has.
+/// With `dry_run`, what a batch for the period would do now (`Plan`); without, the batch
+/// started earlier for the same period (`BatchSummary`).
+pub struct StartAnswer;
+
+impl PartialSchema for StartAnswer {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(Plan::name()))
+            .item(Ref::from_schema_name(BatchSummary::name()))
+            .description(Some(
+                "With `dry_run`, what a batch for the period would do now (`Plan`); without, \
+                 the batch started earlier for the same period (`BatchSummary`)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StartAnswer {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Plan::name().into(), Plan::schema()));
+        Plan::schemas(schemas);
+        schemas.push((BatchSummary::name().into(), BatchSummary::schema()));
+        BatchSummary::schemas(schemas);
+    }
+}
+
+/// Starts the weekly batch for a period, now, or says what it would do.
+///
+/// A manual batch is one per period, however often it is asked for: 202 with the new batch
+/// (a worker's scheduler creates its jobs within seconds), 200 with the one started earlier for
+/// the same period. With `dry_run`, 200 with the counts a batch would have now, and nothing is
+/// written. A new batch is recorded in the audit log (`batch_start`).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/batches",
+    operation_id = "admin_start_batch",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body = BatchStart,
+    responses(
+        (
+            status = 202,
+            description = "Started: the batch's run was recorded; its jobs are being created",
+            body = BatchSummary,
+            headers(("Location" = String, description = "The batch's URL")),
+        ),
+        (
+            status = 200,
+            description = "With `dry_run`: what the batch would do (`Plan`). Without: a batch \
+                was started for this period before, and this is it (`BatchSummary`, with \
+                `Location`)",
+            body = StartAnswer,
+            headers(("Location" = String, description = "The batch's URL (not with `dry_run`)")),
+        ),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
+                `validation_failed`: `period_start` is not a date (YYYY-MM-DD) or is out of \
+                range",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn start(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    JsonBody(body): JsonBody<BatchStart>,
+) -> Result<Response, ApiError> {
+    let period_start = ops::batch_period(state.batch_timezone, body.period_start)?;
+    if body.dry_run {
+        let plan = enqueue::dry_run(&state.db, period_start).await?;
+        return Ok(Json(plan).into_response());
+    }
+    let started =
+        ops::start_batch(state.stores(), admin.id, state.batch_timezone, period_start).await?;
+    let (status, id) = match &started {
+        Started::Created(run) => (StatusCode::ACCEPTED, run.id),
+        Started::Existing(run) => (StatusCode::OK, run.id),
+    };
+    let summary = ops::batch(state.stores(), id).await?;
+    let location =
+        HeaderValue::try_from(batch_url(id)).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((status, [(header::LOCATION, location)], Json(summary)).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+struct BatchPage {
+    items: Vec<BatchSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Batch runs, newest first: scheduled, caught up, skipped and manual ones.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/batches",
+    operation_id = "admin_list_batches",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of batch runs", body = BatchPage),
+        (
+            status = 400,
+            description = "`invalid_query`: the query string cannot be read",
+            body = Envelope,
+        ),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (
+            status = 422,
+            description = "`invalid_type`: `limit` is not an integer; `validation_failed`: \
+                `limit` out of range or a `cursor` this API did not give",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    params: QueryParams,
+) -> Result<Json<BatchPage>, ApiError> {
+    let limit = pagination::limit(&params)?;
+    let cursor = pagination::cursor(&params)?;
+    let (items, next_cursor) = ops::batches_page(state.stores(), cursor, limit).await?;
+    Ok(Json(BatchPage { items, next_cursor }))
+}
+
+/// One batch run, with its jobs by status and what they cost.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/batches/{id}",
+    operation_id = "admin_get_batch",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The batch's id")),
+    responses(
+        (status = 200, description = "The batch run", body = BatchSummary),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn show(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Id(id): Id,
+) -> Result<Json<BatchSummary>, ApiError> {
+    Ok(Json(ops::batch(state.stores(), id).await?))
+}
+
+/// Requeues every failed job of a batch.
+///
+/// Each gets one more attempt, its finished days kept; in one transaction, recorded in the
+/// audit log as a bulk requeue (`requeue_matching`, filter `batch_id` and `status: failed`).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/batches/{id}/requeue-failed",
+    operation_id = "admin_requeue_failed_batch_jobs",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The batch's id")),
+    responses(
+        (status = 200, description = "How many jobs were requeued", body = Requeued),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn requeue_failed(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Id(id): Id,
+) -> Result<Json<Requeued>, ApiError> {
+    let requeued = ops::requeue_failed(state.stores(), admin.id, id).await?;
+    Ok(Json(Requeued { requeued }))
+}

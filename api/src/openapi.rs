@@ -62,6 +62,7 @@ const DOCUMENT_PATH: &str = "/openapi.json";
         responses(
             MalformedJson,
             Unauthenticated,
+            InvalidQuery,
             AdminOnly,
             NotFound,
             BodyTooLarge,
@@ -174,6 +175,10 @@ pub struct MalformedJson(pub Envelope);
     ("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was sent")
 ))]
 pub struct Unauthenticated(pub Envelope);
+
+/// `invalid_query`: the query string cannot be read.
+#[derive(ToResponse)]
+pub struct InvalidQuery(pub Envelope);
 
 /// `forbidden`: the caller is not an admin.
 #[derive(ToResponse)]

@@ -20,8 +20,8 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidFilter, MalformedJson, NotFound, NotJson,
-    Unauthenticated, Unavailable,
+    AdminOnly, BodyTooLarge, Internal, InvalidFilter, InvalidQuery, MalformedJson, NotFound,
+    NotJson, Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::jobs::{JobPage, JobView, status_param};
@@ -86,11 +86,7 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
     params(JobFilter, PageParams),
     responses(
         (status = 200, description = "A page of jobs", body = JobPage),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (
@@ -191,11 +187,7 @@ async fn show_job(
     ),
     responses(
         (status = 200, description = "The job, queued again", body = JobView),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (status = 404, response = NotFound),
@@ -377,11 +369,7 @@ struct ActionPage {
     params(PageParams),
     responses(
         (status = 200, description = "A page of admin actions", body = ActionPage),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (

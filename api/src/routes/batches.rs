@@ -22,8 +22,8 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson, Unauthenticated,
-    Unavailable,
+    AdminOnly, BodyTooLarge, Internal, InvalidQuery, MalformedJson, NotFound, NotJson,
+    Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::admin::Requeued;
@@ -167,11 +167,7 @@ struct BatchPage {
     params(PageParams),
     responses(
         (status = 200, description = "A page of batch runs", body = BatchPage),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
         (

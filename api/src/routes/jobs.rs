@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, QueryParams};
-use crate::openapi::{Internal, NotFound, Unauthenticated, Unavailable};
+use crate::openapi::{Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
 
@@ -166,11 +166,7 @@ pub struct JobPage {
     ),
     responses(
         (status = 200, description = "A page of the caller's jobs", body = JobPage),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (
             status = 422,
@@ -231,11 +227,7 @@ async fn list(
     ),
     responses(
         (status = 200, description = "The job", body = JobView),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (

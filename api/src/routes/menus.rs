@@ -24,8 +24,8 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonObject, QueryParams};
 use crate::openapi::{
-    BodyTooLarge, Internal, NotFound, NotJson, TooManyRequests, Unauthenticated, Unavailable,
-    WithMenuOptions,
+    BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, TooManyRequests, Unauthenticated,
+    Unavailable, WithMenuOptions,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::coaching::acting_for;
@@ -322,11 +322,7 @@ struct MenuPage {
     ),
     responses(
         (status = 200, description = "A page of menus", body = MenuPage),
-        (
-            status = 400,
-            description = "`invalid_query`: the query string cannot be read",
-            body = Envelope,
-        ),
+        (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (
             status = 403,

@@ -72,17 +72,7 @@ pub async fn list_jobs(
 ) -> Result<Vec<JobRow>, sqlx::Error> {
     let mut query = QueryBuilder::new("SELECT * FROM generation_jobs WHERE true");
     filter.push_conditions(&mut query);
-    if let Some(c) = cursor {
-        query
-            .push(" AND (created_at, id) < (")
-            .push_bind(c.created_at)
-            .push(", ")
-            .push_bind(c.id)
-            .push(")");
-    }
-    query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(limit);
+    Cursor::push_page(cursor, &mut query, limit);
     query.build_query_as().fetch_all(conn).await
 }
 

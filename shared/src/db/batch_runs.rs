@@ -460,18 +460,8 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<BatchSummary>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new("SELECT ");
-    query.push(COLUMNS).push(" FROM batch_runs");
-    if let Some(c) = before {
-        query
-            .push(" WHERE (created_at, id) < (")
-            .push_bind(c.created_at)
-            .push(", ")
-            .push_bind(c.id)
-            .push(")");
-    }
-    query
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(limit);
+    query.push(COLUMNS).push(" FROM batch_runs WHERE true");
+    Cursor::push_page(before, &mut query, limit);
     let rows: Vec<Row> = query.build_query_as().fetch_all(&mut *conn).await?;
     let runs = rows
         .into_iter()

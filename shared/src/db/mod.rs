@@ -105,6 +105,28 @@ pub struct Cursor {
     pub id: uuid::Uuid,
 }
 
+impl Cursor {
+    /// Ends a query over rows with `created_at` and `id` whose conditions so far follow a
+    /// `WHERE`: ` AND (created_at, id) < (…)` past `after`, newest first, `limit` rows.
+    pub(crate) fn push_page(
+        after: Option<Cursor>,
+        query: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+        limit: i64,
+    ) {
+        if let Some(c) = after {
+            query
+                .push(" AND (created_at, id) < (")
+                .push_bind(c.created_at)
+                .push(", ")
+                .push_bind(c.id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(limit);
+    }
+}
+
 /// Whether a failed statement failed for a reason of the moment, not of the statement: the
 /// database unreachable or restarting, the connection lost, no connection free within the
 /// acquire timeout, a serialization failure or deadlock. Such a statement may be tried again

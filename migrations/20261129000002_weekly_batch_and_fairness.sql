@@ -36,10 +36,14 @@ CREATE TABLE batch_runs (
 CREATE INDEX batch_runs_recent_idx ON batch_runs (created_at DESC, id DESC);
 CREATE INDEX batch_runs_enqueuing_idx ON batch_runs (lease_expires_at) WHERE status = 'enqueuing';
 
--- One job per person and batch: a rerun or a resumed enqueue adds none.
+-- One job per person and batch: a rerun or a resumed enqueue adds none. And one batch job per
+-- person and menu start date, whichever batch: a manual batch and the schedule's for the same
+-- week (or two overlapping manual periods) never generate a person's week twice.
 DROP INDEX generation_jobs_batch_idx;
 CREATE UNIQUE INDEX generation_jobs_batch_owner_key ON generation_jobs (batch_id, owner_id)
     WHERE batch_id IS NOT NULL;
+CREATE UNIQUE INDEX generation_jobs_batch_week_key
+    ON generation_jobs (owner_id, (request->>'start_date')) WHERE batch_id IS NOT NULL;
 ALTER TABLE generation_jobs ADD CONSTRAINT generation_jobs_batch_id_fkey
     FOREIGN KEY (batch_id) REFERENCES batch_runs (id) ON DELETE SET NULL;
 

@@ -129,8 +129,10 @@ impl Caller {
                     metrics::histogram!("llm_capacity_wait_seconds", "model" => model.to_string())
                         .record(waited.as_secs_f64());
                 }
+                // No slot within the longest wait. A batch job kept waiting for people is not
+                // late by its own doing: its deadline moves with the wait, as in an outage.
                 Admission::Later { after } => {
-                    return Err(snooze_until(Utc::now() + after, false));
+                    return Err(snooze_until(Utc::now() + after, bounds.lane == Lane::Batch));
                 }
             }
             let Some(call) =

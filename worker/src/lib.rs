@@ -43,6 +43,11 @@ pub async fn run(
     let queue = Queue::connect(&config.redis)
         .await
         .context("connecting to Redis")?;
+    match queue.upgrade().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "queue upgraded: waiting ids now carry their lane"),
+        Err(e) => tracing::warn!(error = %e, "could not upgrade the queue's members set"),
+    }
     shared::telemetry::metrics();
     let metrics_stop = CancellationToken::new();
     if let Some(bind) = config.metrics_bind.0 {

@@ -188,20 +188,34 @@ async fn two_schedulers_fire_each_time_once() {
         runs.iter().all(|r| r.status != RunStatus::Enqueuing),
         "{runs:#?}"
     );
+    // Each fire time's batch went over the 20 people once. Its period is the same week as the
+    // others' (fire times a second apart), so the first made everyone's menu and the later
+    // ones found it made: jobs = people, never people × batches.
+    let mut targeted = 0;
     for run in &fired {
         assert_eq!(
             run.period_start,
             run.fire_at.date_naive().succ_opt().unwrap()
         );
-        assert_eq!((run.targeted, run.skipped), (20, 0), "{run:?}");
-        assert_eq!(jobs_of(&db.pool, run.id).await, 20, "{run:?}");
+        assert_eq!(run.targeted + run.skipped, 20, "{run:?}");
+        assert_eq!(
+            run.skip_reasons.keys().collect::<Vec<_>>(),
+            if run.skipped > 0 {
+                vec![enqueue::ALREADY_GENERATED]
+            } else {
+                vec![]
+            },
+            "{run:?}"
+        );
+        assert_eq!(jobs_of(&db.pool, run.id).await, run.targeted, "{run:?}");
+        targeted += run.targeted;
     }
     let total: i64 =
         sqlx::query_scalar("SELECT count(*) FROM generation_jobs WHERE batch_id IS NOT NULL")
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(total, 20 * fired.len() as i64, "jobs = people × batches");
+    assert_eq!((total, targeted), (20, 20), "each person's week made once");
     let lane = batch_lane(checker.queue()).await;
     let unique: HashSet<Uuid> = lane.iter().copied().collect();
     assert_eq!(unique.len(), lane.len(), "no job pushed twice");
@@ -346,33 +360,49 @@ async fn catch_up_runs_only_a_miss_within_its_window() {
     assert_eq!(jobs, 0);
 
     // Two hours of a per-second schedule missed, the latest half a second ago, with no
-    // window: the most recent 1,000 are recorded as skipped, nothing runs.
+    // window: that latest one runs all the same (a live scheduler may be on its way to it:
+    // within a minute a fire time is never recorded skipped), and the 1,000 before it are
+    // recorded as skipped.
     let flood = schedule_config("flood", "* * * * * *", 0);
     recorded(&db.pool, "flood", at(3, 30)).await;
     let now = at(5, 30) + chrono::Duration::milliseconds(500);
+    let caught = schedule::catch_up(&life, &flood, &enqueue, now)
+        .await
+        .unwrap()
+        .expect("the latest fire time runs");
     assert_eq!(
-        schedule::catch_up(&life, &flood, &enqueue, now)
-            .await
-            .unwrap(),
-        None
+        (caught.fire_at, caught.trigger),
+        (at(5, 30), Trigger::CatchUp)
     );
     let rows = runs(&db.pool, "flood").await;
-    assert_eq!(rows.len(), 1 + 1_000);
-    assert_eq!(rows.last().unwrap().fire_at, at(5, 30));
+    assert_eq!(rows.len(), 1 + 1_000 + 1);
+    let skipped: Vec<&BatchRun> = rows
+        .iter()
+        .filter(|r| r.status == RunStatus::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 1_000);
+    assert_eq!(
+        skipped.last().unwrap().fire_at,
+        at(5, 29) + chrono::Duration::seconds(59)
+    );
 }
 
 #[tokio::test]
-async fn a_manual_run_is_enqueued_by_a_running_scheduler() {
+async fn a_manual_run_is_enqueued_by_a_worker_even_with_the_schedule_off() {
     testkit::init_tracing();
     let db = TestDb::new().await;
     let redis = TestRedis::new();
     people(&db.pool, 30, "{}", true).await;
     let admin = rows::user(&db.pool).await;
     let stop = CancellationToken::new();
-    // A schedule that does not fire during the test; the scheduler still resumes unheld runs.
+    // BATCH_SCHEDULER=false (an external scheduler fires the batch): the worker still
+    // finishes batches started by hand.
     let scheduler = tokio::spawn(schedule::run(
         life(&db, &redis).await,
-        schedule_config("weekly", "0 0 0 1 1 * 2099", 0),
+        ScheduleConfig {
+            enabled: false,
+            ..schedule_config("weekly", "0 0 18 * * Fri", 0)
+        },
         enqueue_config(7),
         stop.clone(),
     ));
@@ -401,6 +431,65 @@ async fn a_manual_run_is_enqueued_by_a_running_scheduler() {
     stop.cancel();
     scheduler.await.unwrap();
     assert_eq!(jobs_of(&db.pool, run.id).await, 30);
+}
+
+#[tokio::test]
+async fn overlapping_batches_never_generate_a_persons_week_twice() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    people(&db.pool, 200, "{}", true).await;
+    let admin = rows::user(&db.pool).await;
+    let life = life(&db, &redis).await;
+    let start = |period: NaiveDate| {
+        let (pool, life) = (db.pool.clone(), life.clone());
+        async move {
+            let Started::Created(run) = enqueue::start_manual(&pool, Tz::UTC, period, admin)
+                .await
+                .unwrap()
+            else {
+                panic!("a new run")
+            };
+            enqueue::drive(&life, run.id, &enqueue_config(50))
+                .await
+                .unwrap()
+                .expect("enqueued here")
+        }
+    };
+    let first = start(period()).await;
+    assert_eq!((first.targeted, first.skipped), (200, 0));
+
+    // A run for the period from the next day: everyone but the Monday people would start on
+    // the same day as in the first run.
+    let mondays: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM preferences WHERE weekly_start_day = 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(mondays > 0 && mondays < 200, "weekdays spread: {mondays}");
+    let tuesday = period() + chrono::Days::new(1);
+    let planned = enqueue::dry_run(&db.pool, tuesday).await.unwrap();
+    let second = start(tuesday).await;
+    assert_eq!(
+        second.targeted, mondays,
+        "only the Monday people get a new week"
+    );
+    assert_eq!(
+        second.skip_reasons,
+        BTreeMap::from([(enqueue::ALREADY_GENERATED.to_string(), 200 - mondays)])
+    );
+    assert_eq!(
+        (planned.targeted, planned.skip_reasons),
+        (second.targeted, second.skip_reasons.clone()),
+        "the dry run said so"
+    );
+    let weeks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT owner_id, request->>'start_date' FROM generation_jobs
+                               GROUP BY 1, 2 HAVING count(*) > 1) twice",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(weeks, 0, "no person has two menus starting the same day");
 }
 
 /// A menu of `owner` starting on `start` (two days, three meals and a snack each), its dishes

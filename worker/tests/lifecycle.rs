@@ -418,3 +418,36 @@ async fn claim_capped(life: &Lifecycle, id: Uuid) -> Option<ClaimedJob> {
         other => panic!("job {id}: unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_stopped_attempt_leaves_a_taken_over_job_its_place_in_the_queue() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let life = Lifecycle::new(db.pool.clone(), queue);
+    let someone = owner(&db).await;
+
+    // Taken over (its lease lapsed, another attempt claimed it): the stale delivery goes, the
+    // job keeps its place and lane for the attempt that holds it.
+    let id = job(&db, someone, 1).await;
+    let stale = claim(&life, id, Duration::from_millis(1)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _current = claim(&life, id, LEASE).await;
+    assert_eq!(
+        life.stop(stale.attempt(), Usage::default()).await.unwrap(),
+        Settle::Stale
+    );
+
+    // Cancelled: nothing more to do with it in the queue.
+    let id = job(&db, someone, 1).await;
+    let running = claim(&life, id, LEASE).await;
+    life.cancel(Target::Job { id, viewer: None }, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        life.stop(running.attempt(), Usage::default())
+            .await
+            .unwrap(),
+        Settle::Done
+    );
+}

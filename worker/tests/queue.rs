@@ -674,3 +674,31 @@ async fn a_job_keeps_its_lane_through_a_retry_a_dead_worker_and_a_redelivery() {
         vec![Some(Lane::Batch), Some(Lane::Interactive), None]
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_gives_the_ids_of_the_old_members_set_their_lane_once() {
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    let (waiting, pushed) = (Uuid::new_v4(), Uuid::new_v4());
+    // What a worker of the version before lanes left: a members set and a ready list.
+    let old = format!("{{{}}}:queue:members", redis.config().prefix);
+    let mut conn = queue.connection();
+    let _: () = conn.sadd(&old, waiting.to_string()).await.unwrap();
+    let _: () = conn
+        .lpush(queue.keys().ready(), waiting.to_string())
+        .await
+        .unwrap();
+    assert_eq!(queue.upgrade().await.unwrap(), 1);
+    assert_eq!(queue.upgrade().await.unwrap(), 0, "once");
+    let exists: bool = conn.exists(&old).await.unwrap();
+    assert!(!exists);
+    // Known to the queue, so the reconciler's push of it adds no second copy.
+    assert_eq!(
+        queue
+            .push_first(Lane::Interactive, &[waiting, pushed])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(queue.ready_lens().await.unwrap(), (2, 0));
+}

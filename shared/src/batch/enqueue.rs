@@ -33,6 +33,9 @@ pub const UNREADABLE_PREFERENCES: &str = "unreadable_preferences";
 /// Why an opted-in person got no job: their stored options read but do not validate (a limit
 /// tightened since they were saved).
 pub const INVALID_PREFERENCES: &str = "invalid_preferences";
+/// Skip reason: a batch already created this person's menu for the same start date (a manual
+/// batch and the schedule's for one week, say).
+pub const ALREADY_GENERATED: &str = "already_generated";
 
 /// People a dry run reads per statement.
 const DRY_RUN_PAGE: i64 = 1_000;
@@ -46,7 +49,7 @@ pub struct EnqueueConfig {
         long = "batch-chunk",
         env = "BATCH_CHUNK",
         default_value_t = 1_000,
-        value_parser = clap::value_parser!(u32).range(1..=50_000)
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
     )]
     pub chunk: u32,
     /// How long a batch's enqueue is its process's without a word from it: a process that
@@ -171,6 +174,9 @@ pub async fn dry_run(pool: &PgPool, period_start: NaiveDate) -> Result<Plan, sql
 
 /// The person's request for their week, or why they get none.
 fn request_for(person: &Person) -> Result<GenerationRequest, &'static str> {
+    if person.already_generated {
+        return Err(ALREADY_GENERATED);
+    }
     let options: MenuOptions =
         serde_json::from_str(&person.options).map_err(|_| UNREADABLE_PREFERENCES)?;
     let mut request = GenerationRequest::from_options(&options, person.start_date)
@@ -257,6 +263,14 @@ pub(crate) async fn enqueue(
         }
         let ids = jobs::insert_batch(&mut tx, id, config.max_attempts, &requests).await?;
         progress.targeted = ids.len() as i64;
+        // A concurrent batch for the same week created some of these since the read.
+        let raced = requests.len() - ids.len();
+        if raced > 0 {
+            *progress
+                .skip_reasons
+                .entry(ALREADY_GENERATED.into())
+                .or_default() += raced as i64;
+        }
         let Some(run) = batch_runs::advance(&mut tx, id, fence, &progress, config.lease()).await?
         else {
             return Ok(None);

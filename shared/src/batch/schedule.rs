@@ -80,7 +80,8 @@ pub struct ScheduleConfig {
         default_value_t = 86_400
     )]
     pub catch_up_secs: u64,
-    /// Whether this process runs the scheduler (and resumes unheld runs).
+    /// Whether this process fires the schedule; either way it finishes runs nobody holds
+    /// (batches started by hand, or cut short by a crash).
     #[arg(
         id = "batch_scheduler",
         long = "batch-scheduler",
@@ -181,7 +182,9 @@ async fn settle(
     let late = (now - latest.to_utc()).to_std().unwrap_or_default();
     let trigger = if on_time == Some(latest) && late <= ON_TIME {
         Some(Trigger::Schedule)
-    } else if late <= config.catch_up() {
+    } else if late <= config.catch_up().max(ON_TIME) {
+        // Within a minute a live scheduler may still be on its way to this fire time: never
+        // record it as skipped under it, whatever the window.
         Some(Trigger::CatchUp)
     } else {
         None
@@ -287,7 +290,8 @@ pub async fn resume(life: &Lifecycle, enqueue: &EnqueueConfig) -> Result<usize, 
 }
 
 /// The scheduler, until `stop`: catch-up at start, then each fire time as it comes, and every
-/// two seconds the runs nobody holds. Does nothing when `schedule.enabled` is false. Errors
+/// two seconds the runs nobody holds. With `schedule.enabled` false it only finishes runs
+/// nobody holds (batches started by hand). Errors
 /// (the database away) are logged and the loop goes on; a run cut short is resumed by
 /// whichever scheduler sees its lease lapse.
 pub async fn run(
@@ -297,8 +301,21 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     if !schedule.enabled {
-        tracing::info!("batch scheduler off in this process (BATCH_SCHEDULER=false)");
-        return;
+        tracing::info!(
+            "batch schedule off in this process (BATCH_SCHEDULER=false); it still finishes batches started by hand"
+        );
+        loop {
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                result = resume(&life, &enqueue) => result,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "batch resume failed; trying again shortly");
+            }
+            if pause(&stop).await {
+                return;
+            }
+        }
     }
     let cron = match schedule.schedule() {
         Ok(cron) => cron,

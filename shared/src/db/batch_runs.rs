@@ -298,6 +298,8 @@ pub struct Person {
     /// days before `start_date` (every day's meals, then every day's snacks); empty without
     /// one.
     pub previous_titles: Json<Vec<String>>,
+    /// Whether a batch (this or another) already created their menu starting `start_date`.
+    pub already_generated: bool,
 }
 
 /// Up to `limit` people who opted in to the weekly batch, by id, after `after` (from the first
@@ -312,7 +314,10 @@ pub async fn people_after(
 ) -> Result<Vec<Person>, sqlx::Error> {
     sqlx::query_as(
         "SELECT p.user_id, p.options::text AS options, s.start_date,
-                coalesce(previous.titles, '[]') AS previous_titles
+                coalesce(previous.titles, '[]') AS previous_titles,
+                EXISTS (SELECT 1 FROM generation_jobs g
+                        WHERE g.owner_id = p.user_id AND g.batch_id IS NOT NULL
+                          AND g.request->>'start_date' = s.start_date::text) AS already_generated
          FROM preferences p
          CROSS JOIN LATERAL (
              SELECT $2::date + (p.weekly_start_day - extract(isodow FROM $2::date)::int + 7) % 7

@@ -454,21 +454,24 @@ pub async fn fail_attempt(
 }
 
 /// Records what an attempt that stopped without a transition of its own cost (its job was
-/// cancelled, or another attempt took it over), and ends the attempt's row.
+/// cancelled, or another attempt took it over), and ends the attempt's row. Returns the job's
+/// status (`None`: the job is gone).
 pub async fn stop_attempt(
     conn: &mut PgConnection,
     fence: Fence,
     usage: Usage,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Option<JobStatus>, sqlx::Error> {
+    sqlx::query_scalar(
         "WITH job AS (
              UPDATE generation_jobs SET llm_calls = llm_calls + $3, prompt_tokens = prompt_tokens + $4,
                  completion_tokens = completion_tokens + $5, snoozes = snoozes + $6
              WHERE id = $1
-             RETURNING status)
-         SELECT tally_attempt($2, $3, $4, $5,
-             CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'superseded' END, NULL, NULL)
-         FROM job",
+             RETURNING status),
+         tallied AS (
+             SELECT tally_attempt($2, $3, $4, $5,
+                 CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'superseded' END, NULL, NULL)
+             FROM job)
+         SELECT status FROM job, tallied",
     )
     .bind(fence.job)
     .bind(fence.token)
@@ -476,9 +479,8 @@ pub async fn stop_attempt(
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await
 }
 
 /// How an attempt ended, as its row records it (`None` while it runs): tells a write retried
@@ -614,7 +616,8 @@ pub async fn usage_of(
 
 /// Creates the queued jobs of a batch run, one per person, in one statement: `people` pairs
 /// each person (owner and requester alike) with their request. A person who already has a job
-/// in the batch gets no second one. Returns the ids of the jobs created.
+/// in the batch, or a batch job starting the same day, gets no second one. Returns the ids of
+/// the jobs created.
 pub async fn insert_batch(
     conn: &mut PgConnection,
     batch_id: Uuid,
@@ -635,7 +638,7 @@ pub async fn insert_batch(
          SELECT id, owner_id, owner_id, request, $5, days_total, $6
          FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::int[])
              AS p (id, owner_id, request, days_total)
-         ON CONFLICT (batch_id, owner_id) WHERE batch_id IS NOT NULL DO NOTHING
+         ON CONFLICT DO NOTHING
          RETURNING id",
     )
     .bind(ids)

@@ -352,11 +352,16 @@ impl Lifecycle {
     /// Records what an attempt that stopped without a transition of its own cost (its job was
     /// cancelled or taken over) and ends its row.
     pub async fn stop(&self, attempt: Attempt, usage: Usage) -> Result<Settle, sqlx::Error> {
-        self.write("stop", |mut conn| async move {
-            jobs::stop_attempt(&mut conn, attempt.fence, usage).await
+        let (status, _) = self
+            .write("stop", |mut conn| async move {
+                jobs::stop_attempt(&mut conn, attempt.fence, usage).await
+            })
+            .await?;
+        // Taken over: the job is another attempt's, and so is its place in the queue.
+        Ok(match status {
+            Some(status) if !status.is_terminal() => Settle::Stale,
+            _ => Settle::Done,
         })
-        .await?;
-        Ok(Settle::Done)
     }
 
     // ---- The failure policy's parts ----

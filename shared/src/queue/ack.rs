@@ -32,11 +32,14 @@ pub enum Settle {
     At(DateTime<Utc>),
     /// Deliver it again now, before the jobs waiting (handed back at shutdown).
     Now,
+    /// This delivery is stale: another attempt holds the job, so its place in the queue (and
+    /// its lane) is left as it is.
+    Stale,
 }
 
 /// Removes one occurrence of the id from the in-flight list and puts it where it goes next:
 /// `now` to the consuming end of its lane's ready list. KEYS: inflight, delayed, ready,
-/// ready:batch, members. ARGV: id, how (`done`, `at`, `now`, `again`), for `at` the time (unix
+/// ready:batch, members. ARGV: id, how (`done`, `at`, `now`, `again`, `stale`), for `at` the time (unix
 /// ms) and for `again` the delay (ms, from the server's clock), and the lane's code (kept if
 /// Redis lost the id's entry).
 static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -44,6 +47,7 @@ static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
         r"
         local id, how = ARGV[1], ARGV[2]
         redis.call('LREM', KEYS[1], 1, id)
+        if how == 'stale' then return 1 end
         if how == 'done' then
             redis.call('HDEL', KEYS[5], id)
             return 1
@@ -116,6 +120,7 @@ impl Acker {
         let (how, arg) = match settle {
             Some(Settle::Done) => ("done", 0),
             Some(Settle::Now) => ("now", 0),
+            Some(Settle::Stale) => ("stale", 0),
             Some(Settle::At(at)) => ("at", at.timestamp_millis()),
             None => ("again", self.redelivery_delay.as_millis() as i64),
         };

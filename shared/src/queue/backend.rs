@@ -51,10 +51,13 @@ impl InProgress {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts a delivery of `id`. An id delivered again (from either list) keeps the lane of
+    /// its first delivery, for the count and the settlement alike.
     fn add(&self, id: Uuid, lane: Lane) {
         let mut delivered = self.lock();
-        delivered.ids.entry(id).or_insert((0, lane)).0 += 1;
-        if lane == Lane::Batch {
+        let entry = delivered.ids.entry(id).or_insert((0, lane));
+        entry.0 += 1;
+        if entry.1 == Lane::Batch {
             delivered.batch += 1;
         }
     }
@@ -171,28 +174,26 @@ impl Fetcher {
     /// lost with its connection moved them. They are ours to run.
     async fn orphans(&self) -> redis::RedisResult<Vec<(Uuid, Lane)>> {
         let known = self.in_progress.snapshot();
-        let keys = self.queue.keys();
-        let (listed, lanes): (Vec<String>, HashMap<String, String>) = redis::pipe()
-            .lrange(keys.inflight(&self.worker_id), 0, -1)
-            .hgetall(keys.members())
-            .query_async(&mut self.queue.connection())
+        let listed: Vec<String> = self
+            .queue
+            .connection()
+            .lrange(self.queue.keys().inflight(&self.worker_id), 0, -1)
             .await?;
         let mut seen: HashMap<Uuid, usize> = HashMap::new();
         let mut orphans = Vec::new();
-        for raw in &listed {
-            let Ok(id) = Uuid::parse_str(raw) else {
-                continue;
-            };
+        for id in listed.iter().filter_map(|s| Uuid::parse_str(s).ok()) {
             let n = seen.entry(id).or_default();
             *n += 1;
             if *n > known.get(&id).map_or(0, |(n, _)| *n) {
-                let lane = lanes
-                    .get(raw)
-                    .map_or(Lane::Interactive, |c| Lane::from_code(c));
-                orphans.push((id, lane));
+                orphans.push(id);
             }
         }
-        Ok(orphans)
+        let lanes = self.queue.lanes_of(&orphans).await?;
+        Ok(orphans
+            .into_iter()
+            .zip(lanes)
+            .map(|(id, lane)| (id, lane.unwrap_or(Lane::Interactive)))
+            .collect())
     }
 
     /// The lanes to take from, in order, for the next claim; `None` when the batch lane is

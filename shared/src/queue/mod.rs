@@ -292,6 +292,19 @@ static PUSH: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// Copies the old members set (KEYS[1]) into the lanes hash (KEYS[2]) as interactive ids, then
+/// deletes the set. Returns how many ids it copied.
+static UPGRADE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        if redis.call('TYPE', KEYS[1]).ok ~= 'set' then return 0 end
+        local ids = redis.call('SMEMBERS', KEYS[1])
+        for _, id in ipairs(ids) do redis.call('HSETNX', KEYS[2], id, 'i') end
+        redis.call('DEL', KEYS[1])
+        return #ids",
+    )
+});
+
 /// Time allowed for any non-blocking Redis command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -416,6 +429,17 @@ impl Queue {
         metrics::gauge!("queue_depth", "list" => "ready_batch").set(batch as f64);
         metrics::gauge!("queue_depth", "list" => "delayed").set(delayed as f64);
         Ok(())
+    }
+
+    /// Moves the ids of the `members` set that versions before lanes kept (all interactive
+    /// then) into the `lanes` hash, once; a no-op when there is none. Without it, the first
+    /// reconciler pass after an upgrade would queue a second copy of every waiting job.
+    pub async fn upgrade(&self) -> redis::RedisResult<usize> {
+        UPGRADE
+            .key(format!("{}:queue:members", self.keys.prefix))
+            .key(self.keys.members())
+            .invoke_async(&mut self.conn.clone())
+            .await
     }
 
     /// Answers if Redis does, for readiness checks.

@@ -63,6 +63,7 @@ const DOCUMENT_PATH: &str = "/openapi.json";
             MalformedJson,
             Unauthenticated,
             InvalidQuery,
+            InvalidPage,
             AdminOnly,
             NotFound,
             BodyTooLarge,
@@ -179,6 +180,11 @@ pub struct Unauthenticated(pub Envelope);
 /// `invalid_query`: the query string cannot be read.
 #[derive(ToResponse)]
 pub struct InvalidQuery(pub Envelope);
+
+/// `invalid_type`: `limit` is not an integer; `validation_failed`: `limit` out of range or a
+/// `cursor` this API did not give (a paged list that takes no other parameter).
+#[derive(ToResponse)]
+pub struct InvalidPage(pub Envelope);
 
 /// `forbidden`: the caller is not an admin.
 #[derive(ToResponse)]

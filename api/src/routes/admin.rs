@@ -20,8 +20,8 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidFilter, InvalidQuery, MalformedJson, NotFound,
-    NotJson, Unauthenticated, Unavailable,
+    AdminOnly, BodyTooLarge, Internal, InvalidFilter, InvalidPage, InvalidQuery, MalformedJson,
+    NotFound, NotJson, Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::jobs::{JobPage, JobView, status_param};
@@ -372,12 +372,7 @@ struct ActionPage {
         (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (
-            status = 422,
-            description = "`invalid_type`: `limit` is not an integer; `validation_failed`: \
-                `limit` out of range or a `cursor` this API did not give",
-            body = Envelope,
-        ),
+        (status = 422, response = InvalidPage),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )

@@ -22,7 +22,7 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, QueryParams};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidQuery, MalformedJson, NotFound, NotJson,
+    AdminOnly, BodyTooLarge, Internal, InvalidPage, InvalidQuery, MalformedJson, NotFound, NotJson,
     Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
@@ -170,12 +170,7 @@ struct BatchPage {
         (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (
-            status = 422,
-            description = "`invalid_type`: `limit` is not an integer; `validation_failed`: \
-                `limit` out of range or a `cursor` this API did not give",
-            body = Envelope,
-        ),
+        (status = 422, response = InvalidPage),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )

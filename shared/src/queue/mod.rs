@@ -62,14 +62,6 @@ impl Lane {
             Lane::Interactive
         }
     }
-
-    /// The label in metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Lane::Interactive => "interactive",
-            Lane::Batch => "batch",
-        }
-    }
 }
 
 /// Key names. Every key carries the prefix as a hash tag, so on a Redis Cluster they all live

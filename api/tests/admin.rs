@@ -411,10 +411,16 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
         completion_tokens: 4_000,
         snoozes: 0,
     };
-    jobs::complete(&mut conn, fence, &common::plan(), usage)
-        .await
-        .unwrap()
-        .unwrap();
+    jobs::complete(
+        &mut conn,
+        fence,
+        claimed.job.attempts,
+        &common::plan(),
+        usage,
+    )
+    .await
+    .unwrap()
+    .unwrap();
 
     let body: Value = app
         .get(&format!("/v1/admin/jobs/{job}"), &admin.token)

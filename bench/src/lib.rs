@@ -3,6 +3,8 @@
 //! would, over HTTP; and the chaos suite, which runs it as separate processes.
 
 pub mod chaos;
+pub mod process;
+pub mod prometheus;
 pub mod stats;
 pub mod system;
 

@@ -17,6 +17,7 @@ use shared::menu::Day;
 use shared::prompt::DayBrief;
 use tracing::{info, warn};
 
+use crate::answers::{Answer, Answers};
 use crate::compose::{answer_content, break_rule, compose};
 use crate::connection::Connection;
 use crate::faults::{self, CallFacts, Fault, insert_headers};
@@ -118,7 +119,14 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
         return faults::model_not_found(&model).into();
     }
 
-    let prompt_tokens = tokens::prompt_tokens(&request) as u32;
+    // Benchmark mode: a body answered before is answered the same way, without composing or
+    // counting again.
+    let reuse = state.answers.as_ref().map(|a| (a, Answers::key(body)));
+    let reused = reuse.and_then(|(answers, key)| answers.get(key));
+    let prompt_tokens = reused.as_ref().map_or_else(
+        || tokens::prompt_tokens(&request) as u32,
+        |a| a.prompt_tokens,
+    );
     let limit = request.completion_limit().map(|l| l as u32);
     let reserved = prompt_tokens + limit.unwrap_or(DEFAULT_COMPLETION_RESERVE);
     state
@@ -170,6 +178,24 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
         )
         .into();
     };
+    if let (Some(answer), None) = (&reused, &fault) {
+        tokio::time::sleep(delay).await;
+        let message = Message {
+            content: Some(answer.content.to_string()),
+            refusal: None,
+            finish_reason: "stop",
+            tokens: answer.completion_tokens,
+        };
+        return respond(
+            state,
+            seq,
+            started,
+            budget,
+            model,
+            prompt_tokens,
+            message.capped(limit),
+        );
+    }
     let seed = request
         .seed
         .map_or_else(|| hash_messages(body), |s| s as u64);
@@ -195,7 +221,37 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
         }
     };
 
-    let message = Message::for_day(&brief, day, fault).capped(limit);
+    let faultless = fault.is_none();
+    let message = Message::for_day(&brief, day, fault);
+    if let (Some((answers, key)), true, Some(content)) = (reuse, faultless, &message.content) {
+        let answer = Answer {
+            prompt_tokens,
+            content: Arc::from(content.as_str()),
+            completion_tokens: message.tokens,
+        };
+        answers.keep(key, answer);
+    }
+    respond(
+        state,
+        seq,
+        started,
+        budget,
+        model,
+        prompt_tokens,
+        message.capped(limit),
+    )
+}
+
+/// The 200 answer carrying `message`, with OpenAI's headers and the rate-limit headers.
+fn respond(
+    state: &AppState,
+    seq: u64,
+    started: Instant,
+    budget: Budget,
+    model: String,
+    prompt_tokens: u32,
+    message: Message,
+) -> Outcome {
     state.log.update(seq, |e| {
         e.finish_reason = Some(message.finish_reason.to_string());
         e.completion_tokens = Some(message.tokens);

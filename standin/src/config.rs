@@ -24,6 +24,9 @@ pub struct Config {
     pub limits: RateLimits,
     /// Seeds the run's randomness (latency jitter, random faults) so runs are repeatable.
     pub seed: u64,
+    /// Benchmark mode: answer a body seen before with the answer composed for it then (the
+    /// same day a fresh compose gives), so the stand-in costs a benchmark next to nothing.
+    pub reuse_answers: bool,
 }
 
 /// Latency of a generated answer: `base`, give or take up to `jitter`, uniformly.

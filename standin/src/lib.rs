@@ -6,6 +6,7 @@
 //! In tests: [`spawn`] a server on a free port, point the client at [`StandIn::base_url`], script
 //! faults with [`StandIn::script`] and read what happened with [`StandIn::requests`].
 
+mod answers;
 pub mod catalogue;
 mod chat;
 pub mod compose;

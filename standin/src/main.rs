@@ -54,6 +54,10 @@ struct Cli {
     /// Seed of the run's randomness (latency jitter, random faults).
     #[arg(long, env = "STANDIN_SEED", default_value_t = 0)]
     seed: u64,
+    /// Benchmark mode: a request body seen before gets the answer composed for it then (the
+    /// same day a fresh compose gives) without composing or counting tokens again.
+    #[arg(long, env = "STANDIN_BENCH_ANSWERS")]
+    bench_answers: bool,
     #[command(flatten)]
     log: LogConfig,
 }
@@ -105,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             window: Duration::from_millis(cli.rate_window_ms),
         },
         seed: cli.seed,
+        reuse_answers: cli.bench_answers,
     };
     let listener = TcpListener::bind(cli.bind)
         .await

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::answers::Answers;
 use crate::chat::chat_completions;
 use crate::config::Config;
 use crate::connection::serve_connection;
@@ -37,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) script: Script,
     pub(crate) log: RequestLog,
     pub(crate) limiter: Option<Limiter>,
+    /// Answers kept by body, in benchmark mode.
+    pub(crate) answers: Option<Answers>,
     rng: Mutex<StdRng>,
     pub(crate) shutdown: CancellationToken,
 }
@@ -48,6 +51,7 @@ impl AppState {
                 .limits
                 .is_limited()
                 .then(|| Limiter::new(config.limits)),
+            answers: config.reuse_answers.then(Answers::default),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             script: Script::default(),
             log: RequestLog::new(),

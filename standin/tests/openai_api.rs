@@ -109,6 +109,60 @@ async fn the_same_request_gets_the_same_day() {
 }
 
 #[tokio::test]
+async fn benchmark_mode_reuses_the_answer_a_fresh_compose_gives_and_still_cuts_at_the_cap() {
+    let fresh = spawn(Config::default()).await.unwrap();
+    let reusing = spawn(Config {
+        reuse_answers: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let answer = |v: &Value| {
+        (
+            v["choices"][0]["message"]["content"].clone(),
+            v["usage"].clone(),
+            v["choices"][0]["finish_reason"].clone(),
+        )
+    };
+    let expected: Value = post(&client, &fresh.base_url(), &body())
+        .await
+        .json()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let reused: Value = post(&client, &reusing.base_url(), &body())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer(&reused), answer(&expected));
+    }
+    // Another brief is another answer, not the kept one.
+    let mut other = brief();
+    other.day = 2;
+    let second: Value = post(&client, &reusing.base_url(), &body_for(&other))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(answer(&second).0, answer(&expected).0);
+    // An answer kept for a body with a small completion cap is cut at the cap, the first time
+    // and when reused.
+    let mut capped = body();
+    capped["max_completion_tokens"] = json!(50);
+    for _ in 0..2 {
+        let cut: Value = post(&client, &reusing.base_url(), &capped)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(cut["choices"][0]["finish_reason"], "length");
+        assert_eq!(cut["usage"]["completion_tokens"], 50);
+    }
+}
+
+#[tokio::test]
 async fn a_missing_or_wrong_key_is_refused_with_invalid_api_key() {
     let config = Config {
         api_key: Some(SecretString::from(KEY)),

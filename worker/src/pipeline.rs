@@ -177,17 +177,22 @@ impl Pipeline {
                 }
                 Err(Interrupt::Stopped) => return Ok(Ended::Stopped(unsaved)),
             };
+            days.push(day);
+            if days.len() == usize::from(request.days) {
+                // The last day is saved with the menu, in one statement.
+                break;
+            }
             // Kept in memory and tried again while the database is away: a finished day is
             // never paid for twice because of an outage.
+            let day = days.last().expect("just pushed");
             let saved = self
                 .life
-                .checkpoint(attempt, &day, unsaved, self.config.lease())
+                .checkpoint(attempt, day, unsaved, self.config.lease())
                 .await?;
             if !saved {
                 return Ok(Ended::FencedOut(unsaved));
             }
             unsaved = Usage::default();
-            days.push(day);
         }
         let plan = MenuPlan { days };
         Ok(match self.life.complete(attempt, &plan, unsaved).await? {

@@ -280,7 +280,7 @@ impl TestApp {
         let job = self.queued_job(owner).await;
         let fence = self.claim(job).await;
         let mut conn = self.db.pool.acquire().await.unwrap();
-        jobs::complete(&mut conn, fence, &plan(), Usage::default())
+        jobs::complete(&mut conn, fence, 1, &plan(), Usage::default())
             .await
             .unwrap()
             .expect("the claimed attempt completes")

@@ -378,24 +378,32 @@ pub async fn save_day(
     Ok(owned == 1)
 }
 
-/// Stores the menu and marks the job succeeded, in one statement. `None`: fenced out, nothing
-/// written.
+/// Saves the plan's last day (the checkpoint it would have had, unless an earlier attempt
+/// saved it), stores the menu and marks the job succeeded, in one statement: a job's last day
+/// costs no commit of its own. `None`: fenced out, nothing written.
 pub async fn complete(
     conn: &mut PgConnection,
     fence: Fence,
+    attempt_number: i32,
     plan: &MenuPlan,
     usage: Usage,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     let menu_id = Uuid::now_v7();
+    let last = plan.days.last();
     let stored = sqlx::query(
         "WITH done AS (
              UPDATE generation_jobs
              SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
                  lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
+                 days_done = $9,
                  llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
                  completion_tokens = completion_tokens + $6, snoozes = snoozes + $8
              WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING id, owner_id, requested_by, request),
+         last_day AS (
+             INSERT INTO job_days (job_id, day_number, day, attempt)
+             SELECT id, $10, $11, $12 FROM done WHERE $11::jsonb IS NOT NULL
+             ON CONFLICT (job_id, day_number) DO NOTHING),
          tallied AS (
              SELECT tally_attempt($2, $4, $5, $6, 'succeeded', NULL, NULL) FROM done)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
@@ -409,6 +417,10 @@ pub async fn complete(
     .bind(usage.completion_tokens)
     .bind(Json(plan))
     .bind(usage.snoozes)
+    .bind(plan.days.len() as i32)
+    .bind(last.map_or(0, |d| i32::from(d.day_number)))
+    .bind(last.map(Json))
+    .bind(attempt_number)
     .execute(conn)
     .await?;
     Ok((stored.rows_affected() == 1).then_some(menu_id))

@@ -243,7 +243,8 @@ impl Lifecycle {
         Ok(saved)
     }
 
-    /// Stores the menu and marks the job succeeded. `None`: fenced out, nothing written.
+    /// Saves the last day, stores the menu and marks the job succeeded (the last day needs no
+    /// [`Lifecycle::checkpoint`]). `None`: fenced out, nothing written.
     pub async fn complete(
         &self,
         attempt: Attempt,
@@ -252,7 +253,7 @@ impl Lifecycle {
     ) -> Result<Option<Uuid>, sqlx::Error> {
         let (menu, retried) = self
             .write("complete", |mut conn| async move {
-                jobs::complete(&mut conn, attempt.fence, plan, usage).await
+                jobs::complete(&mut conn, attempt.fence, attempt.number, plan, usage).await
             })
             .await?;
         let menu = match menu {

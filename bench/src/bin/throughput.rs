@@ -1,0 +1,323 @@
+//! LLM-shaped throughput: how close one worker process gets to the ideal a provider allows
+//! (`concurrency ÷ (days × latency)` jobs a second), with a pool of 10 connections. The stand-in
+//! and the worker run as processes of their own, so the CPU each uses is its own; jobs are
+//! written and queued before the worker starts, and throughput is read from the jobs' finish
+//! times between the 10th and 90th percentile (the steady state, without ramp-up and tail).
+//!
+//! Prints, per shape (days × concurrency), the median of `--runs` with min and max: jobs/s and
+//! its ratio to the ideal, worker CPU per day, stand-in and PostgreSQL CPU, worker peak RSS,
+//! connections in use (max), connection hold p50/p99 per statement, and commits per job.
+//!
+//! Run: `cargo build --release --bins && target/release/throughput` (or `bench/run.sh`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bench::process::{self, Process};
+use bench::prometheus;
+use clap::Parser;
+use shared::request::{GenerationRequest, MenuOptions, default_start_date};
+use sqlx::types::Json;
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use testkit::{TestDb, TestRedis};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Days per job (each shape is run on its own).
+    #[arg(long, value_delimiter = ',', default_value = "1,7")]
+    days: Vec<u8>,
+    /// The worker's concurrency (jobs in flight).
+    #[arg(long, value_delimiter = ',', default_value = "200,2000")]
+    concurrency: Vec<usize>,
+    /// The stand-in's latency per call, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    latency_ms: u64,
+    /// How long each run lasts at the ideal rate, in seconds (sets the number of jobs).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Runs per shape (the figure is their median).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Connections in the worker's pool.
+    #[arg(long, default_value_t = 10)]
+    pool: u32,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    jobs_per_s: f64,
+    ratio: f64,
+    worker_cpu_per_day_ms: f64,
+    worker_cpu_share: f64,
+    standin_cpu_share: f64,
+    postgres_cpu_share: f64,
+    worker_peak_rss_mb: f64,
+    connections_max: i64,
+    commits_per_job: f64,
+    /// Per statement (the pool's `op`): p50 and p99 hold in ms, and holds per job.
+    holds: BTreeMap<String, (f64, f64, f64)>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bins = process::bins()?;
+    println!(
+        "LLM-shaped throughput: stand-in {} ms a call, worker pool {}, median of {} runs (min–max)\n",
+        cli.latency_ms, cli.pool, cli.runs
+    );
+    println!(
+        "| days | concurrency | ideal jobs/s | jobs/s | ÷ ideal | worker CPU ms/day | CPU share worker / stand-in / PostgreSQL | worker peak RSS MB | connections in use (max) | commits/job |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut holds_lines = Vec::new();
+    for &days in &cli.days {
+        for &concurrency in &cli.concurrency {
+            let mut runs = Vec::new();
+            for _ in 0..cli.runs {
+                runs.push(run(&cli, &bins, days, concurrency).await?);
+            }
+            let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
+            let m = |f: fn(&Figures) -> f64| spread(runs.iter().map(f).collect());
+            println!(
+                "| {days} | {concurrency} | {ideal:.0} | {} | {} | {} | {} / {} / {} | {} | {} | {} |",
+                m(|f| f.jobs_per_s).fmt(0),
+                m(|f| f.ratio).fmt(3),
+                m(|f| f.worker_cpu_per_day_ms).fmt(3),
+                m(|f| f.worker_cpu_share).fmt(2),
+                m(|f| f.standin_cpu_share).fmt(2),
+                m(|f| f.postgres_cpu_share).fmt(2),
+                m(|f| f.worker_peak_rss_mb).fmt(0),
+                m(|f| f.connections_max as f64).fmt(0),
+                m(|f| f.commits_per_job).fmt(2),
+            );
+            let ops: Vec<String> = runs[0].holds.keys().cloned().collect();
+            for op in ops {
+                let get = |i: usize| {
+                    spread(
+                        runs.iter()
+                            .map(|f| f.holds.get(&op).map_or(0.0, |h| [h.0, h.1, h.2][i]))
+                            .collect(),
+                    )
+                };
+                holds_lines.push(format!(
+                    "| {days} | {concurrency} | {op} | {} | {} | {} |",
+                    get(0).fmt(2),
+                    get(1).fmt(2),
+                    get(2).fmt(2)
+                ));
+            }
+        }
+    }
+    println!("\nConnection hold per statement (acquire → release, from the worker's histogram):\n");
+    println!("| days | concurrency | statement | p50 ms | p99 ms | per job |");
+    println!("|---|---|---|---|---|---|");
+    for line in holds_lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Median, min and max of one figure over the runs.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn fmt(&self, decimals: usize) -> String {
+        format!(
+            "{:.d$} ({:.d$}–{:.d$})",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+}
+
+fn spread(mut values: Vec<f64>) -> Spread {
+    values.sort_by(f64::total_cmp);
+    Spread {
+        median: values[values.len() / 2],
+        min: values[0],
+        max: values[values.len() - 1],
+    }
+}
+
+async fn run(
+    cli: &Cli,
+    bins: &std::path::Path,
+    days: u8,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
+    let jobs = ((ideal * cli.seconds) as usize).max(concurrency * 2);
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let standin_addr = process::free_addr()?;
+    let standin = Process::spawn(
+        bins,
+        "standin",
+        &["--bench-answers"],
+        &[
+            ("STANDIN_BIND", standin_addr.to_string()),
+            ("STANDIN_LATENCY_MS", cli.latency_ms.to_string()),
+        ],
+    )?;
+    // Twice as many owners as jobs in flight, so the per-person cap (2) seldom holds one back.
+    let ids = queue_jobs(&db.pool, &redis, days, jobs, concurrency).await?;
+    anyhow::ensure!(ids == jobs, "queued {ids} of {jobs}");
+
+    let stats = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(db.options.clone().database("postgres"))
+        .await?;
+    let commits_before = commits(&stats, &db.name).await?;
+    let metrics_addr = process::free_addr()?;
+    let postgres_before = process::cpu_of_all("postgres");
+    let standin_before = standin.cpu()?;
+    let started = Instant::now();
+    let mut worker = Process::spawn(
+        bins,
+        "worker",
+        &[],
+        &[
+            // Loopback: TLS would only add CPU on both ends (production keeps its sslmode).
+            ("DATABASE_URL", format!("{}?sslmode=disable", db.url())),
+            ("DATABASE_MAX_CONNECTIONS", cli.pool.to_string()),
+            ("REDIS_URL", redis.url.clone()),
+            ("REDIS_PREFIX", redis.prefix.clone()),
+            ("LLM_BASE_URL", format!("http://{standin_addr}/v1")),
+            ("WORKER_CONCURRENCY", concurrency.to_string()),
+            ("METRICS_BIND", metrics_addr.to_string()),
+            ("BATCH_SCHEDULER", "false".to_string()),
+        ],
+    )?;
+    let mut connections_max = 0i64;
+    let deadline = started + Duration::from_secs_f64(cli.seconds * 20.0 + 60.0);
+    loop {
+        worker.check_alive()?;
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = $1 AND application_name = 'menus' AND state <> 'idle'",
+        )
+        .bind(&db.name)
+        .fetch_one(&stats)
+        .await?;
+        connections_max = connections_max.max(in_use);
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM generation_jobs WHERE status = 'succeeded'")
+                .fetch_one(&db.pool)
+                .await?;
+        if done as usize == jobs {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {done} of {jobs} jobs finished in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let worker_cpu = worker.cpu()?.as_secs_f64();
+    let standin_cpu = (standin.cpu()? - standin_before).as_secs_f64();
+    let postgres_cpu = process::cpu_of_all("postgres")
+        .saturating_sub(postgres_before)
+        .as_secs_f64();
+    let worker_peak_rss_mb = worker.peak_rss()? as f64 / 1e6;
+    let page = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await?
+        .text()
+        .await?;
+    drop(worker);
+    drop(standin);
+
+    let (count, first, last): (i64, f64, f64) = sqlx::query_as(
+        "WITH f AS (SELECT finished_at FROM generation_jobs ORDER BY finished_at),
+              b AS (SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY finished_at) AS lo,
+                           percentile_disc(0.9) WITHIN GROUP (ORDER BY finished_at) AS hi FROM f)
+         SELECT (SELECT count(*) FROM f, b WHERE finished_at > lo AND finished_at <= hi),
+                extract(epoch FROM lo)::float8, extract(epoch FROM hi)::float8 FROM b",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let jobs_per_s = count as f64 / (last - first).max(1e-3);
+    // PostgreSQL's statistics reach pg_stat_database within a second of a transaction's end.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let commits_per_job = (commits(&stats, &db.name).await? - commits_before) as f64 / jobs as f64;
+    let holds = prometheus::histograms(&page, "db_connection_held_seconds", "op")
+        .into_iter()
+        .map(|(op, h)| {
+            let per_job = h.count / jobs as f64;
+            (op, (h.quantile(0.5) * 1e3, h.quantile(0.99) * 1e3, per_job))
+        })
+        .collect();
+    Ok(Figures {
+        jobs_per_s,
+        ratio: jobs_per_s / ideal,
+        worker_cpu_per_day_ms: worker_cpu * 1e3 / (jobs as f64 * f64::from(days)),
+        worker_cpu_share: worker_cpu / wall,
+        standin_cpu_share: standin_cpu / wall,
+        postgres_cpu_share: postgres_cpu / wall,
+        worker_peak_rss_mb,
+        connections_max,
+        commits_per_job,
+        holds,
+    })
+}
+
+async fn commits(stats: &PgPool, database: &str) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(database)
+        .fetch_one(stats)
+        .await
+        .context("read pg_stat_database")
+}
+
+/// Writes `jobs` queued jobs of `days` days (owners round-robin) and pushes them to the queue; returns how many were queued.
+async fn queue_jobs(
+    pool: &PgPool,
+    redis: &TestRedis,
+    days: u8,
+    jobs: usize,
+    concurrency: usize,
+) -> anyhow::Result<usize> {
+    let owners: Vec<Uuid> = (0..concurrency * 2).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash)
+         SELECT id, 'cook-' || id || '@example.com', 'x' FROM unnest($1::uuid[]) AS id",
+    )
+    .bind(&owners)
+    .execute(pool)
+    .await?;
+    let options = MenuOptions {
+        days: Some(i64::from(days)),
+        ..MenuOptions::default()
+    };
+    let request = GenerationRequest::from_options(&options, default_start_date())
+        .map_err(|e| anyhow::anyhow!("bench request: {e:?}"))?;
+    let queue = shared::queue::Queue::connect(&redis.config()).await?;
+    let mut queued = 0;
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+        let job_owners: Vec<Uuid> = chunk.iter().map(|i| owners[i % owners.len()]).collect();
+        sqlx::query(
+            "INSERT INTO generation_jobs (id, owner_id, requested_by, request, max_attempts, days_total)
+             SELECT id, owner_id, owner_id, $3, 3, $4 FROM unnest($1::uuid[], $2::uuid[]) AS p (id, owner_id)",
+        )
+        .bind(&ids)
+        .bind(&job_owners)
+        .bind(Json(&request))
+        .bind(i32::from(days))
+        .execute(pool)
+        .await?;
+        queued += queue.push(&ids).await?;
+    }
+    Ok(queued)
+}

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bench::{Account, Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shared::config::JsonMode;
 use shared::llm::CallId;
+use shared::llm::tokens::{CAP_FRAME, CAP_PER_MEAL};
 use standin::{BodyStyle, BrokenRule, Fault, LoggedRequest, RateLimitFault, Step};
 use uuid::Uuid;
 
@@ -279,6 +281,59 @@ async fn transient_failures_are_retried_within_the_attempt() {
         );
         system.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_answer_cut_at_its_cap_is_asked_again_with_the_ceiling_never_the_same_cap() {
+    let system = System::start(Options::default()).await;
+    let ceiling = i64::from(
+        bench::system::llm_config(String::new(), JsonMode::JsonSchema, Duration::ZERO)
+            .max_completion_tokens,
+    );
+    // Default options: three meals, no snack.
+    let derived = i64::from(CAP_FRAME + 3 * CAP_PER_MEAL);
+    system
+        .standin
+        .script(vec![Step::times(2, Fault::Truncated)]);
+    let (cook, job) = one_day_job(&system).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["attempts"], 1, "{view}");
+    let caps: Vec<Option<i64>> = system
+        .standin
+        .requests()
+        .iter()
+        .map(|c| c.max_completion_tokens)
+        .collect();
+    // Cut at the derived cap: asked again with the ceiling; cut there too (a transient fault
+    // of the provider's): retried, still at the ceiling.
+    assert_eq!(caps, vec![Some(derived), Some(ceiling), Some(ceiling)]);
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_week_reserves_at_most_15k_tokens_and_no_answer_is_cut() {
+    let system = System::start(Options::default()).await;
+    let cook = system.register().await;
+    let job = system.submit(&cook, json!({"days": 7})).await;
+    let view = finished(&system, &cook, job).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let calls = system.standin.requests();
+    assert_eq!(calls.len(), 7, "one call a day: {calls:?}");
+    // What the fleet budget reserves for each call: its prompt plus its completion cap.
+    let reserved: i64 = calls
+        .iter()
+        .map(|c| i64::from(c.prompt_tokens.unwrap()) + c.max_completion_tokens.unwrap())
+        .sum();
+    println!("a week reserved {reserved} tokens");
+    assert!(reserved <= 15_000, "a week reserved {reserved} tokens");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.finish_reason.as_deref() == Some("stop")),
+        "{calls:?}"
+    );
+    system.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

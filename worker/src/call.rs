@@ -14,7 +14,7 @@ use shared::circuit::{Circuit, Gate};
 use shared::job::Usage;
 use shared::lifecycle::lease::unless_stopped;
 use shared::llm::wait::CallBackoff;
-use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt};
+use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt, TRUNCATED};
 use shared::menu::Day;
 use shared::queue::Lane;
 use tokio_util::sync::CancellationToken;
@@ -108,6 +108,8 @@ impl Caller {
         let policy = &self.policy;
         let mut transient_retries = 0;
         let mut rate_limited = 0;
+        let ceiling = self.llm.config().max_completion_tokens;
+        let mut cap = prompt.completion_cap;
         loop {
             if Utc::now() >= bounds.deadline {
                 return Err(Interrupt::Failed(LlmError::new(
@@ -121,7 +123,7 @@ impl Caller {
                 Gate::Probe => true,
                 Gate::Open { retry_at } => return Err(snooze_until(retry_at, true)),
             };
-            let cost = prompt.tokens + self.llm.config().max_completion_tokens;
+            let cost = prompt.tokens + cap;
             let admitted =
                 unless_stopped(&bounds.stop, self.budget.admit(model, cost, bounds.lane)).await;
             match admitted.ok_or(Interrupt::Stopped)? {
@@ -136,7 +138,7 @@ impl Caller {
                 }
             }
             let Some(call) =
-                unless_stopped(&bounds.stop, self.llm.plan_day(model, prompt, id)).await
+                unless_stopped(&bounds.stop, self.llm.plan_day(model, prompt, cap, id)).await
             else {
                 // The request was dropped in flight: the provider may still bill its prompt.
                 usage.add(Usage {
@@ -170,6 +172,14 @@ impl Caller {
             if probing {
                 // The provider answered with something that is not a fleet error: it is back.
                 self.circuit.close(model).await;
+            }
+            if error.code == TRUNCATED && cap < ceiling {
+                // Cut off at the cap derived for this day: asked again at once with the
+                // ceiling, never with the same cap.
+                metrics::counter!("llm_completion_cap_raised_total", "model" => model.to_string())
+                    .increment(1);
+                cap = ceiling;
+                continue;
             }
             let server_wait = error.wait.map(|w| w.min(policy.server_wait_cap));
             let wait = match error.class {

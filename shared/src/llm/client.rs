@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
-use super::error::{ErrorClass, LlmError};
+use super::error::{ErrorClass, LlmError, TRUNCATED};
 use super::schema::day_schema;
 use super::tokens;
 use super::wire::{ChatRequest, ChatResponse, JsonSchemaFormat, Message, ResponseFormat};
@@ -21,6 +21,8 @@ pub struct Prompt {
     pub user: String,
     /// Prompt tokens the provider will bill for it.
     pub tokens: u32,
+    /// The completion cap its dishes need (see [`tokens::completion_cap`]).
+    pub completion_cap: u32,
 }
 
 /// Which call this is, as the provider is told in `X-Client-Request-Id` (OpenAI logs it with
@@ -90,8 +92,9 @@ pub struct LlmClient {
     config: LlmConfig,
     chat_url: String,
     system_prompt: String,
-    /// The schema as sent, when it is sent (Structured Outputs), for counting its tokens.
-    schema_text: Option<String>,
+    /// Prompt tokens of what every call sends alike: the system message, the schema (with
+    /// Structured Outputs) and the reply priming; a call adds its user message's.
+    fixed_prompt_tokens: u32,
 }
 
 impl LlmClient {
@@ -109,11 +112,14 @@ impl LlmClient {
             JsonMode::JsonSchema => SYSTEM_PROMPT.to_string(),
             JsonMode::JsonObject => format!("{SYSTEM_PROMPT}{}", schema_hint(day_schema())),
         };
+        let schema_text =
+            (config.json_mode == JsonMode::JsonSchema).then(|| day_schema().to_string());
+        let fixed_prompt_tokens =
+            tokens::chat_prompt([("system", system_prompt.as_str())], schema_text.as_deref());
         Ok(LlmClient {
             http,
             chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
-            schema_text: (config.json_mode == JsonMode::JsonSchema)
-                .then(|| day_schema().to_string()),
+            fixed_prompt_tokens,
             config,
             system_prompt,
         })
@@ -123,17 +129,13 @@ impl LlmClient {
     /// counted as the provider counts them, so budget can be reserved before the call.
     pub fn prompt(&self, brief: &DayBrief) -> Prompt {
         let user = brief.to_json();
-        let tokens = tokens::chat_prompt(
-            [
-                ("system", self.system_prompt.as_str()),
-                ("user", user.as_str()),
-            ],
-            self.schema_text.as_deref(),
-        );
+        // The system message and the schema are the same in every call: counted once, in `new`.
+        let tokens = self.fixed_prompt_tokens + tokens::message("user", &user);
         Prompt {
             day: brief.day,
             user,
             tokens,
+            completion_cap: tokens::completion_cap(brief, self.config.max_completion_tokens),
         }
     }
 
@@ -141,11 +143,12 @@ impl LlmClient {
         &self.config
     }
 
-    /// Asks the model for one day; `id` names the call to the provider.
-    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.call = %id, llm.latency_ms, llm.outcome))]
-    pub async fn plan_day(&self, model: &str, prompt: &Prompt, id: CallId) -> Call {
+    /// Asks the model for one day, its answer capped at `cap` completion tokens; `id` names the
+    /// call to the provider.
+    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.call = %id, llm.cap = cap, llm.latency_ms, llm.outcome))]
+    pub async fn plan_day(&self, model: &str, prompt: &Prompt, cap: u32, id: CallId) -> Call {
         let started = std::time::Instant::now();
-        let cap = Some(self.config.max_completion_tokens);
+        let cap = Some(cap);
         let request = ChatRequest {
             model,
             messages: vec![
@@ -281,7 +284,7 @@ fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
         Some("length") => {
             return Err(LlmError::new(
                 ErrorClass::Transient,
-                "llm_truncated",
+                TRUNCATED,
                 "the answer was cut off at the token limit",
             ));
         }

@@ -19,6 +19,9 @@ pub enum ErrorClass {
     PermanentForFleet,
 }
 
+/// The code of an answer cut off at its completion cap (`finish_reason: "length"`).
+pub const TRUNCATED: &str = "llm_truncated";
+
 /// A failed call: its class, a stable code, a message safe to store and show (no secrets), a
 /// server-directed wait if the server gave one, and for invalid output the problems found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -12,4 +12,4 @@ pub mod wait;
 pub mod wire;
 
 pub use client::{Call, CallId, LlmClient, Prompt};
-pub use error::{ErrorClass, LlmError};
+pub use error::{ErrorClass, LlmError, TRUNCATED};

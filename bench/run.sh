@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 9): builds the release binaries, runs each part, prints its tables
+# and writes them into BENCHMARKS.md between the "suite" markers. PostgreSQL and Redis must be up
+# (scripts/services.sh). Each part also runs alone:
+#   bench/run.sh                  # every part
+#   bench/run.sh throughput api   # some parts: throughput pipeline api latency
+# Load comes from oha (`cargo install oha`, done here when missing); BullMQ's baseline needs Node
+# (its packages are installed in bench/bullmq when npm is there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(throughput pipeline api latency)
+
+cargo build --release --bins --locked
+command -v oha >/dev/null || cargo install oha --locked
+if command -v npm >/dev/null && [ ! -d bench/bullmq/node_modules ]; then
+  (cd bench/bullmq && npm ci --no-audit --no-fund)
+fi
+
+out=$(mktemp)
+for part in "${parts[@]}"; do
+  echo "== $part" >&2
+  {
+    case "$part" in
+      throughput) echo "### LLM-shaped throughput"; echo; target/release/throughput --seconds 3 ;;
+      pipeline)
+        echo "### Zero-latency pipeline (0 ms stand-in: our own cost per job)"; echo
+        target/release/throughput --latency-ms 0 --days 1 --concurrency 200 --jobs 20000 ;;
+      api) echo "### API under load"; echo; target/release/api_load ;;
+      latency) echo "### Latency (pick-up, submit, poll, dashboard)"; echo; echo '```'; target/release/latency; echo '```' ;;
+      *) echo "unknown part: $part" >&2; exit 2 ;;
+    esac
+    echo
+  } | tee -a "$out"
+done
+
+# Into BENCHMARKS.md, replacing the previous run's tables.
+python3 - "$out" <<'PY'
+import datetime, pathlib, sys
+tables = pathlib.Path(sys.argv[1]).read_text()
+path = pathlib.Path("BENCHMARKS.md")
+text = path.read_text()
+begin, end = "<!-- suite:begin -->", "<!-- suite:end -->"
+stamp = f"Last run: {datetime.date.today()} on this machine (`bench/run.sh`).\n\n"
+block = f"{begin}\n{stamp}{tables}{end}"
+if begin in text:
+    head, rest = text.split(begin, 1)
+    text = head + block + rest.split(end, 1)[1]
+else:
+    text = text.rstrip() + "\n\n## The suite (issue 9)\n\n" + block + "\n"
+path.write_text(text)
+PY
+echo "BENCHMARKS.md updated" >&2

@@ -18,7 +18,7 @@ if command -v npm >/dev/null && [ ! -d bench/bullmq/node_modules ]; then
   (cd bench/bullmq && npm ci --no-audit --no-fund)
 fi
 
-out=$(mktemp)
+out=$(mktemp -d)
 for part in "${parts[@]}"; do
   echo "== $part" >&2
   {
@@ -31,24 +31,25 @@ for part in "${parts[@]}"; do
       latency) echo "### Latency (pick-up, submit, poll, dashboard)"; echo; echo '```'; target/release/latency; echo '```' ;;
       *) echo "unknown part: $part" >&2; exit 2 ;;
     esac
-    echo
-  } | tee -a "$out"
+  } | tee "$out/$part"
 done
 
-# Into BENCHMARKS.md, replacing the previous run's tables.
-python3 - "$out" <<'PY'
+# Into BENCHMARKS.md: each part run replaces its own block; the others stay as they were.
+python3 - "$out" "${parts[@]}" <<'PY'
 import datetime, pathlib, sys
-tables = pathlib.Path(sys.argv[1]).read_text()
+out, parts = pathlib.Path(sys.argv[1]), sys.argv[2:]
 path = pathlib.Path("BENCHMARKS.md")
 text = path.read_text()
-begin, end = "<!-- suite:begin -->", "<!-- suite:end -->"
-stamp = f"Last run: {datetime.date.today()} on this machine (`bench/run.sh`).\n\n"
-block = f"{begin}\n{stamp}{tables}{end}"
-if begin in text:
-    head, rest = text.split(begin, 1)
-    text = head + block + rest.split(end, 1)[1]
-else:
-    text = text.rstrip() + "\n\n## The suite (issue 9)\n\n" + block + "\n"
+if "<!-- suite:begin -->" not in text:
+    text = text.rstrip() + "\n\n## The suite (issue 9)\n\n<!-- suite:begin -->\n<!-- suite:end -->\n"
+for part in parts:
+    begin, end = f"<!-- part:{part} -->", f"<!-- /part:{part} -->"
+    block = f"{begin}\nRun {datetime.date.today()} (`bench/run.sh {part}`).\n\n{(out / part).read_text()}\n{end}"
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.replace("<!-- suite:end -->", block + "\n\n<!-- suite:end -->")
 path.write_text(text)
 PY
 echo "BENCHMARKS.md updated" >&2

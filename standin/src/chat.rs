@@ -178,59 +178,52 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
         )
         .into();
     };
-    if let (Some(answer), None) = (&reused, &fault) {
-        tokio::time::sleep(delay).await;
-        let message = Message {
-            content: Some(answer.content.to_string()),
-            refusal: None,
-            finish_reason: "stop",
-            tokens: answer.completion_tokens,
-        };
-        return respond(
-            state,
-            seq,
-            started,
-            budget,
-            model,
-            prompt_tokens,
-            message.capped(limit),
-        );
-    }
-    let seed = request
-        .seed
-        .map_or_else(|| hash_messages(body), |s| s as u64);
-    let composing = {
-        let brief = brief.clone();
-        tokio::task::spawn_blocking(move || compose(&brief, seed))
-    };
-    // The latency runs while the day is composed, so a call takes what was configured.
-    let (composed, _) = tokio::join!(composing, tokio::time::sleep(delay));
-    let day = match composed {
-        Ok(c) => c.day,
-        Err(e) => {
-            warn!(error = %e, "composing a day failed");
-            return faults::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorBody::coded(
-                    "The server had an error while processing your request.",
-                    "server_error",
-                    None,
-                ),
-            )
-            .into();
+    let message = 'message: {
+        if let (Some(answer), None) = (&reused, &fault) {
+            tokio::time::sleep(delay).await;
+            break 'message Message {
+                content: Some(answer.content.to_string()),
+                refusal: None,
+                finish_reason: "stop",
+                tokens: answer.completion_tokens,
+            };
         }
-    };
-
-    let faultless = fault.is_none();
-    let message = Message::for_day(&brief, day, fault);
-    if let (Some((answers, key)), true, Some(content)) = (reuse, faultless, &message.content) {
-        let answer = Answer {
-            prompt_tokens,
-            content: Arc::from(content.as_str()),
-            completion_tokens: message.tokens,
+        let seed = request
+            .seed
+            .map_or_else(|| hash_messages(body), |s| s as u64);
+        let composing = {
+            let brief = brief.clone();
+            tokio::task::spawn_blocking(move || compose(&brief, seed))
         };
-        answers.keep(key, answer);
-    }
+        // The latency runs while the day is composed, so a call takes what was configured.
+        let (composed, _) = tokio::join!(composing, tokio::time::sleep(delay));
+        let day = match composed {
+            Ok(c) => c.day,
+            Err(e) => {
+                warn!(error = %e, "composing a day failed");
+                return faults::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody::coded(
+                        "The server had an error while processing your request.",
+                        "server_error",
+                        None,
+                    ),
+                )
+                .into();
+            }
+        };
+        let faultless = fault.is_none();
+        let message = Message::for_day(&brief, day, fault);
+        if let (Some((answers, key)), true, Some(content)) = (reuse, faultless, &message.content) {
+            let answer = Answer {
+                prompt_tokens,
+                content: Arc::from(content.as_str()),
+                completion_tokens: message.tokens,
+            };
+            answers.keep(key, answer);
+        }
+        message
+    };
     respond(
         state,
         seq,

@@ -27,7 +27,7 @@ const REQUESTS: usize = 2_000;
 async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
-        idle_pick_up(300)
+        idle_pick_up(1_000)
             .await?
             .line("idle pick-up (push → handler)")
     );

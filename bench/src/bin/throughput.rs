@@ -1,8 +1,9 @@
 //! LLM-shaped throughput: how close one worker process gets to the ideal a provider allows
 //! (`concurrency ÷ (days × latency)` jobs a second), with a pool of 10 connections. The stand-in
 //! and the worker run as processes of their own, so the CPU each uses is its own; jobs are
-//! written and queued before the worker starts, and throughput is read from the jobs' finish
-//! times between the 10th and 90th percentile (the steady state, without ramp-up and tail).
+//! written and queued before the worker starts, and throughput is read from the days' save
+//! times between the 10th and 90th percentile (the steady state, without ramp-up and tail), in
+//! jobs a second (days a second ÷ days a job).
 //!
 //! Prints, per shape (days × concurrency), the median of `--runs` with min and max: jobs/s and
 //! its ratio to the ideal, worker CPU per day, stand-in and PostgreSQL CPU, worker peak RSS,
@@ -247,16 +248,18 @@ async fn run(
     drop(worker);
     drop(standin);
 
+    // Days saved between the 10th and 90th percentile of their save times: the steady state,
+    // for 1-day and 7-day jobs alike (a 7-day job's finish times come in waves).
     let (count, first, last): (i64, f64, f64) = sqlx::query_as(
-        "WITH f AS (SELECT finished_at FROM generation_jobs ORDER BY finished_at),
-              b AS (SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY finished_at) AS lo,
-                           percentile_disc(0.9) WITHIN GROUP (ORDER BY finished_at) AS hi FROM f)
-         SELECT (SELECT count(*) FROM f, b WHERE finished_at > lo AND finished_at <= hi),
+        "WITH b AS (SELECT percentile_disc(0.1) WITHIN GROUP (ORDER BY created_at) AS lo,
+                           percentile_disc(0.9) WITHIN GROUP (ORDER BY created_at) AS hi
+                    FROM job_days)
+         SELECT (SELECT count(*) FROM job_days, b WHERE created_at > lo AND created_at <= hi),
                 extract(epoch FROM lo)::float8, extract(epoch FROM hi)::float8 FROM b",
     )
     .fetch_one(&db.pool)
     .await?;
-    let jobs_per_s = count as f64 / (last - first).max(1e-3);
+    let jobs_per_s = count as f64 / (last - first).max(1e-3) / f64::from(days);
     // PostgreSQL's statistics reach pg_stat_database within a second of a transaction's end.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let commits_per_job = (commits(&stats, &db.name).await? - commits_before) as f64 / jobs as f64;

@@ -249,20 +249,25 @@ async fn show(
     let wait_secs = params.int("wait", WAIT_SECS, 0)?;
     let wait = Duration::from_secs(wait_secs.unsigned_abs())
         .min(state.request_timeout.saturating_sub(WAIT_MARGIN));
-    let mut changes = state.events.listen();
+    let mut changes = state.events.listen(id);
     let job = visible_job(&state, id, caller.id).await?;
     if job.status.is_terminal() || wait.is_zero() {
         return Ok(Json(job.into()));
     }
     // No connection is held here: `visible_job` returned its connection to the pool.
     tokio::select! {
-        _ = tokio::time::timeout(wait, changes.changed(id)) => {}
+        _ = tokio::time::timeout(wait, changes.changed()) => {}
         _ = state.stopping.cancelled() => {}
     }
     Ok(Json(visible_job(&state, id, caller.id).await?.into()))
 }
 
-async fn visible_job(state: &AppState, id: Uuid, viewer: Uuid) -> Result<JobRow, ApiError> {
+/// The job `id` if `viewer` may see it (its owner, or the owner's coach); 404 otherwise.
+pub(crate) async fn visible_job(
+    state: &AppState,
+    id: Uuid,
+    viewer: Uuid,
+) -> Result<JobRow, ApiError> {
     let mut conn = shared::db::hold(&state.db, "jobs").await?;
     jobs::get_visible(&mut conn, id, viewer)
         .await?

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod batches;
 pub mod coaching;
 pub mod health;
+pub mod job_events;
 pub mod jobs;
 pub mod menus;
 pub mod preferences;
@@ -39,6 +40,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(preferences::routes())
         .merge(menus::routes())
         .merge(jobs::routes())
+        .merge(job_events::routes())
         .merge(coaching::routes())
         .merge(admin::routes())
 }

@@ -3,14 +3,14 @@
 # and writes them into BENCHMARKS.md between the "suite" markers. PostgreSQL and Redis must be up
 # (scripts/services.sh). Each part also runs alone:
 #   bench/run.sh                  # every part
-#   bench/run.sh throughput api   # some parts: throughput pipeline api latency
+#   bench/run.sh throughput api   # some parts: throughput pipeline api waiters latency
 # Load comes from oha (`cargo install oha`, done here when missing); BullMQ's baseline needs Node
 # (its packages are installed in bench/bullmq when npm is there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(throughput pipeline api latency)
+[ ${#parts[@]} -gt 0 ] || parts=(throughput pipeline api waiters latency)
 
 cargo build --release --bins --locked
 command -v oha >/dev/null || cargo install oha --locked
@@ -28,6 +28,10 @@ for part in "${parts[@]}"; do
         echo "### Zero-latency pipeline (0 ms stand-in: our own cost per job)"; echo
         target/release/throughput --latency-ms 0 --days 1 --concurrency 200 --jobs 20000 ;;
       api) echo "### API under load"; echo; target/release/api_load ;;
+      waiters)
+        echo "### 10,000 clients waiting (long poll, Server-Sent Events)"; echo
+        ulimit -n 65536 2>/dev/null || true
+        target/release/waiters ;;
       latency) echo "### Latency (pick-up, submit, poll, dashboard)"; echo; echo '```'; target/release/latency; echo '```' ;;
       *) echo "unknown part: $part" >&2; exit 2 ;;
     esac

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
+use serde_json::{Value, json};
+use testkit::{TestDb, TestRedis};
 
 /// The directory of this workspace's release binaries (where the running benchmark is).
 pub fn bins() -> anyhow::Result<PathBuf> {
@@ -107,6 +109,85 @@ impl Drop for Process {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The API binary serving `db` and `redis` on a free loopback port (limits on logins and
+/// submits lifted: a benchmark is one client), with one registered account.
+pub struct Api {
+    pub process: Process,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// The account's bearer token.
+    pub token: String,
+}
+
+impl Api {
+    pub async fn start(
+        bins: &std::path::Path,
+        db: &TestDb,
+        redis: &TestRedis,
+    ) -> anyhow::Result<Api> {
+        let addr = free_addr()?;
+        let process = Process::spawn(
+            bins,
+            "api",
+            &["serve"],
+            &[
+                // Loopback: TLS would only add CPU on both ends.
+                ("DATABASE_URL", format!("{}?sslmode=disable", db.url())),
+                ("REDIS_URL", redis.url.clone()),
+                ("REDIS_PREFIX", redis.prefix.clone()),
+                ("API_BIND", addr.to_string()),
+                (
+                    "JWT_SECRET",
+                    "bench-secret-0123456789abcdef-0123456789abcdef".into(),
+                ),
+                ("LOGIN_RATE_PER_MINUTE", "1000000".into()),
+                ("SUBMIT_RATE_PER_MINUTE", "100000000".into()),
+            ],
+        )?;
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let mut up = false;
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::ensure!(up, "the api did not come up");
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        let body = json!({"email": email, "password": "correct horse battery staple"});
+        let registered = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            registered.status().is_success(),
+            "register: {}",
+            registered.status()
+        );
+        let login: Value = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = login["token"]
+            .as_str()
+            .with_context(|| format!("no token in {login}"))?
+            .to_string();
+        Ok(Api {
+            process,
+            base,
+            token,
+        })
     }
 }
 

@@ -9,10 +9,9 @@
 //! Run: `cargo build --release --bins && target/release/api_load` (or `bench/run.sh`).
 
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::Context;
-use bench::process::{self, Process};
+use bench::process::{self, Api};
 use clap::Parser;
 use serde_json::{Value, json};
 use testkit::{TestDb, TestRedis};
@@ -60,29 +59,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let addr = process::free_addr()?;
-    let database_url = format!("{}?sslmode=disable", db.url());
-    let api = Process::spawn(
-        &bins,
-        "api",
-        &["serve"],
-        &[
-            ("DATABASE_URL", database_url.clone()),
-            ("REDIS_URL", redis.url.clone()),
-            ("REDIS_PREFIX", redis.prefix.clone()),
-            ("API_BIND", addr.to_string()),
-            (
-                "JWT_SECRET",
-                "bench-secret-0123456789abcdef-0123456789abcdef".into(),
-            ),
-            ("LOGIN_RATE_PER_MINUTE", "1000000".into()),
-            ("SUBMIT_RATE_PER_MINUTE", "100000000".into()),
-        ],
-    )?;
-    let base = format!("http://{addr}");
+    let api = Api::start(&bins, &db, &redis).await?;
+    let (base, token) = (api.base.clone(), api.token.clone());
     let http = reqwest::Client::new();
-    wait_for(&http, &base).await?;
-    let token = register(&http, &base).await?;
     let job: Value = http
         .post(format!("{base}/v1/menus"))
         .bearer_auth(&token)
@@ -178,46 +157,6 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => println!("| baseline: BullMQ `add` | not measured: {e} | | | | |"),
     }
     Ok(())
-}
-
-async fn wait_for(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the api did not come up")
-}
-
-async fn register(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
-    let password = "correct horse battery staple";
-    let body = json!({"email": email, "password": password});
-    let registered = http
-        .post(format!("{base}/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        registered.status().is_success(),
-        "register: {}",
-        registered.status()
-    );
-    let login: Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&body)
-        .send()
-        .await?
-        .json()
-        .await?;
-    login["access_token"]
-        .as_str()
-        .or_else(|| login["token"].as_str())
-        .map(str::to_string)
-        .with_context(|| format!("no token in {login}"))
 }
 
 /// One `oha` run against `url`; `rate` offers that many requests a second, `None` saturates.

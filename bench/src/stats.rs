@@ -32,6 +32,22 @@ impl Sample {
     }
 }
 
+/// `median (min–max)` of one figure over a benchmark's runs, with `decimals` decimals: how
+/// every table of the suite reports a figure.
+pub fn spread(mut values: Vec<f64>, decimals: usize) -> String {
+    if values.is_empty() {
+        return "n/a".into();
+    }
+    values.sort_by(f64::total_cmp);
+    format!(
+        "{:.d$} ({:.d$}–{:.d$})",
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+        d = decimals
+    )
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -47,5 +63,11 @@ mod tests {
         assert_eq!(s.percentile(99.0), Duration::from_millis(99));
         assert_eq!(s.percentile(100.0), Duration::from_millis(100));
         assert_eq!(Sample::new(vec![]).percentile(50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_spread_is_the_median_with_min_and_max() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0], 1), "2.0 (1.0–3.0)");
+        assert_eq!(spread(vec![], 0), "n/a");
     }
 }

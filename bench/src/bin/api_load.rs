@@ -12,6 +12,7 @@ use std::process::Command;
 
 use anyhow::Context;
 use bench::process::{self, Api};
+use bench::stats::spread;
 use clap::Parser;
 use serde_json::{Value, json};
 use testkit::{TestDb, TestRedis};
@@ -131,11 +132,11 @@ async fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         println!(
             "| {name} | {} | {} | {} | {} | {} |",
-            spread(&runs, |l| l.rps, 0),
-            spread(&runs, |l| l.p50_ms, 2),
-            spread(&runs, |l| l.p99_ms, 2),
-            spread(&runs, |l| l.p999_ms, 2),
-            spread(&runs, |l| l.errors, 0),
+            spread_of_runs(&runs, |l| l.rps, 0),
+            spread_of_runs(&runs, |l| l.p50_ms, 2),
+            spread_of_runs(&runs, |l| l.p99_ms, 2),
+            spread_of_runs(&runs, |l| l.p999_ms, 2),
+            spread_of_runs(&runs, |l| l.errors, 0),
         );
     }
     drop(api);
@@ -146,13 +147,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| baseline: pgbench, the submit's INSERT, {} clients | {} | | | | |",
         cli.connections,
-        spread_of(pgbench, 0)
+        spread(pgbench, 0)
     );
     match bullmq(&cli, &redis) {
         Ok(runs) => println!(
             "| baseline: BullMQ `add`, {} concurrent | {} | | | | |",
             cli.connections,
-            spread_of(runs, 0)
+            spread(runs, 0)
         ),
         Err(e) => println!("| baseline: BullMQ `add` | not measured: {e} | | | | |"),
     }
@@ -284,18 +285,6 @@ fn bullmq(cli: &Cli, redis: &TestRedis) -> anyhow::Result<Vec<f64>> {
         .collect()
 }
 
-fn spread(runs: &[Load], f: impl Fn(&Load) -> f64, decimals: usize) -> String {
-    spread_of(runs.iter().map(f).collect(), decimals)
-}
-
-/// `median (min–max)`.
-fn spread_of(mut values: Vec<f64>, decimals: usize) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "{:.d$} ({:.d$}–{:.d$})",
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-        d = decimals
-    )
+fn spread_of_runs(runs: &[Load], f: impl Fn(&Load) -> f64, decimals: usize) -> String {
+    spread(runs.iter().map(f).collect(), decimals)
 }

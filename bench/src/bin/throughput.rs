@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bench::process::{self, Process};
 use bench::prometheus;
+use bench::stats::spread;
 use clap::Parser;
 use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use sqlx::types::Json;
@@ -86,22 +87,23 @@ async fn main() -> anyhow::Result<()> {
                 runs.push(run(&cli, &bins, days, concurrency).await?);
             }
             let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
-            let m = |f: fn(&Figures) -> f64| spread(runs.iter().map(f).collect());
+            let m =
+                |f: fn(&Figures) -> f64, decimals| spread(runs.iter().map(f).collect(), decimals);
             // With a 0 ms stand-in there is no ideal: the figure is the pipeline's own rate.
             let (ideal, ratio) = match cli.latency_ms {
                 0 => ("n/a".to_string(), "n/a".to_string()),
-                _ => (format!("{ideal:.0}"), m(|f| f.ratio).fmt(3)),
+                _ => (format!("{ideal:.0}"), m(|f| f.ratio, 3)),
             };
             println!(
                 "| {days} | {concurrency} | {ideal} | {} | {ratio} | {} | {} / {} / {} | {} | {} | {} |",
-                m(|f| f.jobs_per_s).fmt(0),
-                m(|f| f.worker_cpu_per_day_ms).fmt(3),
-                m(|f| f.worker_cpu_share).fmt(2),
-                m(|f| f.standin_cpu_share).fmt(2),
-                m(|f| f.postgres_cpu_share).fmt(2),
-                m(|f| f.worker_peak_rss_mb).fmt(0),
-                m(|f| f.connections_max as f64).fmt(0),
-                m(|f| f.commits_per_job).fmt(2),
+                m(|f| f.jobs_per_s, 0),
+                m(|f| f.worker_cpu_per_day_ms, 3),
+                m(|f| f.worker_cpu_share, 2),
+                m(|f| f.standin_cpu_share, 2),
+                m(|f| f.postgres_cpu_share, 2),
+                m(|f| f.worker_peak_rss_mb, 0),
+                m(|f| f.connections_max as f64, 0),
+                m(|f| f.commits_per_job, 2),
             );
             let ops: Vec<String> = runs[0].holds.keys().cloned().collect();
             for op in ops {
@@ -110,13 +112,14 @@ async fn main() -> anyhow::Result<()> {
                         runs.iter()
                             .map(|f| f.holds.get(&op).map_or(0.0, |h| [h.0, h.1, h.2][i]))
                             .collect(),
+                        2,
                     )
                 };
                 holds_lines.push(format!(
                     "| {days} | {concurrency} | {op} | {} | {} | {} |",
-                    get(0).fmt(2),
-                    get(1).fmt(2),
-                    get(2).fmt(2)
+                    get(0),
+                    get(1),
+                    get(2)
                 ));
             }
         }
@@ -128,34 +131,6 @@ async fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
-}
-
-/// Median, min and max of one figure over the runs.
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn fmt(&self, decimals: usize) -> String {
-        format!(
-            "{:.d$} ({:.d$}–{:.d$})",
-            self.median,
-            self.min,
-            self.max,
-            d = decimals
-        )
-    }
-}
-
-fn spread(mut values: Vec<f64>) -> Spread {
-    values.sort_by(f64::total_cmp);
-    Spread {
-        median: values[values.len() / 2],
-        min: values[0],
-        max: values[values.len() - 1],
-    }
 }
 
 async fn run(

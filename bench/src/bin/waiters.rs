@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench::process::{self, Api};
-use bench::stats::Sample;
+use bench::stats::{Sample, spread};
 use clap::Parser;
 use shared::queue::Queue;
 use sqlx::PgPool;
@@ -55,11 +55,7 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..cli.runs {
             runs.push(run(&cli, &bins, form).await?);
         }
-        let m = |f: fn(&(f64, f64, f64, f64)) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            format!("{:.2} ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
-        };
+        let m = |f: fn(&(f64, f64, f64, f64)) -> f64| spread(runs.iter().map(f).collect(), 2);
         let name = match form {
             Form::LongPoll => "long poll `?wait=25`",
             Form::Events => "Server-Sent Events",

@@ -72,13 +72,14 @@ impl JobEvents {
             .subscribe();
         Listener {
             job,
-            receiver: Some(receiver),
+            receiver,
             waiters: self.waiters.clone(),
         }
     }
 
     /// Jobs waited on now (each counted once however many wait on it).
-    pub fn jobs_waited_on(&self) -> usize {
+    #[cfg(test)]
+    fn jobs_waited_on(&self) -> usize {
         self.waiters.lock().len()
     }
 }
@@ -86,7 +87,7 @@ impl JobEvents {
 /// One waiting request's view of its job's events.
 pub struct Listener {
     job: Uuid,
-    receiver: Option<watch::Receiver<u64>>,
+    receiver: watch::Receiver<u64>,
     waiters: Arc<Waiters>,
 }
 
@@ -99,22 +100,20 @@ impl Listener {
     /// Completes when the job may have changed since the listener was taken or since the last
     /// time this completed.
     pub async fn changed(&mut self) {
-        match self.receiver.as_mut() {
-            // The sender lives while a receiver does: an error cannot happen, and would mean
-            // "look again" anyway.
-            Some(receiver) => drop(receiver.changed().await),
-            None => std::future::pending().await,
-        }
+        // The sender lives while a receiver does: an error cannot happen, and would mean "look
+        // again" anyway.
+        drop(self.receiver.changed().await);
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        drop(self.receiver.take());
+        // Under the lock, so no listener can join between the count and the removal; this
+        // listener's own receiver is the one left when it is the last.
         let mut waiters = self.waiters.lock();
         if waiters
             .get(&self.job)
-            .is_some_and(|sender| sender.receiver_count() == 0)
+            .is_some_and(|sender| sender.receiver_count() == 1)
         {
             waiters.remove(&self.job);
         }

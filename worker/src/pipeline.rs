@@ -177,22 +177,20 @@ impl Pipeline {
                 }
                 Err(Interrupt::Stopped) => return Ok(Ended::Stopped(unsaved)),
             };
+            // The last day is saved with the menu, in one statement; the others at once. Kept
+            // in memory and tried again while the database is away: a finished day is never
+            // paid for twice because of an outage.
+            if day_number < request.days {
+                let saved = self
+                    .life
+                    .checkpoint(attempt, &day, unsaved, self.config.lease())
+                    .await?;
+                if !saved {
+                    return Ok(Ended::FencedOut(unsaved));
+                }
+                unsaved = Usage::default();
+            }
             days.push(day);
-            if days.len() == usize::from(request.days) {
-                // The last day is saved with the menu, in one statement.
-                break;
-            }
-            // Kept in memory and tried again while the database is away: a finished day is
-            // never paid for twice because of an outage.
-            let day = days.last().expect("just pushed");
-            let saved = self
-                .life
-                .checkpoint(attempt, day, unsaved, self.config.lease())
-                .await?;
-            if !saved {
-                return Ok(Ended::FencedOut(unsaved));
-            }
-            unsaved = Usage::default();
         }
         let plan = MenuPlan { days };
         Ok(match self.life.complete(attempt, &plan, unsaved).await? {

@@ -106,7 +106,10 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
 async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_call() {
     let system = System::start(Options {
         pool_size: 2,
-        acquire_timeout: Duration::from_millis(100),
+        // Below the LLM's 300 ms, so a connection held across a call makes others time out;
+        // room above a statement's few ms for a loaded machine (100 ms failed once under a
+        // parallel build).
+        acquire_timeout: Duration::from_millis(250),
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(300)),
             ..Default::default()

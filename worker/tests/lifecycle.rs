@@ -288,8 +288,7 @@ async fn a_submit_redis_refuses_is_accepted_and_queued_later_by_the_reconciler()
         idempotency_key: None,
         batch_id: None,
     };
-    let held = shared::db::hold(&db.pool, "submit").await.unwrap();
-    let Inserted::Created(row) = life.submit(held, &new).await.unwrap() else {
+    let Inserted::Created(row) = life.submit(new).await.unwrap() else {
         panic!("created");
     };
 

@@ -157,7 +157,8 @@ async fn submit(
     let options: MenuOptions = body.into_typed()?;
     state.submit_limit.check(&caller.id)?;
 
-    // No transaction: the reads need none and the insert is one statement.
+    // No transaction: the reads need none, and the insert is one statement (shared with the
+    // submissions arriving at the same moment) on a connection of its own.
     let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
     let stored = preferences::get(&mut conn, owner_id).await?;
@@ -166,20 +167,21 @@ async fn submit(
         start_date.unwrap_or_else(default_start_date),
     )
     .map_err(ApiError::Validation)?;
+    drop(conn);
     let new_job = NewJob {
         owner_id,
         requested_by: caller.id,
-        request,
+        request: request.clone(),
         max_attempts: state.job_max_attempts,
         idempotency_key,
         batch_id: None,
     };
     // The committed row is the truth: the job is accepted even when Redis is unreachable (the
     // reconciler queues it then).
-    let inserted = state.life.submit(conn, &new_job).await?;
+    let inserted = state.life.submit(new_job).await?;
     let (status, job) = match inserted {
         Inserted::Created(job) => (StatusCode::ACCEPTED, job),
-        Inserted::Existing(job) if job.request.0 == new_job.request && job.owner_id == owner_id => {
+        Inserted::Existing(job) if job.request.0 == request && job.owner_id == owner_id => {
             (StatusCode::OK, job)
         }
         Inserted::Existing(_) => return Err(ApiError::IdempotencyKeyReused),

@@ -7,6 +7,7 @@
 //! explicit transaction and holds a connection for one round trip. Each also keeps the attempt's
 //! row in `job_attempts` (its cost, and how it ended) through the `tally_attempt` SQL function.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -73,34 +74,75 @@ pub enum Inserted {
 
 /// Creates a queued job, or finds the one created earlier with the same idempotency key.
 pub async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, sqlx::Error> {
-    let created: Option<JobRow> = sqlx::query_as(
+    let mut inserted = insert_many(conn, std::slice::from_ref(job)).await?;
+    Ok(inserted.pop().expect("one job in, one out"))
+}
+
+/// [`insert`] for many jobs in one statement and one commit (concurrent submissions, grouped):
+/// one [`Inserted`] per job, in order. Two jobs of the group with the same requester and
+/// idempotency key are one job: the first creates it, the second finds it.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> Result<Vec<Inserted>, sqlx::Error> {
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let created: Vec<JobRow> = sqlx::query_as(
         "INSERT INTO generation_jobs
              (id, owner_id, requested_by, request, max_attempts, days_total, idempotency_key, batch_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::int[],
+                              $6::int[], $7::text[], $8::uuid[])
          ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING *",
     )
-    .bind(Uuid::now_v7())
-    .bind(job.owner_id)
-    .bind(job.requested_by)
-    .bind(Json(&job.request))
-    .bind(job.max_attempts)
-    .bind(i32::from(job.request.days))
-    .bind(&job.idempotency_key)
-    .bind(job.batch_id)
-    .fetch_optional(&mut *conn)
+    .bind(&ids)
+    .bind(jobs.iter().map(|j| j.owner_id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.requested_by).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| Json(&j.request)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| i32::from(j.request.days)).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.idempotency_key.as_deref()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.batch_id).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
     .await?;
-    if let Some(row) = created {
-        return Ok(Inserted::Created(row));
+    let mut created: HashMap<Uuid, JobRow> = created.into_iter().map(|row| (row.id, row)).collect();
+    // Not created: its idempotency key was used before (or earlier in this group).
+    let reused: Vec<(Uuid, &str)> = jobs
+        .iter()
+        .zip(&ids)
+        .filter(|(_, id)| !created.contains_key(id))
+        .filter_map(|(job, _)| Some((job.requested_by, job.idempotency_key.as_deref()?)))
+        .collect();
+    let mut existing: HashMap<(Uuid, String), JobRow> = HashMap::new();
+    if !reused.is_empty() {
+        let (requesters, keys): (Vec<Uuid>, Vec<&str>) = reused.into_iter().unzip();
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT g.* FROM generation_jobs g
+             JOIN unnest($1::uuid[], $2::text[]) AS k (requested_by, key)
+               ON g.requested_by = k.requested_by AND g.idempotency_key = k.key",
+        )
+        .bind(requesters)
+        .bind(keys)
+        .fetch_all(conn)
+        .await?;
+        for row in rows {
+            if let Some(key) = row.idempotency_key.clone() {
+                existing.insert((row.requested_by, key), row);
+            }
+        }
     }
-    let existing = sqlx::query_as(
-        "SELECT * FROM generation_jobs WHERE requested_by = $1 AND idempotency_key = $2",
-    )
-    .bind(job.requested_by)
-    .bind(&job.idempotency_key)
-    .fetch_one(conn)
-    .await?;
-    Ok(Inserted::Existing(existing))
+    jobs.iter()
+        .zip(ids)
+        .map(|(job, id)| {
+            if let Some(row) = created.remove(&id) {
+                return Ok(Inserted::Created(row));
+            }
+            job.idempotency_key
+                .as_ref()
+                .and_then(|key| existing.get(&(job.requested_by, key.clone())))
+                .map(|row| Inserted::Existing(row.clone()))
+                .ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect()
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
@@ -326,56 +368,122 @@ pub async fn renew_leases(
     .await
 }
 
-/// Saves a validated day, moves progress on and renews the lease, in one statement. `false`:
-/// the attempt was fenced out (cancelled or superseded) and nothing was written. Saving a day
-/// this attempt already saved (a retry after a lost reply) writes nothing more and is `true`.
-pub async fn save_day(
+/// A value as the JSON text a grouped statement binds (cast to `jsonb` there).
+pub fn to_json(value: &impl serde::Serialize) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// A validated day to save (see [`save_days`]).
+#[derive(Debug, Clone)]
+pub struct DayWrite {
+    pub fence: Fence,
+    /// The attempt's number, recorded on the day.
+    pub attempt_number: i32,
+    pub day_number: i32,
+    /// The day as JSON (serialised before the write waits for its group).
+    pub day: String,
+    /// What the calls cost since the last write.
+    pub usage: Usage,
+    /// The lease the attempt gets from now.
+    pub lease: Duration,
+}
+
+/// Saves validated days, moves each job's progress on and renews its lease, in one statement
+/// for all of them; one result per day, in order. `false`: that attempt was fenced out
+/// (cancelled or superseded) and nothing was written for it. Saving a day the attempt already
+/// saved (a retry after a lost reply) writes nothing more and is `true`.
+pub async fn save_days(
     conn: &mut PgConnection,
-    fence: Fence,
-    attempt_number: i32,
-    day: &Day,
-    usage: Usage,
-    lease: Duration,
-) -> Result<bool, sqlx::Error> {
-    let (owned, _): (i64, i64) = sqlx::query_as(
-        "WITH owner AS (
-             SELECT id FROM generation_jobs
-             WHERE id = $1 AND fence = $2 AND status = 'running'
-             FOR UPDATE),
+    days: &[DayWrite],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let owned: Vec<(Uuid, i64)> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::int[],
+                                  $6::int[], $7::bigint[], $8::bigint[], $9::int[], $10::float8[])
+                 AS i (job_id, fence, day_number, day, attempt, calls, prompt, completion,
+                       snoozes, lease)),
+         owner AS (
+             SELECT i.* FROM generation_jobs g
+             JOIN input i ON g.id = i.job_id AND g.fence = i.fence
+             WHERE g.status = 'running'
+             FOR UPDATE OF g),
          saved AS (
              INSERT INTO job_days (job_id, day_number, day, attempt)
-             SELECT id, $7, $8, $10 FROM owner
+             SELECT job_id, day_number, day::jsonb, attempt FROM owner
              ON CONFLICT (job_id, day_number) DO NOTHING
              RETURNING job_id),
-         counted AS (
-             SELECT (SELECT count(*) FROM saved)::int AS n),
          job AS (
-             UPDATE generation_jobs
-             SET days_done = days_done + n,
-                 lease_expires_at = now() + make_interval(secs => $3), updated_at = now(),
-                 llm_calls = llm_calls + $4 * n, prompt_tokens = prompt_tokens + $5 * n,
-                 completion_tokens = completion_tokens + $6 * n, snoozes = snoozes + $9 * n
-             FROM counted
-             WHERE id IN (SELECT id FROM owner)
-             RETURNING id),
+             UPDATE generation_jobs g
+             SET days_done = g.days_done + o.n,
+                 lease_expires_at = now() + make_interval(secs => o.lease), updated_at = now(),
+                 llm_calls = g.llm_calls + o.calls * o.n,
+                 prompt_tokens = g.prompt_tokens + o.prompt * o.n,
+                 completion_tokens = g.completion_tokens + o.completion * o.n,
+                 snoozes = g.snoozes + o.snoozes * o.n
+             FROM (SELECT owner.*, (SELECT count(*) FROM saved WHERE saved.job_id = owner.job_id)::int AS n
+                   FROM owner) AS o
+             WHERE g.id = o.job_id
+             RETURNING g.id, g.fence),
          tallied AS (
-             SELECT tally_attempt($2, $4, $5, $6, NULL, NULL, NULL) FROM saved)
+             SELECT tally_attempt(o.fence, o.calls, o.prompt, o.completion, NULL, NULL, NULL)
+             FROM owner o JOIN saved s ON s.job_id = o.job_id)
          -- `tallied` is read so that it runs: a plain SELECT in WITH runs only when read.
-         SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM tallied)",
+         SELECT id, fence FROM job WHERE (SELECT count(*) FROM tallied) >= 0",
     )
-    .bind(fence.job)
-    .bind(fence.token)
-    .bind(lease.as_secs_f64())
-    .bind(usage.calls)
-    .bind(usage.prompt_tokens)
-    .bind(usage.completion_tokens)
-    .bind(i32::from(day.day_number))
-    .bind(Json(day))
-    .bind(usage.snoozes)
-    .bind(attempt_number)
-    .fetch_one(conn)
+    .bind(days.iter().map(|d| d.fence.job).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.fence.token).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.day_number).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.day.as_str()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.attempt_number).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.usage.calls).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.usage.prompt_tokens).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.usage.completion_tokens).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.usage.snoozes).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.lease.as_secs_f64()).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await?;
-    Ok(owned == 1)
+    let owned: HashSet<(Uuid, i64)> = owned.into_iter().collect();
+    Ok(days
+        .iter()
+        .map(|d| owned.contains(&(d.fence.job, d.fence.token)))
+        .collect())
+}
+
+/// A finished plan to store (see [`complete_many`]).
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub fence: Fence,
+    /// The attempt's number, recorded on the last day.
+    pub attempt_number: i32,
+    /// The plan as JSON, and its last day's number and JSON (serialised before the write waits
+    /// for its group).
+    pub plan: String,
+    pub days: i32,
+    pub last_day: Option<(i32, String)>,
+    /// What the calls cost since the last write.
+    pub usage: Usage,
+}
+
+impl Completion {
+    /// Errors: `sqlx::Error::Encode` if the plan cannot be written as JSON.
+    pub fn new(
+        fence: Fence,
+        attempt_number: i32,
+        plan: &MenuPlan,
+        usage: Usage,
+    ) -> Result<Completion, sqlx::Error> {
+        Ok(Completion {
+            fence,
+            attempt_number,
+            plan: to_json(plan)?,
+            days: plan.days.len() as i32,
+            last_day: match plan.days.last() {
+                Some(day) => Some((i32::from(day.day_number), to_json(day)?)),
+                None => None,
+            },
+            usage,
+        })
+    }
 }
 
 /// Saves the plan's last day (the checkpoint it would have had, unless an earlier attempt
@@ -388,42 +496,88 @@ pub async fn complete(
     plan: &MenuPlan,
     usage: Usage,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let menu_id = Uuid::now_v7();
-    let last = plan.days.last();
-    let stored = sqlx::query(
-        "WITH done AS (
-             UPDATE generation_jobs
-             SET status = 'succeeded', menu_id = $3, finished_at = now(), updated_at = now(),
+    let completion = Completion::new(fence, attempt_number, plan, usage)?;
+    let mut menus = complete_many(conn, std::slice::from_ref(&completion)).await?;
+    Ok(menus.pop().flatten())
+}
+
+/// [`complete`] for many attempts in one statement and one commit: the new menu's id per
+/// attempt, in order (`None`: fenced out).
+pub async fn complete_many(
+    conn: &mut PgConnection,
+    done: &[Completion],
+) -> Result<Vec<Option<Uuid>>, sqlx::Error> {
+    let menu_ids: Vec<Uuid> = done.iter().map(|_| Uuid::now_v7()).collect();
+    let stored: Vec<Uuid> = sqlx::query_scalar(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::int[],
+                                  $6::int[], $7::text[], $8::int[], $9::int[], $10::bigint[],
+                                  $11::bigint[], $12::int[])
+                 AS i (job_id, fence, menu_id, plan, days, last_number, last_day, attempt,
+                       calls, prompt, completion, snoozes)),
+         done AS (
+             UPDATE generation_jobs g
+             SET status = 'succeeded', menu_id = i.menu_id, finished_at = now(), updated_at = now(),
                  lease_expires_at = NULL, last_error_code = NULL, last_error_message = NULL,
-                 days_done = $9,
-                 llm_calls = llm_calls + $4, prompt_tokens = prompt_tokens + $5,
-                 completion_tokens = completion_tokens + $6, snoozes = snoozes + $8
-             WHERE id = $1 AND fence = $2 AND status = 'running'
-             RETURNING id, owner_id, requested_by, request),
+                 days_done = i.days,
+                 llm_calls = g.llm_calls + i.calls, prompt_tokens = g.prompt_tokens + i.prompt,
+                 completion_tokens = g.completion_tokens + i.completion,
+                 snoozes = g.snoozes + i.snoozes
+             FROM input i
+             WHERE g.id = i.job_id AND g.fence = i.fence AND g.status = 'running'
+             RETURNING g.id, g.fence, g.owner_id, g.requested_by, g.request),
          last_day AS (
              INSERT INTO job_days (job_id, day_number, day, attempt)
-             SELECT id, $10, $11, $12 FROM done WHERE $11::jsonb IS NOT NULL
+             SELECT i.job_id, i.last_number, i.last_day::jsonb, i.attempt
+             FROM done JOIN input i ON i.job_id = done.id AND i.fence = done.fence
+             WHERE i.last_day IS NOT NULL
              ON CONFLICT (job_id, day_number) DO NOTHING),
          tallied AS (
-             SELECT tally_attempt($2, $4, $5, $6, 'succeeded', NULL, NULL) FROM done)
+             SELECT done.id, done.fence,
+                    tally_attempt(i.fence, i.calls, i.prompt, i.completion, 'succeeded', NULL, NULL)
+             FROM done JOIN input i ON i.job_id = done.id AND i.fence = done.fence)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
-         SELECT $3, id, owner_id, requested_by, request, $7 FROM done CROSS JOIN tallied",
+         SELECT i.menu_id, done.id, done.owner_id, done.requested_by, done.request, i.plan::jsonb
+         FROM done
+         JOIN input i ON i.job_id = done.id AND i.fence = done.fence
+         JOIN tallied t ON t.id = done.id AND t.fence = done.fence
+         RETURNING id",
     )
-    .bind(fence.job)
-    .bind(fence.token)
-    .bind(menu_id)
-    .bind(usage.calls)
-    .bind(usage.prompt_tokens)
-    .bind(usage.completion_tokens)
-    .bind(Json(plan))
-    .bind(usage.snoozes)
-    .bind(plan.days.len() as i32)
-    .bind(last.map_or(0, |d| i32::from(d.day_number)))
-    .bind(last.map(Json))
-    .bind(attempt_number)
-    .execute(conn)
+    .bind(done.iter().map(|c| c.fence.job).collect::<Vec<_>>())
+    .bind(done.iter().map(|c| c.fence.token).collect::<Vec<_>>())
+    .bind(&menu_ids)
+    .bind(done.iter().map(|c| c.plan.as_str()).collect::<Vec<_>>())
+    .bind(done.iter().map(|c| c.days).collect::<Vec<_>>())
+    .bind(
+        done.iter()
+            .map(|c| c.last_day.as_ref().map_or(0, |(n, _)| *n))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        done.iter()
+            .map(|c| c.last_day.as_ref().map(|(_, d)| d.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(done.iter().map(|c| c.attempt_number).collect::<Vec<_>>())
+    .bind(done.iter().map(|c| c.usage.calls).collect::<Vec<_>>())
+    .bind(
+        done.iter()
+            .map(|c| c.usage.prompt_tokens)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        done.iter()
+            .map(|c| c.usage.completion_tokens)
+            .collect::<Vec<_>>(),
+    )
+    .bind(done.iter().map(|c| c.usage.snoozes).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await?;
-    Ok((stored.rows_affected() == 1).then_some(menu_id))
+    let stored: HashSet<Uuid> = stored.into_iter().collect();
+    Ok(menu_ids
+        .into_iter()
+        .map(|id| stored.contains(&id).then_some(id))
+        .collect())
 }
 
 /// Ends an attempt that failed: `retry_at` schedules another attempt, `None` fails the job.

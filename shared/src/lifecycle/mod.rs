@@ -18,6 +18,7 @@
 //! 4. **Events are hints** (`events`): a lost one delays a long poll until its timeout, or a
 //!    cancelled attempt until its next lease renewal.
 
+pub mod group;
 pub mod lease;
 pub mod reconcile;
 
@@ -31,7 +32,8 @@ use uuid::Uuid;
 
 use crate::db::admin::{self, JobFilter};
 use crate::db::jobs::{
-    self, Cancelled, Claim, ClaimedJob, Fence, Inserted, NewJob, Release, Target,
+    self, Cancelled, Claim, ClaimedJob, Completion, DayWrite, Fence, Inserted, NewJob, Release,
+    Target,
 };
 use crate::db::{self, Held};
 use crate::events;
@@ -39,15 +41,34 @@ use crate::job::{JobError, JobStatus, Usage};
 use crate::menu::{Day, MenuPlan};
 use crate::queue::ack::Settle;
 use crate::queue::{Lane, Queue};
+use group::{Group, Writes};
 
 /// Ids pushed to Redis per round trip when many jobs change at once.
 const PUSH_CHUNK: usize = 1_000;
 
+/// Groups of one kind of write that run at once: one commits while the next one forms. More
+/// would split the writes waiting into smaller groups and take more of the pool.
+const GROUPS_AT_ONCE: usize = 2;
+
+/// Writes per group at most: a group's statement stays a few milliseconds long.
+const GROUP_MAX: usize = 256;
+
 /// The job's life over the two stores. Cheap to clone.
 #[derive(Clone)]
 pub struct Lifecycle {
-    pool: PgPool,
+    writer: Writer,
     queue: Queue,
+    /// Concurrent writes of the busiest transitions, each kind sharing one statement and one
+    /// commit (`group`).
+    submits: Group<NewJob, Inserted>,
+    checkpoints: Group<DayWrite, (bool, bool)>,
+    completions: Group<Completion, (Option<Uuid>, bool)>,
+}
+
+/// Runs statements on pooled connections, with the failure policy's retry.
+#[derive(Clone)]
+struct Writer {
+    pool: PgPool,
     /// How long a statement that failed for a reason of the moment is tried again; zero tries
     /// once (the API, which answers 503 instead).
     write_retry: Duration,
@@ -89,21 +110,111 @@ impl ClaimedJob {
 impl Lifecycle {
     /// The job's life over `pool` and `queue`, each statement tried once.
     pub fn new(pool: PgPool, queue: Queue) -> Lifecycle {
-        Lifecycle {
-            pool,
+        Lifecycle::with(
+            Writer {
+                pool,
+                write_retry: Duration::ZERO,
+            },
             queue,
-            write_retry: Duration::ZERO,
-        }
+        )
     }
 
     /// Tries statements that fail for a reason of the moment again for up to `retry`.
-    pub fn with_write_retry(mut self, retry: Duration) -> Lifecycle {
-        self.write_retry = retry;
-        self
+    pub fn with_write_retry(self, retry: Duration) -> Lifecycle {
+        Lifecycle::with(
+            Writer {
+                pool: self.writer.pool,
+                write_retry: retry,
+            },
+            self.queue,
+        )
+    }
+
+    fn with(writer: Writer, queue: Queue) -> Lifecycle {
+        let (w, q) = (writer.clone(), queue.clone());
+        let submits = Group::new(
+            "submit",
+            GROUPS_AT_ONCE,
+            GROUP_MAX,
+            move |new: Writes<NewJob>| {
+                let (w, q) = (w.clone(), q.clone());
+                async move {
+                    let (inserted, _) = w
+                        .write("submit", |mut conn| {
+                            let new = &new;
+                            async move { jobs::insert_many(&mut conn, new).await }
+                        })
+                        .await?;
+                    // The connection is back in the pool before Redis is waited on.
+                    let created = |lane: Lane| -> Vec<Uuid> {
+                        inserted
+                            .iter()
+                            .filter_map(|i| match i {
+                                Inserted::Created(row) if Lane::of(row.batch_id) == lane => {
+                                    Some(row.id)
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    };
+                    for lane in [Lane::Interactive, Lane::Batch] {
+                        let ids = created(lane);
+                        if !ids.is_empty() {
+                            metrics::counter!("jobs_enqueued_total").increment(ids.len() as u64);
+                            push(&q, lane, &ids, &no_progress).await;
+                        }
+                    }
+                    Ok(inserted)
+                }
+            },
+        );
+        let w = writer.clone();
+        let checkpoints = Group::new(
+            "checkpoint",
+            GROUPS_AT_ONCE,
+            GROUP_MAX,
+            move |days: Writes<DayWrite>| {
+                let w = w.clone();
+                async move {
+                    let (saved, retried) = w
+                        .write("checkpoint", |mut conn| {
+                            let days = &days;
+                            async move { jobs::save_days(&mut conn, days).await }
+                        })
+                        .await?;
+                    Ok(saved.into_iter().map(|s| (s, retried)).collect())
+                }
+            },
+        );
+        let w = writer.clone();
+        let completions = Group::new(
+            "complete",
+            GROUPS_AT_ONCE,
+            GROUP_MAX,
+            move |done: Writes<Completion>| {
+                let w = w.clone();
+                async move {
+                    let (menus, retried) = w
+                        .write("complete", |mut conn| {
+                            let done = &done;
+                            async move { jobs::complete_many(&mut conn, done).await }
+                        })
+                        .await?;
+                    Ok(menus.into_iter().map(|m| (m, retried)).collect())
+                }
+            },
+        );
+        Lifecycle {
+            writer,
+            queue,
+            submits,
+            checkpoints,
+            completions,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.writer.pool
     }
 
     pub fn queue(&self) -> &Queue {
@@ -113,16 +224,10 @@ impl Lifecycle {
     // ---- Transitions people make (the API, the dashboard, the admin command) ----
 
     /// Creates a queued job and pushes it, or finds the job created earlier with the same
-    /// idempotency key. `conn` is released before the push, so no connection waits on Redis.
-    pub async fn submit(&self, mut conn: Held, job: &NewJob) -> Result<Inserted, sqlx::Error> {
-        let inserted = jobs::insert(&mut conn, job).await?;
-        drop(conn);
-        if let Inserted::Created(row) = &inserted {
-            metrics::counter!("jobs_enqueued_total").increment(1);
-            self.push(Lane::of(row.batch_id), &[row.id], &no_progress)
-                .await;
-        }
-        Ok(inserted)
+    /// idempotency key. Submissions arriving together are inserted in one statement and one
+    /// commit, then pushed in one round trip; no connection waits on Redis.
+    pub async fn submit(&self, job: NewJob) -> Result<Inserted, sqlx::Error> {
+        self.submits.run(job).await
     }
 
     /// Cancels the unfinished jobs of `target` (recording `audit` in the same transaction), then
@@ -134,7 +239,7 @@ impl Lifecycle {
         target: Target<'_>,
         audit: Option<Audit<'_>>,
     ) -> Result<Vec<Uuid>, sqlx::Error> {
-        let mut held = db::hold(&self.pool, "cancel").await?;
+        let mut held = db::hold(self.pool(), "cancel").await?;
         let mut tx = held.begin().await?;
         let cancelled = jobs::cancel(&mut tx, target).await?;
         if !record(&mut tx, target, audit, cancelled.len()).await? {
@@ -168,7 +273,7 @@ impl Lifecycle {
         audit: Option<Audit<'_>>,
         progress: Progress<'_>,
     ) -> Result<Vec<Uuid>, sqlx::Error> {
-        let mut held = db::hold(&self.pool, "requeue").await?;
+        let mut held = db::hold(self.pool(), "requeue").await?;
         let mut tx = held.begin().await?;
         let requeued = admin::requeue(&mut tx, target, reset_attempts).await?;
         if !record(&mut tx, target, audit, requeued.len()).await? {
@@ -208,6 +313,7 @@ impl Lifecycle {
         owner_cap: u32,
     ) -> Result<Claim, sqlx::Error> {
         let claim = self
+            .writer
             .write("claim", |mut conn| async move {
                 jobs::claim(&mut conn, id, worker_id, lease, deadline, owner_cap).await
             })
@@ -224,7 +330,8 @@ impl Lifecycle {
         Ok(claim)
     }
 
-    /// Saves a finished day and renews the lease. `false`: the attempt was fenced out.
+    /// Saves a finished day and renews the lease (with the other days being saved at the same
+    /// moment, in one statement). `false`: the attempt was fenced out.
     pub async fn checkpoint(
         &self,
         attempt: Attempt,
@@ -232,11 +339,15 @@ impl Lifecycle {
         usage: Usage,
         lease: Duration,
     ) -> Result<bool, sqlx::Error> {
-        let (saved, _) = self
-            .write("checkpoint", |mut conn| async move {
-                jobs::save_day(&mut conn, attempt.fence, attempt.number, day, usage, lease).await
-            })
-            .await?;
+        let write = DayWrite {
+            fence: attempt.fence,
+            attempt_number: attempt.number,
+            day_number: i32::from(day.day_number),
+            day: jobs::to_json(day)?,
+            usage,
+            lease,
+        };
+        let (saved, _) = self.checkpoints.run(write).await?;
         if saved {
             self.changed(&[attempt.fence.job]).await;
         }
@@ -244,23 +355,21 @@ impl Lifecycle {
     }
 
     /// Saves the last day, stores the menu and marks the job succeeded (the last day needs no
-    /// [`Lifecycle::checkpoint`]). `None`: fenced out, nothing written.
+    /// [`Lifecycle::checkpoint`]; completions arriving together share one statement). `None`:
+    /// fenced out, nothing written.
     pub async fn complete(
         &self,
         attempt: Attempt,
         plan: &MenuPlan,
         usage: Usage,
     ) -> Result<Option<Uuid>, sqlx::Error> {
-        let (menu, retried) = self
-            .write("complete", |mut conn| async move {
-                jobs::complete(&mut conn, attempt.fence, attempt.number, plan, usage).await
-            })
-            .await?;
+        let completion = Completion::new(attempt.fence, attempt.number, plan, usage)?;
+        let (menu, retried) = self.completions.run(completion).await?;
         let menu = match menu {
             Some(menu) => Some(menu),
             // A retry fenced out by its own first try, whose reply was lost.
             None if retried && self.ended_as(attempt, &["succeeded"]).await? => jobs::get(
-                &mut *db::hold(&self.pool, "complete").await?,
+                &mut *db::hold(self.pool(), "complete").await?,
                 attempt.fence.job,
             )
             .await?
@@ -284,6 +393,7 @@ impl Lifecycle {
         usage: Usage,
     ) -> Result<Settle, sqlx::Error> {
         let (status, retried) = self
+            .writer
             .write("fail", |mut conn| async move {
                 jobs::fail_attempt(&mut conn, attempt.fence, error, retry_at, usage).await
             })
@@ -322,6 +432,7 @@ impl Lifecycle {
         usage: Usage,
     ) -> Result<Settle, sqlx::Error> {
         let (released, retried) = self
+            .writer
             .write("release", |mut conn| async move {
                 jobs::release(&mut conn, attempt.fence, why, usage).await
             })
@@ -346,7 +457,7 @@ impl Lifecycle {
     /// Extends the leases of running attempts, tried once (the lease keeper tries again soon);
     /// returns the jobs renewed (see `db::jobs::renew_leases`).
     pub async fn renew(&self, held: &[Fence], lease: Duration) -> Result<Vec<Uuid>, sqlx::Error> {
-        let mut conn = db::hold(&self.pool, "renew").await?;
+        let mut conn = db::hold(self.pool(), "renew").await?;
         jobs::renew_leases(&mut conn, held, lease).await
     }
 
@@ -354,6 +465,7 @@ impl Lifecycle {
     /// cancelled or taken over) and ends its row.
     pub async fn stop(&self, attempt: Attempt, usage: Usage) -> Result<Settle, sqlx::Error> {
         let (status, _) = self
+            .writer
             .write("stop", |mut conn| async move {
                 jobs::stop_attempt(&mut conn, attempt.fence, usage).await
             })
@@ -370,20 +482,7 @@ impl Lifecycle {
     /// Pushes jobs whose rows are committed into `lane`. Never fails: what Redis does not
     /// take, the reconciler pushes later.
     pub async fn push(&self, lane: Lane, ids: &[Uuid], progress: Progress<'_>) {
-        let mut pushed = 0;
-        for chunk in ids.chunks(PUSH_CHUNK) {
-            if let Err(e) = self.queue.push_in(lane, chunk).await {
-                metrics::counter!("queue_push_failures_total").increment(1);
-                tracing::error!(
-                    error = %e,
-                    jobs = ids.len() - pushed,
-                    "jobs saved but not queued; the reconciler will queue them"
-                );
-                return;
-            }
-            pushed += chunk.len();
-            progress(pushed, ids.len());
-        }
+        push(&self.queue, lane, ids, progress).await
     }
 
     /// Tells long polls and dashboards that jobs changed; losing the message only delays them.
@@ -396,6 +495,15 @@ impl Lifecycle {
         }
     }
 
+    /// Whether the attempt's row records one of `outcomes`.
+    async fn ended_as(&self, attempt: Attempt, outcomes: &[&str]) -> Result<bool, sqlx::Error> {
+        let mut conn = db::hold(self.pool(), "outcome").await?;
+        let outcome = jobs::attempt_outcome(&mut conn, attempt.fence).await?;
+        Ok(outcome.is_some_and(|o| outcomes.contains(&o.as_str())))
+    }
+}
+
+impl Writer {
     /// Runs `statement` on a pooled connection held for it alone; one that fails for a reason
     /// of the moment is tried again (on a new connection) with backoff for up to
     /// `write_retry`. Returns its result and whether it was tried more than once (then a
@@ -431,12 +539,24 @@ impl Lifecycle {
         };
         Ok((result?, tries.load(Ordering::Relaxed) > 1))
     }
+}
 
-    /// Whether the attempt's row records one of `outcomes`.
-    async fn ended_as(&self, attempt: Attempt, outcomes: &[&str]) -> Result<bool, sqlx::Error> {
-        let mut conn = db::hold(&self.pool, "outcome").await?;
-        let outcome = jobs::attempt_outcome(&mut conn, attempt.fence).await?;
-        Ok(outcome.is_some_and(|o| outcomes.contains(&o.as_str())))
+/// Pushes jobs whose rows are committed into `lane`. Never fails: what Redis does not take, the
+/// reconciler pushes later.
+async fn push(queue: &Queue, lane: Lane, ids: &[Uuid], progress: Progress<'_>) {
+    let mut pushed = 0;
+    for chunk in ids.chunks(PUSH_CHUNK) {
+        if let Err(e) = queue.push_in(lane, chunk).await {
+            metrics::counter!("queue_push_failures_total").increment(1);
+            tracing::error!(
+                error = %e,
+                jobs = ids.len() - pushed,
+                "jobs saved but not queued; the reconciler will queue them"
+            );
+            return;
+        }
+        pushed += chunk.len();
+        progress(pushed, ids.len());
     }
 }
 

@@ -267,3 +267,75 @@ async fn a_submission_postgresql_refuses_fails_alone_and_its_group_is_created() 
         .unwrap();
     assert_eq!(jobs, 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_claims_of_two_processes_over_shared_owners_keep_the_cap_and_never_deadlock() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let queue = Queue::connect(&redis.config()).await.unwrap();
+    // Two processes' lifecycles: their groups race each other over the same owners.
+    let lives = [
+        Lifecycle::new(db.pool.clone(), queue.clone()),
+        Lifecycle::new(db.pool.clone(), queue),
+    ];
+    // Rounds of fresh owners: crossing locks deadlock only some of the time.
+    for _ in 0..4 {
+        let mut owners = Vec::new();
+        for _ in 0..8 {
+            owners.push(rows::user(&db.pool).await);
+        }
+        let mut ids = Vec::new();
+        for _ in 0..6 {
+            for owner in &owners {
+                ids.push(rows::queued_job(&db.pool, *owner, 1).await);
+            }
+        }
+        // Every job asked for by both processes (a duplicate delivery), all at once, owners
+        // interleaved: groups that took their owners' locks in arrival order would cross.
+        let asks: Vec<_> = ids
+            .iter()
+            .flat_map(|id| {
+                lives.iter().map(move |life| {
+                    let (life, id) = (life.clone(), *id);
+                    async move {
+                        let claim = life.claim(id, "racer", LEASE, DEADLINE, 2).await.unwrap();
+                        (id, claim)
+                    }
+                })
+            })
+            .collect();
+        // A deadlock would cost PostgreSQL's detection a second per cycle and fail groups; well
+        // under a minute is the bound even on a loaded machine.
+        let answers = tokio::time::timeout(Duration::from_secs(60), join_all(asks))
+            .await
+            .expect("grouped claims finish");
+        let mut claimed_per_owner = std::collections::HashMap::<Uuid, usize>::new();
+        let mut claimed_jobs = HashSet::new();
+        for (id, claim) in answers {
+            match claim {
+                Claim::Claimed(c) => {
+                    assert!(claimed_jobs.insert(id), "job {id} claimed twice");
+                    *claimed_per_owner.entry(c.job.owner_id).or_default() += 1;
+                }
+                Claim::OwnerBusy | Claim::NotBefore(_) => {}
+                Claim::Gone => panic!("job {id} gone"),
+            }
+        }
+        assert_eq!(
+            claimed_per_owner.len(),
+            owners.len(),
+            "every owner got jobs running"
+        );
+        assert!(
+            claimed_per_owner.values().all(|n| *n == 2),
+            "each owner runs exactly its cap of two: {claimed_per_owner:?}"
+        );
+    }
+    let deadlocks: i64 = sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(deadlocks, 0);
+}

@@ -254,6 +254,20 @@ pub enum Claim {
     Gone,
 }
 
+/// A delivery of a job id asking for a new attempt (see [`claim_many`]).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub id: Uuid,
+    /// Written on the job and the attempt: which process runs it.
+    pub worker_id: String,
+    /// The attempt's lease from now.
+    pub lease: Duration,
+    /// How long the job may run from its first claim.
+    pub deadline: Duration,
+    /// Jobs its owner may run at once (0: no cap).
+    pub owner_cap: u32,
+}
+
 /// Takes the job for a new attempt if it is due, or if the attempt running it lost its lease,
 /// unless its owner already runs `owner_cap` jobs (0: no cap; checked under a per-owner lock,
 /// see `owner_has_room` in the migrations). The attempt gets a new fence and the lease `lease`;
@@ -266,76 +280,155 @@ pub async fn claim(
     deadline: Duration,
     owner_cap: u32,
 ) -> Result<Claim, sqlx::Error> {
-    // One round trip: the claim, its attempt row and the days earlier attempts finished.
-    let claimed: Option<ClaimedRow> = sqlx::query_as(
-        "WITH claimed AS (
-             UPDATE generation_jobs
-             SET status = 'running', attempts = attempts + 1, worker_id = $2,
+    let request = ClaimRequest {
+        id,
+        worker_id: worker_id.to_string(),
+        lease,
+        deadline,
+        owner_cap,
+    };
+    let mut claims = claim_many(conn, std::slice::from_ref(&request)).await?;
+    Ok(claims.pop().expect("one request in, one claim out"))
+}
+
+/// [`claim`] for many deliveries in one statement and one commit: one [`Claim`] per request,
+/// in order. A job asked for twice in the group is claimed once; the other request finds the
+/// live attempt (`NotBefore`). The owners' locks are taken first, in one global order, so two
+/// groups never wait on each other in a cycle.
+pub async fn claim_many(
+    conn: &mut PgConnection,
+    requests: &[ClaimRequest],
+) -> Result<Vec<Claim>, sqlx::Error> {
+    // Each job once; a repeat is answered by the second query, as a live attempt.
+    let mut seen = HashSet::new();
+    let first: Vec<&ClaimRequest> = requests.iter().filter(|r| seen.insert(r.id)).collect();
+    // One round trip: the claims, their attempt rows and the days earlier attempts finished.
+    let claimed: Vec<ClaimedRow> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::int[])
+                 AS i (id, worker_id, lease, deadline, cap)),
+         -- Every owner lock the group needs, in one order for all groups (no deadlock).
+         locks AS MATERIALIZED (
+             SELECT pg_advisory_xact_lock(k) FROM (
+                 SELECT DISTINCT hashtextextended(g.owner_id::text, 2026112908) AS k
+                 FROM generation_jobs g JOIN input i ON g.id = i.id
+                 WHERE i.cap > 0
+                 ORDER BY k) AS keys),
+         claimed AS (
+             UPDATE generation_jobs g
+             SET status = 'running', attempts = g.attempts + 1, worker_id = i.worker_id,
                  fence = nextval('job_attempts_id_seq'),
-                 started_at = coalesce(started_at, now()), next_attempt_at = NULL,
-                 deadline_at = coalesce(deadline_at, now() + make_interval(secs => $4)),
-                 lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-             WHERE id = $1
-               AND ((status IN ('queued', 'retrying')
-                     AND coalesce(next_attempt_at, '-infinity') <= now())
-                    OR (status = 'running' AND lease_expires_at < now()))
-               AND owner_has_room(owner_id, id, $5)
-             RETURNING *),
+                 started_at = coalesce(g.started_at, now()), next_attempt_at = NULL,
+                 deadline_at = coalesce(g.deadline_at, now() + make_interval(secs => i.deadline)),
+                 lease_expires_at = now() + make_interval(secs => i.lease), updated_at = now()
+             FROM input i
+             WHERE g.id = i.id
+               AND ((g.status IN ('queued', 'retrying')
+                     AND coalesce(g.next_attempt_at, '-infinity') <= now())
+                    OR (g.status = 'running' AND g.lease_expires_at < now()))
+               -- The locks are an argument, so they are all taken before the first check.
+               AND owner_has_room(g.owner_id, g.id,
+                                  i.cap + (SELECT 0 * count(*) FROM locks)::int)
+             RETURNING g.*),
          -- An attempt still open here lost its lease: its worker is gone.
          abandoned AS (
              UPDATE job_attempts SET ended_at = now(), outcome = 'abandoned'
-             WHERE job_id = $1 AND ended_at IS NULL AND EXISTS (SELECT 1 FROM claimed)),
+             WHERE job_id IN (SELECT id FROM claimed) AND ended_at IS NULL),
          opened AS (
              INSERT INTO job_attempts (id, job_id, number, worker_id)
-             SELECT fence, id, attempts, $2 FROM claimed)
+             SELECT fence, id, attempts, worker_id FROM claimed)
          SELECT claimed.*,
                 coalesce((SELECT jsonb_agg(day ORDER BY day_number) FROM job_days
                           WHERE job_id = claimed.id), '[]') AS days
          FROM claimed",
     )
-    .bind(id)
-    .bind(worker_id)
-    .bind(lease.as_secs_f64())
-    .bind(deadline.as_secs_f64())
-    .bind(i32::try_from(owner_cap).unwrap_or(i32::MAX))
-    .fetch_optional(&mut *conn)
+    .bind(first.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(
+        first
+            .iter()
+            .map(|r| r.worker_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        first
+            .iter()
+            .map(|r| r.lease.as_secs_f64())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        first
+            .iter()
+            .map(|r| r.deadline.as_secs_f64())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        first
+            .iter()
+            .map(|r| i32::try_from(r.owner_cap).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
     .await?;
-    if let Some(row) = claimed {
-        let fence = Fence {
-            job: row.job.id,
-            token: row.job.fence.unwrap_or_default(),
-        };
-        return Ok(Claim::Claimed(Box::new(ClaimedJob {
-            job: row.job,
-            days: row.days.0,
-            fence,
-        })));
+    let mut claimed: HashMap<Uuid, ClaimedRow> =
+        claimed.into_iter().map(|row| (row.job.id, row)).collect();
+    let mut claims: Vec<Option<Claim>> = requests
+        .iter()
+        .map(|r| {
+            claimed.remove(&r.id).map(|row| {
+                let fence = Fence {
+                    job: row.job.id,
+                    token: row.job.fence.unwrap_or_default(),
+                };
+                Claim::Claimed(Box::new(ClaimedJob {
+                    job: row.job,
+                    days: row.days.0,
+                    fence,
+                }))
+            })
+        })
+        .collect();
+    let unclaimed: Vec<Uuid> = requests
+        .iter()
+        .zip(&claims)
+        .filter(|(_, claim)| claim.is_none())
+        .map(|(r, _)| r.id)
+        .collect();
+    if unclaimed.is_empty() {
+        return Ok(claims.into_iter().flatten().collect());
     }
     // Not taken: say why, by the database's clock.
     type State = (
+        Uuid,
         JobStatus,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
         DateTime<Utc>,
     );
-    let row: Option<State> = sqlx::query_as(
-        "SELECT status, next_attempt_at, lease_expires_at, now() FROM generation_jobs
-         WHERE id = $1",
+    let states: Vec<State> = sqlx::query_as(
+        "SELECT id, status, next_attempt_at, lease_expires_at, now() FROM generation_jobs
+         WHERE id = ANY($1)",
     )
-    .bind(id)
-    .fetch_optional(conn)
+    .bind(&unclaimed)
+    .fetch_all(conn)
     .await?;
-    Ok(match row {
-        Some((JobStatus::Queued | JobStatus::Retrying, Some(at), _, now)) if at > now => {
-            Claim::NotBefore(at)
+    let states: HashMap<Uuid, State> = states.into_iter().map(|s| (s.0, s)).collect();
+    for (request, claim) in requests.iter().zip(claims.iter_mut()) {
+        if claim.is_some() {
+            continue;
         }
-        Some((JobStatus::Running, _, Some(at), now)) if at >= now => Claim::NotBefore(at),
-        // Due (or its lease lapsed), yet not taken: its owner is at the cap.
-        Some((JobStatus::Queued | JobStatus::Retrying | JobStatus::Running, ..)) => {
-            Claim::OwnerBusy
-        }
-        _ => Claim::Gone,
-    })
+        *claim = Some(match states.get(&request.id) {
+            Some((_, JobStatus::Queued | JobStatus::Retrying, Some(at), _, now)) if at > now => {
+                Claim::NotBefore(*at)
+            }
+            Some((_, JobStatus::Running, _, Some(at), now)) if at >= now => Claim::NotBefore(*at),
+            // Due (or its lease lapsed), yet not taken: its owner is at the cap.
+            Some((_, JobStatus::Queued | JobStatus::Retrying | JobStatus::Running, ..)) => {
+                Claim::OwnerBusy
+            }
+            _ => Claim::Gone,
+        });
+    }
+    Ok(claims.into_iter().flatten().collect())
 }
 
 #[derive(sqlx::FromRow)]

@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use crate::db::admin::{self, JobFilter};
 use crate::db::jobs::{
-    self, Cancelled, Claim, ClaimedJob, Completion, DayWrite, Fence, Inserted, NewJob, Release,
-    Target,
+    self, Cancelled, Claim, ClaimRequest, ClaimedJob, Completion, DayWrite, Fence, Inserted,
+    NewJob, Release, Target,
 };
 use crate::db::{self, Held};
 use crate::events;
@@ -61,6 +61,7 @@ pub struct Lifecycle {
     /// Concurrent writes of the busiest transitions, each kind sharing one statement and one
     /// commit (`group`).
     submits: Group<NewJob, Inserted>,
+    claims: Group<ClaimRequest, Claim>,
     checkpoints: Group<DayWrite, (bool, bool)>,
     completions: Group<Completion, (Option<Uuid>, bool)>,
 }
@@ -169,6 +170,24 @@ impl Lifecycle {
             },
         );
         let w = writer.clone();
+        let claims = Group::new(
+            "claim",
+            GROUPS_AT_ONCE,
+            GROUP_MAX,
+            move |asked: Writes<ClaimRequest>| {
+                let w = w.clone();
+                async move {
+                    let (claims, _) = w
+                        .write("claim", |mut conn| {
+                            let asked = &asked;
+                            async move { jobs::claim_many(&mut conn, asked).await }
+                        })
+                        .await?;
+                    Ok(claims)
+                }
+            },
+        );
+        let w = writer.clone();
         let checkpoints = Group::new(
             "checkpoint",
             GROUPS_AT_ONCE,
@@ -208,6 +227,7 @@ impl Lifecycle {
             writer,
             queue,
             submits,
+            claims,
             checkpoints,
             completions,
         }
@@ -303,7 +323,8 @@ impl Lifecycle {
     // ---- Transitions of an attempt (the worker) ----
 
     /// Takes the job for a new attempt if it is due, or if the attempt running it lost its
-    /// lease, unless its owner runs `owner_cap` jobs already (see `db::jobs::claim`).
+    /// lease, unless its owner runs `owner_cap` jobs already (see `db::jobs::claim`). Claims
+    /// arriving together share one statement.
     pub async fn claim(
         &self,
         id: Uuid,
@@ -312,13 +333,14 @@ impl Lifecycle {
         deadline: Duration,
         owner_cap: u32,
     ) -> Result<Claim, sqlx::Error> {
-        let claim = self
-            .writer
-            .write("claim", |mut conn| async move {
-                jobs::claim(&mut conn, id, worker_id, lease, deadline, owner_cap).await
-            })
-            .await?
-            .0;
+        let request = ClaimRequest {
+            id,
+            worker_id: worker_id.to_string(),
+            lease,
+            deadline,
+            owner_cap,
+        };
+        let claim = self.claims.run(request).await?;
         match claim {
             Claim::Claimed(_) => {
                 metrics::counter!("jobs_claimed_total").increment(1);

@@ -6,6 +6,9 @@
 //! statement (several tables at once through a data-modifying CTE), so it is atomic without an
 //! explicit transaction and holds a connection for one round trip. Each also keeps the attempt's
 //! row in `job_attempts` (its cost, and how it ended) through the `tally_attempt` SQL function.
+//! The busiest (insert, claim, save a day, complete) take many jobs at once (`*_many`, over
+//! `unnest` arrays): `lifecycle::group` gives each group of concurrent writes one statement and
+//! one commit.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

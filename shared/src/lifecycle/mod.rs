@@ -6,7 +6,9 @@
 //!
 //! One failure policy for all of them:
 //! 1. **PostgreSQL decides.** A transition is one statement (or one short transaction with its
-//!    audit record); an attempt's writes are fenced, so a stale attempt changes nothing.
+//!    audit record); an attempt's writes are fenced, so a stale attempt changes nothing. Submits,
+//!    claims, checkpoints and completions that arrive together share one statement and one
+//!    commit (`group`), each still answered on its own.
 //! 2. **A statement that failed for a reason of the moment** (`db::is_transient`: the database
 //!    restarting or unreachable, a lost connection) is tried again with backoff for up to
 //!    `write_retry`, holding what it would write in memory (a finished day is never thrown away
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -51,7 +54,7 @@ const PUSH_CHUNK: usize = 1_000;
 const GROUPS_AT_ONCE: usize = 2;
 
 /// Writes per group at most: a group's statement stays a few milliseconds long.
-const GROUP_MAX: usize = 256;
+const GROUP_MAX: usize = 64;
 
 /// The job's life over the two stores. Cheap to clone.
 #[derive(Clone)]
@@ -61,7 +64,7 @@ pub struct Lifecycle {
     /// Concurrent writes of the busiest transitions, each kind sharing one statement and one
     /// commit (`group`).
     submits: Group<NewJob, Inserted>,
-    claims: Group<ClaimRequest, Claim>,
+    claims: Group<ClaimRequest, (Claim, bool)>,
     checkpoints: Group<DayWrite, (bool, bool)>,
     completions: Group<Completion, (Option<Uuid>, bool)>,
 }
@@ -169,60 +172,15 @@ impl Lifecycle {
                 }
             },
         );
-        let w = writer.clone();
-        let claims = Group::new(
-            "claim",
-            GROUPS_AT_ONCE,
-            GROUP_MAX,
-            move |asked: Writes<ClaimRequest>| {
-                let w = w.clone();
-                async move {
-                    let (claims, _) = w
-                        .write("claim", |mut conn| {
-                            let asked = &asked;
-                            async move { jobs::claim_many(&mut conn, asked).await }
-                        })
-                        .await?;
-                    Ok(claims)
-                }
-            },
-        );
-        let w = writer.clone();
-        let checkpoints = Group::new(
-            "checkpoint",
-            GROUPS_AT_ONCE,
-            GROUP_MAX,
-            move |days: Writes<DayWrite>| {
-                let w = w.clone();
-                async move {
-                    let (saved, retried) = w
-                        .write("checkpoint", |mut conn| {
-                            let days = &days;
-                            async move { jobs::save_days(&mut conn, days).await }
-                        })
-                        .await?;
-                    Ok(saved.into_iter().map(|s| (s, retried)).collect())
-                }
-            },
-        );
-        let w = writer.clone();
-        let completions = Group::new(
-            "complete",
-            GROUPS_AT_ONCE,
-            GROUP_MAX,
-            move |done: Writes<Completion>| {
-                let w = w.clone();
-                async move {
-                    let (menus, retried) = w
-                        .write("complete", |mut conn| {
-                            let done = &done;
-                            async move { jobs::complete_many(&mut conn, done).await }
-                        })
-                        .await?;
-                    Ok(menus.into_iter().map(|m| (m, retried)).collect())
-                }
-            },
-        );
+        let claims = writer.group("claim", |conn, asked| {
+            Box::pin(jobs::claim_many(conn, asked))
+        });
+        let checkpoints = writer.group("checkpoint", |conn, days| {
+            Box::pin(jobs::save_days(conn, days))
+        });
+        let completions = writer.group("complete", |conn, done| {
+            Box::pin(jobs::complete_many(conn, done))
+        });
         Lifecycle {
             writer,
             queue,
@@ -340,7 +298,7 @@ impl Lifecycle {
             deadline,
             owner_cap,
         };
-        let claim = self.claims.run(request).await?;
+        let (claim, _) = self.claims.run(request).await?;
         match claim {
             Claim::Claimed(_) => {
                 metrics::counter!("jobs_claimed_total").increment(1);
@@ -525,7 +483,33 @@ impl Lifecycle {
     }
 }
 
+/// A grouped statement: the writes of a group in, one output per write out.
+type Grouped<I, O> =
+    for<'c> fn(&'c mut PgConnection, &'c [I]) -> BoxFuture<'c, Result<Vec<O>, sqlx::Error>>;
+
 impl Writer {
+    /// A group of `op` writes run by `statement` under the failure policy's retry; each write
+    /// gets its output and whether the statement was tried more than once.
+    fn group<I, O>(&self, op: &'static str, statement: Grouped<I, O>) -> Group<I, (O, bool)>
+    where
+        I: Send + Sync + 'static,
+        O: Send + 'static,
+    {
+        let writer = self.clone();
+        Group::new(op, GROUPS_AT_ONCE, GROUP_MAX, move |writes: Writes<I>| {
+            let writer = writer.clone();
+            async move {
+                let (outputs, retried) = writer
+                    .write(op, |mut conn| {
+                        let writes = &writes;
+                        async move { statement(&mut conn, writes).await }
+                    })
+                    .await?;
+                Ok(outputs.into_iter().map(|o| (o, retried)).collect())
+            }
+        })
+    }
+
     /// Runs `statement` on a pooled connection held for it alone; one that fails for a reason
     /// of the moment is tried again (on a new connection) with backoff for up to
     /// `write_retry`. Returns its result and whether it was tried more than once (then a

@@ -391,16 +391,14 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
     );
     // The second attempt succeeds.
     let mut conn = app.db.pool.acquire().await.unwrap();
-    let claim = jobs::claim(
-        &mut conn,
-        job,
-        "second-worker",
-        std::time::Duration::from_secs(60),
-        std::time::Duration::from_secs(600),
-        0,
-    )
-    .await
-    .unwrap();
+    let request = jobs::ClaimRequest {
+        id: job,
+        worker_id: "second-worker".into(),
+        lease: std::time::Duration::from_secs(60),
+        deadline: std::time::Duration::from_secs(600),
+        owner_cap: 0,
+    };
+    let claim = jobs::claim(&mut conn, &request).await.unwrap();
     let jobs::Claim::Claimed(claimed) = claim else {
         panic!("the requeued job is claimable");
     };

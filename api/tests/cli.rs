@@ -51,10 +51,14 @@ async fn failed_job(db: &TestDb, owner: Uuid, code: &str) -> Uuid {
         unreachable!("no idempotency key")
     };
     let ten_minutes = std::time::Duration::from_secs(600);
-    let Claim::Claimed(claimed) = jobs::claim(&mut conn, row.id, "w", ten_minutes, ten_minutes, 0)
-        .await
-        .unwrap()
-    else {
+    let request = jobs::ClaimRequest {
+        id: row.id,
+        worker_id: "w".into(),
+        lease: ten_minutes,
+        deadline: ten_minutes,
+        owner_cap: 0,
+    };
+    let Claim::Claimed(claimed) = jobs::claim(&mut conn, &request).await.unwrap() else {
         panic!("claimable");
     };
     jobs::fail_attempt(

@@ -70,7 +70,17 @@ async fn metrics_parse_name_the_series_and_move_when_a_job_runs() {
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;
     assert_eq!(view["status"], "succeeded");
-    let after = scrape(&system).await;
+    // The job reads as succeeded once its menu commits; the worker records the run's duration
+    // just after, when the grouped write answers it. Scrape until it has (10 s: a loaded
+    // machine).
+    let mut after = scrape(&system).await;
+    let recorded =
+        |samples: &HashMap<String, f64>| samples.keys().any(|k| k.starts_with("job_run_seconds{"));
+    let since = std::time::Instant::now();
+    while !recorded(&after) && since.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = scrape(&system).await;
+    }
 
     for series in [
         "http_requests_total",

@@ -15,7 +15,7 @@ use shared::batch::BatchRun;
 use shared::batch::enqueue::{self, EnqueueConfig};
 use shared::batch::schedule::ScheduleConfig;
 use shared::config::{LogConfig, RedisConfig};
-use shared::db::jobs::{self, Claim, Fence};
+use shared::db::jobs::{self, Claim, ClaimRequest, Fence};
 use shared::job::{JobError, Usage};
 use shared::lifecycle::Lifecycle;
 use shared::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
@@ -259,16 +259,14 @@ impl TestApp {
     /// Claims a job as a worker would: it is running afterwards, under the fence returned.
     pub async fn claim(&self, job: Uuid) -> Fence {
         let mut conn = self.db.pool.acquire().await.unwrap();
-        let claim = jobs::claim(
-            &mut conn,
-            job,
-            "test-worker",
-            Duration::from_secs(60),
-            Duration::from_secs(600),
-            0,
-        )
-        .await
-        .unwrap();
+        let request = ClaimRequest {
+            id: job,
+            worker_id: "test-worker".into(),
+            lease: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
+            owner_cap: 0,
+        };
+        let claim = jobs::claim(&mut conn, &request).await.unwrap();
         match claim {
             Claim::Claimed(claimed) => claimed.fence,
             _ => panic!("job {job} not claimable"),

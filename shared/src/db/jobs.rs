@@ -275,22 +275,8 @@ pub struct ClaimRequest {
 /// unless its owner already runs `owner_cap` jobs (0: no cap; checked under a per-owner lock,
 /// see `owner_has_room` in the migrations). The attempt gets a new fence and the lease `lease`;
 /// the job's deadline starts at its first claim.
-pub async fn claim(
-    conn: &mut PgConnection,
-    id: Uuid,
-    worker_id: &str,
-    lease: Duration,
-    deadline: Duration,
-    owner_cap: u32,
-) -> Result<Claim, sqlx::Error> {
-    let request = ClaimRequest {
-        id,
-        worker_id: worker_id.to_string(),
-        lease,
-        deadline,
-        owner_cap,
-    };
-    let mut claims = claim_many(conn, std::slice::from_ref(&request)).await?;
+pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Claim, sqlx::Error> {
+    let mut claims = claim_many(conn, std::slice::from_ref(request)).await?;
     Ok(claims.pop().expect("one request in, one claim out"))
 }
 

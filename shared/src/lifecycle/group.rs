@@ -111,46 +111,57 @@ async fn run_group<I, O>(op: &'static str, group: Vec<Pending<I, O>>, statement:
     metrics::histogram!("db_group_size", "op" => op).record(group.len() as f64);
     let (writes, replies): (Vec<I>, Vec<_>) = group.into_iter().map(|p| (p.write, p.reply)).unzip();
     let writes = Arc::new(writes);
-    let result = statement(writes.clone()).await;
-    match result {
-        Ok(outputs) if outputs.len() == replies.len() => {
-            for (reply, output) in replies.into_iter().zip(outputs) {
-                let _ = reply.send(Ok(output));
-            }
-        }
-        Ok(outputs) => {
-            // A statement that loses or invents rows is a bug; no write may take another's
-            // answer.
-            tracing::error!(
-                db.op = op,
-                writes = replies.len(),
-                outputs = outputs.len(),
-                "a grouped statement returned the wrong number of outputs"
-            );
-            for reply in replies {
-                let _ = reply.send(Err(sqlx::Error::Protocol(format!(
-                    "grouped {op} returned {} outputs",
-                    outputs.len()
-                ))));
-            }
-        }
+    match statement(writes.clone()).await {
+        Ok(outputs) => answer(op, replies, outputs),
         Err(e) if replies.len() == 1 => {
             let _ = replies.into_iter().next().map(|reply| reply.send(Err(e)));
         }
         Err(e) => {
             metrics::counter!("db_group_fallbacks_total", "op" => op).increment(1);
             tracing::warn!(db.op = op, writes = replies.len(), error = %e, "grouped write failed; running its writes one at a time");
+            // The statement's future, the only other owner, has completed.
             let Ok(writes) = Arc::try_unwrap(writes) else {
-                unreachable!("the statement's future, the only other owner, has completed")
+                for reply in replies {
+                    let _ = reply.send(Err(stopped()));
+                }
+                return;
             };
             for (write, reply) in writes.into_iter().zip(replies) {
-                let result = statement(Arc::new(vec![write])).await;
-                let _ =
-                    reply.send(result.map(|mut outputs| {
-                        outputs.pop().expect("a one-write group has one output")
-                    }));
+                match statement(Arc::new(vec![write])).await {
+                    Ok(outputs) => answer(op, vec![reply], outputs),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
         }
+    }
+}
+
+/// Sends each write its own output, in order. A statement that lost or invented rows is a bug:
+/// then every write of the group gets an error, and none takes another's answer.
+fn answer<O>(
+    op: &'static str,
+    replies: Vec<oneshot::Sender<Result<O, sqlx::Error>>>,
+    outputs: Vec<O>,
+) {
+    if outputs.len() == replies.len() {
+        for (reply, output) in replies.into_iter().zip(outputs) {
+            let _ = reply.send(Ok(output));
+        }
+        return;
+    }
+    tracing::error!(
+        db.op = op,
+        writes = replies.len(),
+        outputs = outputs.len(),
+        "a grouped statement returned the wrong number of outputs"
+    );
+    for reply in replies {
+        let _ = reply.send(Err(sqlx::Error::Protocol(format!(
+            "grouped {op} returned {} outputs",
+            outputs.len()
+        ))));
     }
 }
 

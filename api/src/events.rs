@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared::events::Subscriber;
+use shared::redis_conn::RedisTarget;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -42,11 +43,11 @@ impl JobEvents {
     /// Subscribes to `channel` in a task of its own (that reconnects with backoff) until `stop`.
     /// Waits briefly for the first subscription, so events published right after startup reach
     /// the waiters.
-    pub async fn start(client: redis::Client, channel: String, stop: CancellationToken) -> Self {
+    pub async fn start(target: RedisTarget, channel: String, stop: CancellationToken) -> Self {
         let waiters = Arc::new(Waiters::default());
         let (subscribed, first) = oneshot::channel();
         tokio::spawn(shared::events::subscribe(
-            client,
+            target,
             channel,
             FanOut(waiters.clone()),
             stop,

@@ -80,7 +80,7 @@ impl AppState {
     pub async fn with_stores(config: &Config, db: PgPool, queue: Queue) -> AppState {
         let stopping = CancellationToken::new();
         let events = JobEvents::start(
-            queue.client().clone(),
+            queue.target().clone(),
             queue.keys().job_events(),
             stopping.clone(),
         )

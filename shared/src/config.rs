@@ -47,7 +47,8 @@ impl DatabaseConfig {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RedisConfig {
-    /// Redis connection URL.
+    /// Redis connection URL; with `REDIS_CLUSTER=true`, the cluster's seed nodes as URLs
+    /// separated by commas.
     #[arg(
         id = "redis_url",
         long = "redis-url",
@@ -59,6 +60,15 @@ pub struct RedisConfig {
     /// Prefix of every key and channel this deployment uses, so several can share a Redis.
     #[arg(long = "redis-prefix", env = "REDIS_PREFIX", default_value = "menus")]
     pub prefix: String,
+    /// Redis is a Redis Cluster: every key carries the prefix as one hash tag, so the queue's
+    /// keys share a slot and its scripts run on one node.
+    #[arg(
+        long = "redis-cluster",
+        env = "REDIS_CLUSTER",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub cluster: bool,
 }
 
 /// How structured output is requested from the provider.

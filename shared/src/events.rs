@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::db::jobs::Fence;
 use crate::queue::{COMMAND_TIMEOUT, Queue};
+use crate::redis_conn::RedisTarget;
 
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -69,9 +70,11 @@ pub trait Subscriber: Send + 'static {
 }
 
 /// Keeps a subscription to `channel` until `stop`, reconnecting with backoff, and passes what
-/// arrives to `subscriber`. `subscribed` is told once the first subscription stands.
+/// arrives to `subscriber`. `subscribed` is told once the first subscription stands. On a
+/// cluster, where a message published on any node reaches every node, each try connects to the
+/// next of its nodes, so one node down does not stop the events.
 pub async fn subscribe(
-    client: redis::Client,
+    target: RedisTarget,
     channel: String,
     mut subscriber: impl Subscriber,
     stop: CancellationToken,
@@ -79,8 +82,9 @@ pub async fn subscribe(
 ) {
     let mut first = Some(subscribed);
     let mut backoff = RECONNECT_MIN;
-    loop {
-        match connect(&client, &channel).await {
+    let nodes = target.subscription_nodes();
+    for client in nodes.iter().cycle() {
+        match connect(client, &channel).await {
             Ok((sink, stream)) => {
                 backoff = RECONNECT_MIN;
                 match first.take() {

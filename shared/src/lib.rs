@@ -16,6 +16,7 @@ pub mod menu;
 pub mod password;
 pub mod prompt;
 pub mod queue;
+pub mod redis_conn;
 pub mod request;
 pub mod rules;
 pub mod telemetry;

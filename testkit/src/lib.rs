@@ -9,10 +9,12 @@
 
 mod postgres;
 mod proxy;
+mod redis_cluster;
 pub mod rows;
 
 pub use postgres::PrivatePostgres;
 pub use proxy::TcpProxy;
+pub use redis_cluster::RedisCluster;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -285,6 +287,7 @@ impl TestRedis {
         RedisConfig {
             url: SecretString::from(self.url.clone()),
             prefix: self.prefix.clone(),
+            cluster: false,
         }
     }
 
@@ -359,6 +362,7 @@ impl PrivateRedis {
         RedisConfig {
             url: SecretString::from(self.url()),
             prefix: format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            cluster: false,
         }
     }
 

@@ -223,7 +223,7 @@ fn is_root() -> bool {
 }
 
 /// Runs a setup command to its end; a failure panics with what it printed.
-async fn run(command: Command) {
+pub(crate) async fn run(command: Command) {
     let mut command = tokio::process::Command::from(command);
     let out = command.output().await.expect("run a setup command");
     assert!(

@@ -702,3 +702,46 @@ async fn an_upgrade_gives_the_ids_of_the_old_members_set_their_lane_once() {
     );
     assert_eq!(queue.ready_lens().await.unwrap(), (2, 0));
 }
+
+/// On a Redis Cluster every key of a deployment is in one slot (the prefix is their hash tag),
+/// so the queue's scripts touch one node; and `CLIENT KILL` of the blocking connection reaches
+/// the node that connection is on, so shutdown does not wait out a parked `BLMOVE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_keys_share_one_node_and_the_blocking_connection_can_be_killed() {
+    let cluster = testkit::RedisCluster::start().await;
+    let config = cluster.config();
+    let queue = Queue::connect(&config).await.unwrap();
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    assert_eq!(queue.push(&ids).await.unwrap(), 20);
+    assert_eq!(queue.push(&ids).await.unwrap(), 0, "pushed once");
+    assert_eq!(queue.ready_len().await.unwrap(), 20);
+
+    let mut holders = Vec::new();
+    for port in &cluster.ports {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(queue.keys().pattern())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            holders.push((*port, keys));
+        }
+    }
+    assert_eq!(holders.len(), 1, "one node holds every key: {holders:?}");
+
+    let ready = queue.keys().ready();
+    let mut blocking = queue
+        .target()
+        .dedicated(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut client_id = redis::cmd("CLIENT");
+    client_id.arg("ID");
+    let id: i64 = blocking.query_at(&ready, client_id).await.unwrap();
+    let mut kill = redis::cmd("CLIENT");
+    kill.arg("KILL").arg("ID").arg(id);
+    let killed: i64 = queue.connection().query_at(&ready, kill).await.unwrap();
+    assert_eq!(killed, 1, "the kill reached the blocking connection's node");
+}

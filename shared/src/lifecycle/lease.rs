@@ -206,7 +206,7 @@ impl Leases {
         let queue = self.inner.life.queue().clone();
         let (subscribed, _) = tokio::sync::oneshot::channel();
         events::subscribe(
-            queue.client().clone(),
+            queue.target().clone(),
             queue.keys().cancellations(),
             self,
             stop,

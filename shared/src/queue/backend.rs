@@ -25,14 +25,14 @@ use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, AsyncConnectionConfig, Direction};
+use redis::{AsyncCommands, Direction};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ack::AckLayer;
 use super::{COMMAND_TIMEOUT, Lane, Queue, QueueConfig};
+use crate::redis_conn::RedisConn;
 
 /// Ids this worker delivered and has not acknowledged yet, counted (the same id may be queued
 /// twice), with their lane. Shared by the fetch loop and the acknowledging layer.
@@ -116,7 +116,7 @@ struct Fetcher {
 /// The dedicated connection a `BLMOVE` blocks on. Never shared: a command queued behind a
 /// blocking one would wait out the block.
 struct Blocking {
-    conn: MultiplexedConnection,
+    conn: RedisConn,
 }
 
 type FetchFuture = Pin<Box<dyn Future<Output = (Option<Blocking>, Vec<(Uuid, Lane)>)> + Send>>;
@@ -129,18 +129,14 @@ impl Fetcher {
     async fn open_blocking(&self) -> redis::RedisResult<Blocking> {
         // The response timeout must outlast the block, or the client gives up on a BLMOVE the
         // server still runs, and the id it moves later reaches nobody.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(self.config.block_timeout() + COMMAND_TIMEOUT));
         let mut conn = self
             .queue
-            .client()
-            .get_multiplexed_async_connection_with_config(&config)
+            .target()
+            .dedicated(self.config.block_timeout() + COMMAND_TIMEOUT)
             .await?;
-        let id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut conn)
-            .await?;
+        let mut client_id = redis::cmd("CLIENT");
+        client_id.arg("ID");
+        let id: i64 = conn.query_at(&self.queue.keys().ready(), client_id).await?;
         self.blocking_client_id.store(id, Ordering::SeqCst);
         Ok(Blocking { conn })
     }
@@ -328,12 +324,9 @@ impl Fetcher {
         let mut conn = self.queue.connection();
         let client_id = self.blocking_client_id.swap(0, Ordering::SeqCst);
         if client_id != 0 {
-            let killed: redis::RedisResult<i64> = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(client_id)
-                .query_async(&mut conn)
-                .await;
+            let mut kill = redis::cmd("CLIENT");
+            kill.arg("KILL").arg("ID").arg(client_id);
+            let killed: redis::RedisResult<i64> = conn.query_at(&keys.ready(), kill).await;
             if let Err(e) = killed {
                 // Without the CLIENT permission, wait the block out instead.
                 tracing::warn!(error = %e, "cannot kill the blocking connection; waiting it out");

@@ -21,11 +21,11 @@ use std::time::Duration;
 use std::sync::LazyLock;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::config::RedisConfig;
+pub use crate::redis_conn::COMMAND_TIMEOUT;
+use crate::redis_conn::{RedisConn, RedisTarget};
 
 /// Which ready list a job waits in. Workers claim interactive jobs first (a person is
 /// waiting); batch jobs (the weekly batch) take what is left, with a share of the claims so a
@@ -297,31 +297,22 @@ static UPGRADE: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Time allowed for any non-blocking Redis command.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A handle on the queue for producers and for maintenance: cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl Queue {
-    /// Connects; the connection manager reconnects on its own after a failure.
+    /// Connects to the node or cluster `config` names (see [`RedisTarget::open`]); the shared
+    /// connection reconnects on its own after a failure.
     pub async fn connect(config: &RedisConfig) -> redis::RedisResult<Queue> {
-        let client = redis::Client::open(config.url.expose_secret())?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_with_config(manager_config)
-            .await?;
+        let target = RedisTarget::open(config)?;
+        let conn = target.shared().await?;
         Ok(Queue {
-            client,
+            target,
             conn,
             keys: Keys::new(&config.prefix),
         })
@@ -331,12 +322,13 @@ impl Queue {
         &self.keys
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// Where Redis is: for a connection of one's own or a subscription.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
     }
 
     /// A clone of the shared, self-reconnecting connection.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
     }
 

@@ -160,3 +160,56 @@ pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Everything that reaches PostgreSQL must work through a pooler in transaction mode, where
+    /// each transaction may run on another server connection: no statement may leave state on
+    /// the session (session advisory locks, `SET` without `LOCAL`, `LISTEN`, temporary tables).
+    /// Scans the queries (`src/`) and the migrations.
+    #[test]
+    fn no_statement_relies_on_session_state() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let forbidden = [
+            "pg_advisory_lock(",
+            "pg_try_advisory_lock(",
+            "set session",
+            "set search_path",
+            "set role",
+            "\"listen ",
+            "create temp",
+            "create temporary",
+        ];
+        let mut found = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("../migrations")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read a source directory") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let is_source = path
+                    .extension()
+                    .is_some_and(|ext| ext == "rs" || ext == "sql");
+                // This file names the forbidden words itself.
+                if !is_source || path.ends_with("db/mod.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    if code.starts_with("//") || code.starts_with("--") {
+                        continue;
+                    }
+                    let lower = code.to_lowercase();
+                    // A statement may also start a line of a multi-line string.
+                    if lower.starts_with("listen ") || forbidden.iter().any(|w| lower.contains(w)) {
+                        found.push(format!("{}:{}: {code}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "session state: {found:#?}");
+    }
+}

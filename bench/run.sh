@@ -3,9 +3,10 @@
 # and writes them into BENCHMARKS.md between the "suite" markers. PostgreSQL and Redis must be up
 # (scripts/services.sh). Each part also runs alone:
 #   bench/run.sh                  # every part
-#   bench/run.sh throughput api   # some parts: throughput pipeline api waiters latency
+#   bench/run.sh throughput api   # some parts: throughput pipeline api waiters latency scale-out
 # Load comes from oha (`cargo install oha`, done here when missing); BullMQ's baseline needs Node
-# (its packages are installed in bench/bullmq when npm is there).
+# (its packages are installed in bench/bullmq when npm is there). `scale-out` (not in the default
+# run) needs PgBouncer 1.21 or later: `PGBOUNCER=/path/to/pgbouncer bench/run.sh scale-out`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,16 @@ for part in "${parts[@]}"; do
         ulimit -n 65536 2>/dev/null || true
         target/release/waiters ;;
       latency) echo "### Latency (pick-up, submit, poll, dashboard)"; echo; echo '```'; target/release/latency; echo '```' ;;
+      scale-out)
+        echo "### Scale-out: PgBouncer (transaction mode) and a 3-node Redis Cluster"; echo
+        echo "1 and 3 worker processes, each at concurrency 200, 1-day jobs; first on the machine's PostgreSQL and Redis directly (the baseline), then scaled out:"; echo
+        target/release/throughput --workers 1,3 --days 1 --concurrency 200 --seconds 3
+        echo
+        target/release/throughput --scaled-out --workers 1,3 --days 1 --concurrency 200 --seconds 3
+        echo; echo "1 API process (the baseline), then 3, the same total load split over them:"; echo
+        target/release/api_load --scaled-out --apis 1
+        echo
+        target/release/api_load --scaled-out --apis 3 ;;
       *) echo "unknown part: $part" >&2; exit 2 ;;
     esac
   } | tee "$out/$part"

@@ -3,9 +3,11 @@
 //! would, over HTTP; and the chaos suite, which runs it as separate processes.
 
 pub mod chaos;
+pub mod pgbouncer;
 pub mod process;
 pub mod prometheus;
 pub mod stats;
+pub mod stores;
 pub mod system;
 
 pub use system::{Account, Options, PASSWORD, System};

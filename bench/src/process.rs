@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::stores::Stores;
 use anyhow::Context;
 use serde_json::{Value, json};
-use testkit::{TestDb, TestRedis};
 
 /// The directory of this workspace's release binaries (where the running benchmark is).
 pub fn bins() -> anyhow::Result<PathBuf> {
@@ -123,30 +123,19 @@ pub struct Api {
 }
 
 impl Api {
-    pub async fn start(
-        bins: &std::path::Path,
-        db: &TestDb,
-        redis: &TestRedis,
-    ) -> anyhow::Result<Api> {
+    pub async fn start(bins: &std::path::Path, stores: &Stores) -> anyhow::Result<Api> {
         let addr = free_addr()?;
-        let process = Process::spawn(
-            bins,
-            "api",
-            &["serve"],
-            &[
-                // Loopback: TLS would only add CPU on both ends.
-                ("DATABASE_URL", format!("{}?sslmode=disable", db.url())),
-                ("REDIS_URL", redis.url.clone()),
-                ("REDIS_PREFIX", redis.prefix.clone()),
-                ("API_BIND", addr.to_string()),
-                (
-                    "JWT_SECRET",
-                    "bench-secret-0123456789abcdef-0123456789abcdef".into(),
-                ),
-                ("LOGIN_RATE_PER_MINUTE", "1000000".into()),
-                ("SUBMIT_RATE_PER_MINUTE", "100000000".into()),
-            ],
-        )?;
+        let mut env = stores.env();
+        env.extend([
+            ("API_BIND", addr.to_string()),
+            (
+                "JWT_SECRET",
+                "bench-secret-0123456789abcdef-0123456789abcdef".into(),
+            ),
+            ("LOGIN_RATE_PER_MINUTE", "1000000".into()),
+            ("SUBMIT_RATE_PER_MINUTE", "100000000".into()),
+        ]);
+        let process = Process::spawn(bins, "api", &["serve"], &env)?;
         let base = format!("http://{addr}");
         let http = reqwest::Client::new();
         let mut up = false;

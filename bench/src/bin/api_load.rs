@@ -8,11 +8,13 @@
 //!
 //! Run: `cargo build --release --bins && target/release/api_load` (or `bench/run.sh`).
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use bench::process::{self, Api};
 use bench::stats::spread;
+use bench::stores::Stores;
 use clap::Parser;
 use serde_json::{Value, json};
 use testkit::{TestDb, TestRedis};
@@ -34,6 +36,15 @@ struct Cli {
     /// The offered rate of the fixed-rate poll runs, requests a second.
     #[arg(long, default_value_t = 2_000)]
     poll_rate: u32,
+    /// API processes, the load split evenly over them (one `oha` each).
+    #[arg(long, default_value_t = 1)]
+    apis: usize,
+    /// Scaled out: PostgreSQL through PgBouncer in transaction mode, Redis a three-node cluster.
+    #[arg(long)]
+    scaled_out: bool,
+    /// The PgBouncer binary (1.21 or later) for `--scaled-out`.
+    #[arg(long, env = "PGBOUNCER", default_value = "pgbouncer")]
+    pgbouncer: PathBuf,
 }
 
 /// One measurement, run as often as `--runs` says.
@@ -60,8 +71,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let api = Api::start(&bins, &db, &redis).await?;
-    let (base, token) = (api.base.clone(), api.token.clone());
+    let stores = match cli.scaled_out {
+        true => Stores::scaled_out(&db, &cli.pgbouncer).await?,
+        false => Stores::direct(&db, &redis),
+    };
+    let mut apis = Vec::new();
+    for _ in 0..cli.apis.max(1) {
+        apis.push(Api::start(&bins, &stores).await?);
+    }
+    // One account's token for every process: they share the JWT secret and the database.
+    let (base, token) = (apis[0].base.clone(), apis[0].token.clone());
+    let bases: Vec<String> = apis.iter().map(|api| api.base.clone()).collect();
     let http = reqwest::Client::new();
     let job: Value = http
         .post(format!("{base}/v1/menus"))
@@ -90,7 +110,10 @@ async fn main() -> anyhow::Result<()> {
                 &auth,
             ],
             rate,
-            &format!("{base}/v1/menus"),
+            &bases
+                .iter()
+                .map(|base| format!("{base}/v1/menus"))
+                .collect::<Vec<_>>(),
         )
     };
     let poll = |rate: Option<u32>| {
@@ -98,13 +121,23 @@ async fn main() -> anyhow::Result<()> {
             &cli,
             &["-H", &auth],
             rate,
-            &format!("{base}/v1/jobs/{job_id}"),
+            &bases
+                .iter()
+                .map(|base| format!("{base}/v1/jobs/{job_id}"))
+                .collect::<Vec<_>>(),
         )
     };
 
+    let stores_text = match cli.scaled_out {
+        true => "PgBouncer (transaction mode) and a 3-node Redis Cluster",
+        false => "PostgreSQL and Redis directly",
+    };
     println!(
-        "API load: oha, {} connections, {} s a run, median of {} runs (min–max); one API process\n",
-        cli.connections, cli.seconds, cli.runs
+        "API load: oha, {} connections, {} s a run, median of {} runs (min–max); {} API process(es), {stores_text}\n",
+        cli.connections,
+        cli.seconds,
+        cli.runs,
+        apis.len()
     );
     println!("| measurement | req/s | p50 ms | p99 ms | p99.9 ms | errors |");
     println!("|---|---|---|---|---|---|");
@@ -139,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             spread_of_runs(&runs, |l| l.errors, 0),
         );
     }
-    drop(api);
+    drop(apis);
 
     let pgbench = (0..cli.runs)
         .map(|_| pgbench(&cli, &db))
@@ -160,20 +193,52 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One `oha` run against `url`; `rate` offers that many requests a second, `None` saturates.
-fn oha(cli: &Cli, args: &[&str], rate: Option<u32>, url: &str) -> anyhow::Result<Load> {
-    let mut command = Command::new("oha");
-    command
-        // -w: requests in flight at the end are waited for, not counted as errors.
-        .args(["--no-tui", "-w", "--output-format", "json", "-z"])
-        .arg(format!("{}s", cli.seconds))
-        .arg("-c")
-        .arg(cli.connections.to_string())
-        .args(args);
-    if let Some(rate) = rate {
-        command.arg("-q").arg(rate.to_string());
+/// One load run: an `oha` for each of `urls` at once, the connections and the offered rate
+/// split evenly between them (`rate`: requests a second in all; `None` saturates). Requests a
+/// second and errors are summed; each latency is the worst of the `oha`s (each sees only its
+/// own requests).
+fn oha(cli: &Cli, args: &[&str], rate: Option<u32>, urls: &[String]) -> anyhow::Result<Load> {
+    let n = urls.len().max(1);
+    let children = urls
+        .iter()
+        .map(|url| {
+            let mut command = Command::new("oha");
+            command
+                // -w: requests in flight at the end are waited for, not counted as errors.
+                .args(["--no-tui", "-w", "--output-format", "json", "-z"])
+                .arg(format!("{}s", cli.seconds))
+                .arg("-c")
+                .arg((cli.connections / n).max(1).to_string())
+                .args(args);
+            if let Some(rate) = rate {
+                command
+                    .arg("-q")
+                    .arg((rate as usize / n).max(1).to_string());
+            }
+            command
+                .arg(url)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("run oha")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut total = Load::default();
+    for child in children {
+        let load = one_report(child.wait_with_output()?)?;
+        total = Load {
+            rps: total.rps + load.rps,
+            p50_ms: total.p50_ms.max(load.p50_ms),
+            p99_ms: total.p99_ms.max(load.p99_ms),
+            p999_ms: total.p999_ms.max(load.p999_ms),
+            errors: total.errors + load.errors,
+        };
     }
-    let output = command.arg(url).output().context("run oha")?;
+    Ok(total)
+}
+
+/// The figures of one `oha`'s JSON report.
+fn one_report(output: std::process::Output) -> anyhow::Result<Load> {
     anyhow::ensure!(
         output.status.success(),
         "oha failed: {}",

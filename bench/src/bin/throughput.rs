@@ -12,13 +12,16 @@
 //! Run: `cargo build --release --bins && target/release/throughput` (or `bench/run.sh`).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::process::{self, Process};
 use bench::prometheus;
 use bench::stats::spread;
+use bench::stores::Stores;
 use clap::Parser;
+use shared::config::RedisConfig;
 use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use sqlx::types::Json;
 use sqlx::{PgPool, postgres::PgPoolOptions};
@@ -45,9 +48,18 @@ struct Cli {
     /// Jobs per run, instead of `--seconds` at the ideal rate (needed with a 0 ms stand-in).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Connections in the worker's pool.
+    /// Connections in each worker's pool.
     #[arg(long, default_value_t = 10)]
     pool: u32,
+    /// Worker processes, each at `--concurrency` (the ideal grows with them).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    workers: Vec<usize>,
+    /// Scaled out: PostgreSQL through PgBouncer in transaction mode, Redis a three-node cluster.
+    #[arg(long)]
+    scaled_out: bool,
+    /// The PgBouncer binary (1.21 or later) for `--scaled-out`.
+    #[arg(long, env = "PGBOUNCER", default_value = "pgbouncer")]
+    pgbouncer: PathBuf,
 }
 
 /// One run's figures.
@@ -59,6 +71,9 @@ struct Figures {
     worker_cpu_share: f64,
     standin_cpu_share: f64,
     postgres_cpu_share: f64,
+    /// PgBouncer and every Redis server (the cluster's nodes when scaled out).
+    pgbouncer_cpu_share: f64,
+    redis_cpu_share: f64,
     worker_peak_rss_mb: f64,
     connections_max: i64,
     commits_per_job: f64,
@@ -75,57 +90,71 @@ async fn main() -> anyhow::Result<()> {
         "LLM-shaped throughput: stand-in {} ms a call, worker pool {}, median of {} runs (min–max)\n",
         cli.latency_ms, cli.pool, cli.runs
     );
+    if cli.scaled_out {
+        println!(
+            "Scaled out: PostgreSQL through PgBouncer (transaction mode), Redis a 3-node Redis Cluster.\n"
+        );
+    }
     println!(
-        "| days | concurrency | ideal jobs/s | jobs/s | ÷ ideal | worker CPU ms/day | CPU share worker / stand-in / PostgreSQL | worker peak RSS MB | connections in use (max) | commits/job |"
+        "| days | workers × concurrency | ideal jobs/s | jobs/s | ÷ ideal | worker CPU ms/day | CPU share workers / stand-in / PostgreSQL / PgBouncer / Redis | worker peak RSS MB | connections in use (max) | commits/job |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut holds_lines = Vec::new();
-    for &days in &cli.days {
-        for &concurrency in &cli.concurrency {
-            let mut runs = Vec::new();
-            for _ in 0..cli.runs {
-                runs.push(run(&cli, &bins, days, concurrency).await?);
-            }
-            let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
-            let m =
-                |f: fn(&Figures) -> f64, decimals| spread(runs.iter().map(f).collect(), decimals);
-            // With a 0 ms stand-in there is no ideal: the figure is the pipeline's own rate.
-            let (ideal, ratio) = match cli.latency_ms {
-                0 => ("n/a".to_string(), "n/a".to_string()),
-                _ => (format!("{ideal:.0}"), m(|f| f.ratio, 3)),
-            };
-            println!(
-                "| {days} | {concurrency} | {ideal} | {} | {ratio} | {} | {} / {} / {} | {} | {} | {} |",
-                m(|f| f.jobs_per_s, 0),
-                m(|f| f.worker_cpu_per_day_ms, 3),
-                m(|f| f.worker_cpu_share, 2),
-                m(|f| f.standin_cpu_share, 2),
-                m(|f| f.postgres_cpu_share, 2),
-                m(|f| f.worker_peak_rss_mb, 0),
-                m(|f| f.connections_max as f64, 0),
-                m(|f| f.commits_per_job, 2),
-            );
-            let ops: Vec<String> = runs[0].holds.keys().cloned().collect();
-            for op in ops {
-                let get = |i: usize| {
-                    spread(
-                        runs.iter()
-                            .map(|f| f.holds.get(&op).map_or(0.0, |h| [h.0, h.1, h.2][i]))
-                            .collect(),
-                        2,
-                    )
+    for &workers in &cli.workers {
+        for &days in &cli.days {
+            for &per_worker in &cli.concurrency {
+                let mut runs = Vec::new();
+                for _ in 0..cli.runs {
+                    runs.push(run(&cli, &bins, days, per_worker, workers).await?);
+                }
+                let concurrency = per_worker * workers;
+                let shape = format!("{workers} × {per_worker}");
+                let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
+                let m = |f: fn(&Figures) -> f64, decimals| {
+                    spread(runs.iter().map(f).collect(), decimals)
                 };
-                holds_lines.push(format!(
-                    "| {days} | {concurrency} | {op} | {} | {} | {} |",
-                    get(0),
-                    get(1),
-                    get(2)
-                ));
+                // With a 0 ms stand-in there is no ideal: the figure is the pipeline's own rate.
+                let (ideal, ratio) = match cli.latency_ms {
+                    0 => ("n/a".to_string(), "n/a".to_string()),
+                    _ => (format!("{ideal:.0}"), m(|f| f.ratio, 3)),
+                };
+                println!(
+                    "| {days} | {shape} | {ideal} | {} | {ratio} | {} | {} / {} / {} / {} / {} | {} | {} | {} |",
+                    m(|f| f.jobs_per_s, 0),
+                    m(|f| f.worker_cpu_per_day_ms, 3),
+                    m(|f| f.worker_cpu_share, 2),
+                    m(|f| f.standin_cpu_share, 2),
+                    m(|f| f.postgres_cpu_share, 2),
+                    m(|f| f.pgbouncer_cpu_share, 2),
+                    m(|f| f.redis_cpu_share, 2),
+                    m(|f| f.worker_peak_rss_mb, 0),
+                    m(|f| f.connections_max as f64, 0),
+                    m(|f| f.commits_per_job, 2),
+                );
+                let ops: Vec<String> = runs[0].holds.keys().cloned().collect();
+                for op in ops {
+                    let get = |i: usize| {
+                        spread(
+                            runs.iter()
+                                .map(|f| f.holds.get(&op).map_or(0.0, |h| [h.0, h.1, h.2][i]))
+                                .collect(),
+                            2,
+                        )
+                    };
+                    holds_lines.push(format!(
+                        "| {days} | {shape} | {op} | {} | {} | {} |",
+                        get(0),
+                        get(1),
+                        get(2)
+                    ));
+                }
             }
         }
     }
-    println!("\nConnection hold per statement (acquire → release, from the worker's histogram):\n");
-    println!("| days | concurrency | statement | p50 ms | p99 ms | per job |");
+    println!(
+        "\nConnection hold per statement (acquire → release, from the first worker's histogram; per job: that worker's statements ÷ all jobs):\n"
+    );
+    println!("| days | workers × concurrency | statement | p50 ms | p99 ms | per job |");
     println!("|---|---|---|---|---|---|");
     for line in holds_lines {
         println!("{line}");
@@ -137,14 +166,20 @@ async fn run(
     cli: &Cli,
     bins: &std::path::Path,
     days: u8,
-    concurrency: usize,
+    per_worker: usize,
+    workers: usize,
 ) -> anyhow::Result<Figures> {
+    let concurrency = per_worker * workers;
     let ideal = concurrency as f64 / (f64::from(days) * cli.latency_ms as f64 / 1000.0);
     let jobs = cli
         .jobs
         .unwrap_or_else(|| ((ideal * cli.seconds) as usize).max(concurrency * 2));
     let db = TestDb::new().await;
     let redis = TestRedis::new();
+    let stores = match cli.scaled_out {
+        true => Stores::scaled_out(&db, &cli.pgbouncer).await?,
+        false => Stores::direct(&db, &redis),
+    };
     let standin_addr = process::free_addr()?;
     let standin = Process::spawn(
         bins,
@@ -156,7 +191,7 @@ async fn run(
         ],
     )?;
     // Twice as many owners as jobs in flight, so the per-person cap (2) seldom holds one back.
-    let ids = queue_jobs(&db.pool, &redis, days, jobs, concurrency).await?;
+    let ids = queue_jobs(&db.pool, &stores.redis, days, jobs, concurrency).await?;
     anyhow::ensure!(ids == jobs, "queued {ids} of {jobs}");
 
     let stats = PgPoolOptions::new()
@@ -164,30 +199,30 @@ async fn run(
         .connect_with(db.options.clone().database("postgres"))
         .await?;
     let commits_before = commits(&stats, &db.name).await?;
-    let metrics_addr = process::free_addr()?;
     let postgres_before = process::cpu_of_all("postgres");
+    let pgbouncer_before = process::cpu_of_all("pgbouncer");
+    let redis_before = process::cpu_of_all("redis-server");
     let standin_before = standin.cpu()?;
     let started = Instant::now();
-    let mut worker = Process::spawn(
-        bins,
-        "worker",
-        &[],
-        &[
-            // Loopback: TLS would only add CPU on both ends (production keeps its sslmode).
-            ("DATABASE_URL", format!("{}?sslmode=disable", db.url())),
+    let mut fleet = Vec::new();
+    for _ in 0..workers {
+        let metrics_addr = process::free_addr()?;
+        let mut env = stores.env();
+        env.extend([
             ("DATABASE_MAX_CONNECTIONS", cli.pool.to_string()),
-            ("REDIS_URL", redis.url.clone()),
-            ("REDIS_PREFIX", redis.prefix.clone()),
             ("LLM_BASE_URL", format!("http://{standin_addr}/v1")),
-            ("WORKER_CONCURRENCY", concurrency.to_string()),
+            ("WORKER_CONCURRENCY", per_worker.to_string()),
             ("METRICS_BIND", metrics_addr.to_string()),
             ("BATCH_SCHEDULER", "false".to_string()),
-        ],
-    )?;
+        ]);
+        fleet.push((Process::spawn(bins, "worker", &[], &env)?, metrics_addr));
+    }
     let mut connections_max = 0i64;
     let deadline = started + Duration::from_secs(600);
     loop {
-        worker.check_alive()?;
+        for (worker, _) in &mut fleet {
+            worker.check_alive()?;
+        }
         let in_use: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = $1 AND application_name = 'menus' AND state <> 'idle'",
@@ -210,17 +245,27 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let wall = started.elapsed().as_secs_f64();
-    let worker_cpu = worker.cpu()?.as_secs_f64();
+    let mut worker_cpu = 0.0;
+    let mut worker_peak_rss_mb = 0.0f64;
+    for (worker, _) in &fleet {
+        worker_cpu += worker.cpu()?.as_secs_f64();
+        worker_peak_rss_mb = worker_peak_rss_mb.max(worker.peak_rss()? as f64 / 1e6);
+    }
     let standin_cpu = (standin.cpu()? - standin_before).as_secs_f64();
     let postgres_cpu = process::cpu_of_all("postgres")
         .saturating_sub(postgres_before)
         .as_secs_f64();
-    let worker_peak_rss_mb = worker.peak_rss()? as f64 / 1e6;
-    let page = reqwest::get(format!("http://{metrics_addr}/metrics"))
+    let pgbouncer_cpu = process::cpu_of_all("pgbouncer")
+        .saturating_sub(pgbouncer_before)
+        .as_secs_f64();
+    let redis_cpu = process::cpu_of_all("redis-server")
+        .saturating_sub(redis_before)
+        .as_secs_f64();
+    let page = reqwest::get(format!("http://{}/metrics", fleet[0].1))
         .await?
         .text()
         .await?;
-    drop(worker);
+    drop(fleet);
     drop(standin);
 
     // Days saved between the 10th and 90th percentile of their save times: the steady state,
@@ -252,6 +297,8 @@ async fn run(
         worker_cpu_share: worker_cpu / wall,
         standin_cpu_share: standin_cpu / wall,
         postgres_cpu_share: postgres_cpu / wall,
+        pgbouncer_cpu_share: pgbouncer_cpu / wall,
+        redis_cpu_share: redis_cpu / wall,
         worker_peak_rss_mb,
         connections_max,
         commits_per_job,
@@ -270,7 +317,7 @@ async fn commits(stats: &PgPool, database: &str) -> anyhow::Result<i64> {
 /// Writes `jobs` queued jobs of `days` days (owners round-robin) and pushes them to the queue; returns how many were queued.
 async fn queue_jobs(
     pool: &PgPool,
-    redis: &TestRedis,
+    redis: &RedisConfig,
     days: u8,
     jobs: usize,
     concurrency: usize,
@@ -289,7 +336,7 @@ async fn queue_jobs(
     };
     let request = GenerationRequest::from_options(&options, default_start_date())
         .map_err(|e| anyhow::anyhow!("bench request: {e:?}"))?;
-    let queue = shared::queue::Queue::connect(&redis.config()).await?;
+    let queue = shared::queue::Queue::connect(redis).await?;
     let mut queued = 0;
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(10_000) {
         let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bench::process::{self, Api};
 use bench::stats::{Sample, spread};
+use bench::stores::Stores;
 use clap::Parser;
 use shared::queue::Queue;
 use sqlx::PgPool;
@@ -79,7 +80,7 @@ async fn run(
 ) -> anyhow::Result<(f64, f64, f64, f64)> {
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let api = Api::start(bins, &db, &redis).await?;
+    let api = Api::start(bins, &Stores::direct(&db, &redis)).await?;
     let owner: Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
         .fetch_one(&db.pool)
         .await?;

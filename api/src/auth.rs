@@ -103,9 +103,14 @@ pub async fn authenticate(
     password: String,
 ) -> Result<User, ApiError> {
     state.login_limit.check(&addr)?;
-    let user = {
-        let mut conn = shared::db::hold(&state.db, "auth").await?;
-        users::find_by_email(&mut conn, email.trim()).await?
+    // No account's email holds the NUL character (PostgreSQL cannot store it, nor take it in a
+    // query): such an email is unknown, without asking.
+    let user = match email.contains('\0') {
+        true => None,
+        false => {
+            let mut conn = shared::db::hold(&state.db, "auth").await?;
+            users::find_by_email(&mut conn, email.trim()).await?
+        }
     };
     // An unknown email is verified against a dummy hash, so it takes as long as a wrong
     // password and the answer's timing does not tell which accounts exist.

@@ -39,14 +39,141 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                         ApiError::MalformedJson(rejection.body_text())
                     }
                 })?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::InvalidType {
+        let mut parser = serde_json::Deserializer::from_slice(&bytes);
+        let value = match serde_path_to_error::deserialize(&mut parser) {
+            Ok(Unique(value)) => value,
+            Err(e) if e.inner().to_string().starts_with(DUPLICATE_KEY) => {
+                // The error is the object's, so its path ends before the repeated key.
+                let message = e.inner().to_string();
+                let key = message.split('`').nth(1).unwrap_or_default();
+                let field = join(&join("", &e.path().to_string()), key);
+                return Err(ApiError::MalformedJson(format!(
+                    "{field} appears twice in its object: a key may appear once"
+                )));
+            }
+            Err(e) => return Err(ApiError::MalformedJson(e.into_inner().to_string())),
+        };
+        parser
+            .end()
+            .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        if let Some(field) = unstorable_text(&value, "") {
+            // Named with `\0` for the character, so the answer carries none.
+            let field = match field.is_empty() {
+                true => "body".to_string(),
+                false => field.replace('\0', "\\0"),
+            };
+            return Err(ApiError::Validation(vec![FieldError::new(
+                &field,
+                "invalid_text",
+                format!("{field} contains the NUL character (U+0000), which cannot be stored"),
+            )]));
+        }
+        match value {
+            Value::Object(map) => Ok(JsonObject(map)),
+            _ => Err(ApiError::InvalidType {
                 field: None,
                 detail: "the body must be a JSON object".into(),
             }),
-            Err(e) => Err(ApiError::MalformedJson(e.to_string())),
         }
+    }
+}
+
+/// Where in `value` (a path such as `dislikes[2]`, or `prefix` itself) text holds the NUL
+/// character, the one character PostgreSQL's `text` and `jsonb` cannot store; `None` when
+/// nowhere. Keys are text too.
+fn unstorable_text(value: &Value, prefix: &str) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then(|| prefix.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| unstorable_text(item, &format!("{prefix}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let path = join(prefix, key);
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                unstorable_text(item, &path)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// How [`Unique`]'s error begins.
+const DUPLICATE_KEY: &str = "duplicate key";
+
+/// A JSON value whose objects name each key once. serde_json keeps the last of repeated keys;
+/// parsers that keep the first exist, and a body two of them read differently is a known
+/// smuggling vector (RFC 8259 §4 leaves repeated names' meaning to the parser), so a repeat is
+/// refused. Written by hand: serde_json has no such option.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY} `{key}`")));
+            }
+            let Unique(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -166,9 +293,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        Query::try_from_uri(&parts.uri)
-            .map(|Query(map)| QueryParams(map))
-            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+        let Query(map) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+        // `%00` decodes to the NUL character, which no query can carry to PostgreSQL.
+        if let Some(name) = map
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+            .map(|(name, _)| name.replace('\0', "\\0"))
+        {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                &name,
+                "invalid_text",
+                format!("{name} contains the NUL character (U+0000), which cannot be stored"),
+            )]));
+        }
+        Ok(QueryParams(map))
     }
 }
 

@@ -235,6 +235,114 @@ async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
     assert_nothing_queued(&app).await;
 }
 
+/// The NUL character is the one text PostgreSQL cannot store (nor take in a query): wherever
+/// a client sends it, in a body's value or key or in a query parameter, the answer is a 422
+/// naming the field, never a 500, and nothing changes.
+#[tokio::test]
+async fn text_holding_the_nul_character_is_refused_by_field_wherever_it_is_sent() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let admin = app.admin().await;
+    let bodies = [
+        (
+            "/v1/auth/login",
+            None,
+            json!({"email": "a\u{0}b@example.com", "password": "x"}),
+            "email",
+        ),
+        (
+            "/v1/auth/register",
+            None,
+            json!({"email": "a\u{0}b@example.com", "password": "correct horse battery"}),
+            "email",
+        ),
+        (
+            "/v1/menus",
+            Some(&who.token),
+            json!({"disliked_foods": ["kale", "o\u{0}kra"]}),
+            "disliked_foods[1]",
+        ),
+        (
+            "/v1/menus",
+            Some(&who.token),
+            json!({"macros": {"prot\u{0}ein": 30}}),
+            "macros.prot\\0ein",
+        ),
+    ];
+    for (path, token, body, field) in bodies {
+        let mut request = app.request(Method::POST, path, token.map(String::as_str));
+        request = request.json(&body);
+        let (status, error) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (status, error["code"].as_str(), error["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("validation_failed"),
+                Some(field)
+            ),
+            "{path} {body}: {error}"
+        );
+        assert_eq!(error["details"][0]["code"], "invalid_text", "{error}");
+    }
+    for (path, token, field) in [
+        ("/v1/admin/jobs?error_code=%00", &admin.token, "error_code"),
+        (
+            "/v1/admin/jobs?status=failed&q%00=1",
+            &admin.token,
+            "q\u{0}",
+        ),
+        ("/v1/jobs?cursor=ab%00cd", &who.token, "cursor"),
+        ("/v1/menus?limit=%00", &who.token, "limit"),
+    ] {
+        let (status, error) = error_of(app.get(path, token).await).await;
+        assert_eq!(
+            (status, error["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(field.replace('\u{0}', "\\0").as_str())
+            ),
+            "{path}: {error}"
+        );
+    }
+    assert_nothing_queued(&app).await;
+}
+
+/// `{"days": 1, "days": 2}`: parsers disagree on which one counts (serde_json keeps the last,
+/// others the first), so a body that repeats a key anywhere is refused, naming it.
+#[tokio::test]
+async fn a_key_repeated_in_an_object_is_a_400_naming_it() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    for (raw, path) in [
+        (r#"{"days": 1, "days": 2}"#, "days"),
+        (
+            r#"{"days": 2, "macros": {"protein": 30, "carbs": 40, "protein": 30}}"#,
+            "macros.protein",
+        ),
+        (
+            r#"{"disliked_foods": [], "cuisines": [{"a": 1, "a": 1}]}"#,
+            "cuisines[0].a",
+        ),
+    ] {
+        let response = app
+            .request(Method::POST, "/v1/menus", Some(&who.token))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("malformed_json")),
+            "{raw}: {error}"
+        );
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(path), "{raw}: names {path}: {error}");
+    }
+    assert_nothing_queued(&app).await;
+}
+
 #[tokio::test]
 async fn a_body_not_declared_as_json_is_a_415() {
     let app = TestApp::spawn().await;

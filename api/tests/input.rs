@@ -25,6 +25,18 @@ async fn assert_refused(
     );
 }
 
+/// Sends `raw` as a JSON menu request, as it is (not re-encoded); the refusal.
+async fn submit_raw(app: &TestApp, who: &Account, raw: &'static str) -> (StatusCode, Value) {
+    let response = app
+        .request(Method::POST, "/v1/menus", Some(&who.token))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    error_of(response).await
+}
+
 async fn assert_nothing_queued(app: &TestApp) {
     assert_eq!(app.job_rows().await, 0, "a refused request left a job row");
     assert!(
@@ -213,14 +225,7 @@ async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
     let app = TestApp::spawn().await;
     let who = app.user().await;
     for raw in [r#"{"days": 3,"#, "", "{days: 3}", r#"{"days": 3} trailing"#] {
-        let response = app
-            .request(Method::POST, "/v1/menus", Some(&who.token))
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let (status, error) = error_of(response).await;
+        let (status, error) = submit_raw(&app, &who, raw).await;
         assert_eq!(
             (status, error["code"].as_str()),
             (StatusCode::BAD_REQUEST, Some("malformed_json")),
@@ -324,14 +329,7 @@ async fn a_key_repeated_in_an_object_is_a_400_naming_it() {
             "cuisines[0].a",
         ),
     ] {
-        let response = app
-            .request(Method::POST, "/v1/menus", Some(&who.token))
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let (status, error) = error_of(response).await;
+        let (status, error) = submit_raw(&app, &who, raw).await;
         assert_eq!(
             (status, error["code"].as_str()),
             (StatusCode::BAD_REQUEST, Some("malformed_json")),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: what CI runs. Services up, formatting, lints with warnings denied, and the
-# whole test suite against the real PostgreSQL and Redis.
+# The test command: what CI runs. Services up, the dependency policy (cargo-deny), formatting,
+# lints with warnings denied, and the whole test suite against the real PostgreSQL and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,20 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   . scripts/packages.sh
   install_packages chromium chromium-driver || say "could not install chromium and chromium-driver"
 fi
+
+# The dependency policy (deny.toml): licenses, duplicate versions, sources. Offline, about a
+# second. A fresh machine gets cargo-deny from crates.io once (a few minutes of building).
+# (`cargo deny check advisories` needs the RustSec database from GitHub: see README.)
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "== installing cargo-deny (cargo install cargo-deny --locked)"
+  cargo install cargo-deny --locked || {
+    echo "test: cargo-deny is missing and could not be installed; install it with" >&2
+    echo "      'cargo install cargo-deny --locked' and run again" >&2
+    exit 1
+  }
+fi
+echo "== cargo deny check licenses bans sources"
+cargo deny --locked check licenses bans sources
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -22,6 +22,7 @@ use crate::compose::{answer_content, break_rule, compose};
 use crate::connection::Connection;
 use crate::faults::{self, CallFacts, Fault, insert_headers};
 use crate::limits::{self, Budget, LimitKind, Verdict};
+use crate::log::LoggedMessage;
 use crate::openai::{AssistantMessage, ChatCompletion, ChatRequest, Choice, ErrorBody, Usage};
 use crate::server::{AppState, RequestId, serves_model};
 use crate::tokens;
@@ -110,6 +111,17 @@ async fn answer(state: &Arc<AppState>, seq: u64, body: &[u8], started: Instant) 
             .map(|f| f.kind().to_string());
         e.day = brief.as_ref().map(|b| b.day);
         e.problems = brief.as_ref().map(|b| b.problems.len());
+        if state.config.record_messages {
+            e.messages = request
+                .messages
+                .iter()
+                .flatten()
+                .map(|m| LoggedMessage {
+                    role: m.role.clone(),
+                    content: m.text(),
+                })
+                .collect();
+        }
     });
     if let Some(invalid) = validate(&request) {
         return invalid.into();
@@ -355,6 +367,7 @@ impl Message {
             Some(Fault::BrokenRule { rule }) => {
                 text(answer_content(&break_rule(brief, day, rule)), "stop")
             }
+            Some(Fault::Prose { content }) => text(content, "stop"),
             _ => text(answer_content(&day), "stop"),
         }
     }

@@ -27,6 +27,9 @@ pub struct Config {
     /// Benchmark mode: answer a body seen before with the answer composed for it then (the
     /// same day a fresh compose gives), so the stand-in costs a benchmark next to nothing.
     pub reuse_answers: bool,
+    /// Keep each call's messages in the request log, for tests that check what a prompt
+    /// carried and where. Off by default: on a long run they would cost a few KB a call.
+    pub record_messages: bool,
 }
 
 /// Latency of a generated answer: `base`, give or take up to `jitter`, uniformly.

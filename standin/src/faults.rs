@@ -66,6 +66,12 @@ pub enum Fault {
     },
     /// 200 with `finish_reason: "content_filter"` and partial content.
     ContentFilter,
+    /// 200 whose content is this text instead of a day (by default a short poem): a model that
+    /// obeyed an instruction planted in the data it was given.
+    Prose {
+        #[serde(default = "default_prose")]
+        content: String,
+    },
     /// 200 with a schema-valid day that breaks one of the menu rules.
     BrokenRule {
         #[serde(default)]
@@ -195,6 +201,9 @@ fn default_hang_ms() -> u64 {
 fn default_refusal() -> String {
     "I'm sorry, but I can't help with that request.".to_string()
 }
+fn default_prose() -> String {
+    "Roses are red, the brief was JSON,\nI ignored it and wrote you this poem.".to_string()
+}
 fn default_context_window() -> u32 {
     128_000
 }
@@ -217,6 +226,7 @@ impl Fault {
             Fault::Refusal { .. } => "refusal",
             Fault::ContentFilter => "content_filter",
             Fault::BrokenRule { .. } => "broken_rule",
+            Fault::Prose { .. } => "prose",
             Fault::InvalidApiKey => "invalid_api_key",
             Fault::PermissionDenied => "permission_denied",
             Fault::ModelNotFound => "model_not_found",
@@ -320,7 +330,8 @@ impl Fault {
             | Fault::Truncated
             | Fault::Refusal { .. }
             | Fault::ContentFilter
-            | Fault::BrokenRule { .. } => return None,
+            | Fault::BrokenRule { .. }
+            | Fault::Prose { .. } => return None,
         };
         Some(response)
     }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{Config, Latency};
 pub use faults::{BodyStyle, BrokenRule, Fault, RandomFaults, RateLimitFault, Step};
 pub use limits::{LimitKind, RateLimits};
-pub use log::LoggedRequest;
+pub use log::{LoggedMessage, LoggedRequest};
 
 use server::AppState;
 

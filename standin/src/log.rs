@@ -39,6 +39,17 @@ pub struct LoggedRequest {
     pub fault: Option<String>,
     pub finish_reason: Option<String>,
     pub completion_tokens: Option<u32>,
+    /// The messages as sent, in order, when the stand-in records them
+    /// ([`Config::record_messages`](crate::Config::record_messages)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<LoggedMessage>,
+}
+
+/// One message of a call, its text parts joined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoggedMessage {
+    pub role: String,
+    pub content: String,
 }
 
 /// The journal shared by the server's handlers.

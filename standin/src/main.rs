@@ -58,6 +58,10 @@ struct Cli {
     /// same day a fresh compose gives) without composing or counting tokens again.
     #[arg(long, env = "STANDIN_BENCH_ANSWERS")]
     bench_answers: bool,
+    /// Keep each call's messages in the request log (`GET /_standin/requests`), to see what a
+    /// prompt carried.
+    #[arg(long, env = "STANDIN_RECORD_MESSAGES")]
+    record_messages: bool,
     #[command(flatten)]
     log: LogConfig,
 }
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         },
         seed: cli.seed,
         reuse_answers: cli.bench_answers,
+        record_messages: cli.record_messages,
     };
     let listener = TcpListener::bind(cli.bind)
         .await

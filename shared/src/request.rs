@@ -243,7 +243,22 @@ impl MenuOptions {
 
     /// Checks every field that is present; the defaults fill the rest.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        GenerationRequest::from_options(self, default_start_date()).map(|_| ())
+        self.validated().map(|_| ())
+    }
+
+    /// Checks every field that is present, and gives back these options with their free text
+    /// as a request stores it (trimmed, NFC, without case-insensitive repeats: see
+    /// [`free_text`]), for storing preferences in the same form.
+    pub fn validated(&self) -> Result<MenuOptions, Vec<FieldError>> {
+        let request = GenerationRequest::from_options(self, default_start_date())?;
+        let mut options = self.clone();
+        if options.disliked_foods.is_some() {
+            options.disliked_foods = Some(request.disliked_foods);
+        }
+        if options.other_restrictions.is_some() {
+            options.other_restrictions = Some(request.other_restrictions);
+        }
+        Ok(options)
     }
 }
 
@@ -793,6 +808,24 @@ mod tests {
         };
         let r = GenerationRequest::from_options(&o, start()).unwrap();
         assert_eq!(r.disliked_foods[0], "é".repeat(40));
+    }
+
+    #[test]
+    fn validated_options_carry_the_text_as_a_request_stores_it() {
+        let o = MenuOptions {
+            days: Some(3),
+            disliked_foods: Some(vec![" cafe\u{301}".into(), "Café".into()]),
+            ..Default::default()
+        };
+        let v = o.validated().unwrap();
+        assert_eq!(v.disliked_foods, Some(vec!["café".to_string()]));
+        assert_eq!(v.other_restrictions, None, "an absent field stays absent");
+        assert_eq!(v.days, Some(3));
+        assert!(
+            with_texts("disliked_foods", &["a\u{202e}b"])
+                .validated()
+                .is_err()
+        );
     }
 
     #[test]

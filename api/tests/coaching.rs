@@ -1,8 +1,9 @@
-//! Coaches and clients: the invitation flow, submitting for a client, and who may see what.
+//! Coaches and clients: the invitation flow, submitting for a client, who may see what, and
+//! ending a link from either side (the coach removes the client, the client leaves the coach).
 
 mod common;
 
-use common::{TestApp, error_of};
+use common::{Account, TestApp, error_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -192,4 +193,235 @@ async fn an_invitation_can_only_be_accepted_by_the_person_it_was_sent_to() {
         (status, error["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
     );
+}
+
+/// `DELETE` on `path` as `who`.
+async fn delete(app: &TestApp, path: &str, who: &Account) -> reqwest::Response {
+    app.request(reqwest::Method::DELETE, path, Some(&who.token))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `client_id`s of a coach's links (`null` for an open invitation).
+async fn client_ids(app: &TestApp, coach: &Account) -> Vec<Value> {
+    let links: Value = app
+        .get("/v1/coach/clients", &coach.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    links["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["client_id"].clone())
+        .collect()
+}
+
+/// The `coach_id`s of a client's links.
+async fn coach_ids(app: &TestApp, client: &Account) -> Vec<String> {
+    let links: Value = app
+        .get("/v1/me/coaches", &client.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    links["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["coach_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_them() {
+    let app = TestApp::spawn().await;
+    let coach = app.coach().await;
+    let client = app.user().await;
+    let other = app.user().await;
+    app.link(&coach, &client).await;
+    app.link(&coach, &other).await;
+    assert_eq!(coach_ids(&app, &client).await, [coach.id.to_string()]);
+    let remove = format!("/v1/coach/clients/{}", client.id);
+
+    let removed = delete(&app, &remove, &coach).await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(client_ids(&app, &coach).await, [json!(other.id)]);
+    assert!(coach_ids(&app, &client).await.is_empty());
+    let (status, error) = error_of(app.submit(&coach, json!({"client_id": client.id})).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("client_not_found"))
+    );
+    // The other client is untouched.
+    let for_other = app.submit(&coach, json!({"client_id": other.id})).await;
+    assert_eq!(for_other.status(), StatusCode::ACCEPTED);
+
+    // Removing again: the link is gone, as for someone never linked (the state is the same).
+    let (status, error) = error_of(delete(&app, &remove, &coach).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("client_not_found"))
+    );
+
+    // A new invitation is a new link, which the client must accept before the coach acts.
+    let again: Value = app
+        .post(
+            "/v1/coach/invitations",
+            &coach.token,
+            json!({"email": client.email}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["client_id"], Value::Null);
+    let (status, _) = error_of(app.submit(&coach, json!({"client_id": client.id})).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let accept = format!("/v1/invitations/{}/accept", again["id"].as_str().unwrap());
+    assert_eq!(
+        app.post(&accept, &client.token, json!({})).await.status(),
+        StatusCode::OK
+    );
+    let resumed = app.submit(&coach, json!({"client_id": client.id})).await;
+    assert_eq!(resumed.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_client_leaves_one_coach_and_keeps_the_others() {
+    let app = TestApp::spawn().await;
+    let left = app.coach().await;
+    let kept = app.coach().await;
+    let client = app.user().await;
+    app.link(&left, &client).await;
+    app.link(&kept, &client).await;
+    let mut both = vec![left.id.to_string(), kept.id.to_string()];
+    both.sort();
+    let mut listed = coach_ids(&app, &client).await;
+    listed.sort();
+    assert_eq!(listed, both);
+    let job = app.queued_job(client.id).await;
+    let leave = format!("/v1/me/coaches/{}", left.id);
+
+    let response = delete(&app, &leave, &client).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(coach_ids(&app, &client).await, [kept.id.to_string()]);
+    assert!(client_ids(&app, &left).await.is_empty());
+    let path = format!("/v1/jobs/{job}");
+    assert_eq!(
+        app.get(&path, &left.token).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get(&path, &kept.token).await.status(), StatusCode::OK);
+    assert_eq!(app.get(&path, &client.token).await.status(), StatusCode::OK);
+
+    // Leaving again: nothing to leave.
+    let (status, error) = error_of(delete(&app, &leave, &client).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs() {
+    let app = TestApp::spawn().await;
+    let coach = app.coach().await;
+    let rival = app.coach().await;
+    let client = app.user().await;
+    let admin = app.admin().await;
+    app.link(&coach, &client).await;
+    let remove = format!("/v1/coach/clients/{}", client.id);
+
+    // Not a coach: 403, whatever the id (one that is not a UUID included).
+    for (who, path) in [
+        (&client, remove.clone()),
+        (&admin, remove.clone()),
+        (&client, format!("/v1/coach/clients/{}", coach.id)),
+        (&client, "/v1/coach/clients/not-a-uuid".to_string()),
+    ] {
+        let (status, error) = error_of(delete(&app, &path, who).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}"
+        );
+    }
+    // Another coach's client, and an id that is not a UUID: not a client of this coach.
+    for path in [remove.clone(), "/v1/coach/clients/not-a-uuid".to_string()] {
+        let (status, error) = error_of(delete(&app, &path, &rival).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("client_not_found")),
+            "{path}"
+        );
+    }
+    // The client "leaving" someone who is not their coach, or the coach "leaving" their client
+    // (the link goes from coach to client): nothing.
+    for (who, path) in [
+        (&client, format!("/v1/me/coaches/{}", rival.id)),
+        (&client, format!("/v1/me/coaches/{}", client.id)),
+        (&client, "/v1/me/coaches/not-a-uuid".to_string()),
+        (&coach, format!("/v1/me/coaches/{}", client.id)),
+        (&admin, format!("/v1/me/coaches/{}", coach.id)),
+    ] {
+        let (status, error) = error_of(delete(&app, &path, who).await).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    // Without a token: 401.
+    for path in [remove.clone(), format!("/v1/me/coaches/{}", coach.id)] {
+        let response = app
+            .request(reqwest::Method::DELETE, &path, None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+
+    // After all of it the link stands.
+    assert_eq!(client_ids(&app, &coach).await, [json!(client.id)]);
+    let submitted = app.submit(&coach, json!({"client_id": client.id})).await;
+    assert_eq!(submitted.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn an_open_invitation_is_not_a_link_to_end() {
+    let app = TestApp::spawn().await;
+    let coach = app.coach().await;
+    let invited = app.user().await;
+    let link: Value = app
+        .post(
+            "/v1/coach/invitations",
+            &coach.token,
+            json!({"email": invited.email}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let (status, error) =
+        error_of(delete(&app, &format!("/v1/coach/clients/{}", invited.id), &coach).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("client_not_found"))
+    );
+    let (status, _) =
+        error_of(delete(&app, &format!("/v1/me/coaches/{}", coach.id), &invited).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The invitation is still open, and accepting it still links them.
+    assert_eq!(client_ids(&app, &coach).await, [Value::Null]);
+    let accept = format!("/v1/invitations/{}/accept", link["id"].as_str().unwrap());
+    assert_eq!(
+        app.post(&accept, &invited.token, json!({})).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(coach_ids(&app, &invited).await, [coach.id.to_string()]);
 }

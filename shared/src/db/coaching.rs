@@ -2,19 +2,32 @@
 //!
 //! A coach invites a client by email; the client sees the invitation and accepts it. Only an
 //! accepted link lets the coach submit for the client and read the client's jobs and menus.
+//!
+//! A link ends when either side removes it ([`unlink`]): the row is deleted, so every check of
+//! the link (`is_client`, and `visible_to` in SQL, which reads this table) refuses the former
+//! coach from that statement on. What the coach did while linked stays on the client's jobs and
+//! menus (`requested_by`), which the client keeps; the coach may invite the same address again,
+//! and the client must accept again.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// A coach's invitation of a client, and once accepted, the link between them.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct Link {
+    /// The invitation's id (the one accepted with `POST /v1/invitations/{id}/accept`).
     pub id: Uuid,
+    /// The coach who invited.
     pub coach_id: Uuid,
+    /// The address the invitation was sent to.
     pub client_email: String,
+    /// The client's account, once they accepted; `null` while the invitation is open.
     pub client_id: Option<Uuid>,
+    /// When the client accepted; `null` while the invitation is open.
     pub accepted_at: Option<DateTime<Utc>>,
+    /// When the coach invited.
     pub created_at: DateTime<Utc>,
 }
 
@@ -83,7 +96,8 @@ pub async fn links_of(conn: &mut PgConnection, coach_id: Uuid) -> Result<Vec<Lin
     .await
 }
 
-/// Whether `client_id` accepted `coach_id`'s invitation.
+/// Whether `client_id` accepted `coach_id`'s invitation, and neither side has ended the link
+/// since.
 pub async fn is_client(
     conn: &mut PgConnection,
     coach_id: Uuid,
@@ -96,4 +110,33 @@ pub async fn is_client(
     .bind(client_id)
     .fetch_one(conn)
     .await
+}
+
+/// The accepted links of a client: the coaches who may act for them now, oldest first.
+pub async fn coaches_of(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+) -> Result<Vec<Link>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
+         WHERE client_id = $1 ORDER BY accepted_at, id",
+    )
+    .bind(client_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Ends the accepted link between `coach_id` and `client_id` (either side may); whether there
+/// was one. Open invitations are not touched: they have no `client_id` yet.
+pub async fn unlink(
+    conn: &mut PgConnection,
+    coach_id: Uuid,
+    client_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query("DELETE FROM coach_links WHERE coach_id = $1 AND client_id = $2")
+        .bind(coach_id)
+        .bind(client_id)
+        .execute(conn)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
 }

@@ -425,3 +425,67 @@ async fn an_open_invitation_is_not_a_link_to_end() {
     );
     assert_eq!(coach_ids(&app, &invited).await, [coach.id.to_string()]);
 }
+
+/// What a stream sends until it ends (or `within` passes: then the test fails).
+async fn rest_of(stream: &mut reqwest::Response, within: std::time::Duration) -> String {
+    let mut text = String::new();
+    tokio::time::timeout(within, async {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the stream did not end; it sent {text:?}"));
+    text
+}
+
+#[tokio::test]
+async fn a_coach_watching_a_job_stops_seeing_it_when_the_client_leaves() {
+    let app = TestApp::spawn().await;
+    let coach = app.coach().await;
+    let client = app.user().await;
+    app.link(&coach, &client).await;
+    let job = app.queued_job(client.id).await;
+    let events = format!("/v1/jobs/{job}/events");
+
+    let mut watching = app.get(&events, &coach.token).await;
+    assert_eq!(watching.status(), StatusCode::OK);
+    let mut first = String::new();
+    while !first.contains("\n\n") {
+        let chunk = watching.chunk().await.unwrap().expect("the job now");
+        first.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(first.contains(r#""status":"queued""#), "{first}");
+    let polling = {
+        let app = &app;
+        let token = coach.token.clone();
+        async move {
+            app.get(&format!("/v1/jobs/{job}?wait=20"), &token)
+                .await
+                .status()
+        }
+    };
+    let leave = async {
+        // The long poll is waiting by now.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let left = delete(&app, &format!("/v1/me/coaches/{}", coach.id), &client).await;
+        assert_eq!(left.status(), StatusCode::NO_CONTENT);
+        app.claim(job).await;
+        shared::events::jobs_changed(&app.queue, &[job])
+            .await
+            .unwrap();
+    };
+    let (polled, ()) = tokio::join!(polling, leave);
+
+    // The change is not the former coach's to see: the long poll answers 404, the stream ends.
+    assert_eq!(polled, StatusCode::NOT_FOUND);
+    let rest = rest_of(&mut watching, std::time::Duration::from_secs(10)).await;
+    assert!(!rest.contains("data:"), "{rest}");
+    let now: Value = app
+        .get(&format!("/v1/jobs/{job}"), &client.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["status"], "running");
+}

@@ -1,8 +1,10 @@
 //! Bearer tokens: checking a password at login, issuing tokens, and the extractor that turns one
 //! into the caller.
 //!
-//! Tokens are HS256 JWTs carrying the user id (`sub`), the role, and when they were issued and
-//! expire. They are not looked up anywhere, so checking one costs no database round trip. The
+//! Access tokens are short-lived HS256 JWTs carrying the user id (`sub`), the role when issued,
+//! the session (`sid`), and when they were issued and expire. Every request also checks that the
+//! session is still live and takes the account's current role from it (`sessions`), so a logout,
+//! a password or role change, or a disabled account takes effect on the next request. The
 //! dashboard carries the same tokens in a cookie.
 
 use std::net::IpAddr;
@@ -30,6 +32,8 @@ pub struct Claims {
     /// The user id.
     pub sub: Uuid,
     pub role: Role,
+    /// The session the token belongs to.
+    pub sid: Uuid,
     /// Issued at, seconds since the Unix epoch.
     pub iat: u64,
     /// Expires at, seconds since the Unix epoch.
@@ -51,6 +55,8 @@ impl Tokens {
         let key = secret.expose_secret().as_bytes();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // An expired token is expired, with no grace period (the default allows 60 s).
+        validation.leeway = 0;
         Tokens {
             encoding: EncodingKey::from_secret(key),
             decoding: DecodingKey::from_secret(key),
@@ -60,17 +66,26 @@ impl Tokens {
         }
     }
 
+    /// How long an access token is valid.
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
+    /// A token for `user_id` in session `sid`, valid for `ttl`.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        sid: Uuid,
+        ttl: Duration,
+    ) -> Result<String, ApiError> {
         let iat = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user_id,
             role,
+            sid,
             iat,
-            exp: iat + self.ttl.as_secs(),
+            exp: iat + ttl.as_secs(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(e.into()))
@@ -83,6 +98,8 @@ impl Tokens {
         self.mac.clone()
     }
 
+    /// The claims of a token this server signed and that has not expired; the session is not
+    /// checked here ([`session_of`] does).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         jsonwebtoken::decode(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
@@ -94,8 +111,9 @@ impl Tokens {
 }
 
 /// Checks an email and password, for the API's login and the dashboard's alike: under the
-/// per-address login limit, with the hash computed off the async threads and no database
-/// connection held meanwhile.
+/// per-address limit and the per-account throttle, with the hash computed off the async threads
+/// and no database connection held meanwhile. A disabled account is refused (403
+/// `account_disabled`) only once its password is right.
 pub async fn authenticate(
     state: &AppState,
     addr: IpAddr,
@@ -103,6 +121,7 @@ pub async fn authenticate(
     password: String,
 ) -> Result<User, ApiError> {
     state.login_limit.check(&addr)?;
+    state.login_throttle.check(email).await?;
     // No account's email holds the NUL character (PostgreSQL cannot store it, nor take it in a
     // query): such an email is unknown, without asking.
     let user = match email.contains('\0') {
@@ -123,8 +142,36 @@ pub async fn authenticate(
         })
         .await?;
     match user {
-        Some(user) if matches => Ok(user),
-        _ => Err(ApiError::InvalidCredentials),
+        Some(user) if matches => {
+            state.login_throttle.succeeded(email).await?;
+            match user.disabled_at {
+                Some(_) => Err(ApiError::AccountDisabled),
+                None => Ok(user),
+            }
+        }
+        _ => {
+            if let Some(lock) = state.login_throttle.failed(email).await? {
+                tracing::warn!(
+                    lock_secs = lock.as_secs(),
+                    "repeated wrong passwords for one account; its logins are refused for a while"
+                );
+            }
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+/// The caller a token names, once its session is found live: the account's role now, not when
+/// the token was issued. 401 `invalid_token` for an ended session.
+pub async fn session_of(state: &AppState, token: &str) -> Result<CurrentUser, ApiError> {
+    let claims = state.tokens.verify(token)?;
+    match state.sessions.state(&state.db, claims.sid).await? {
+        Some(session) if session.live && session.user_id == claims.sub => Ok(CurrentUser {
+            id: claims.sub,
+            role: session.role,
+            session: claims.sid,
+        }),
+        _ => Err(ApiError::SessionEnded),
     }
 }
 
@@ -132,7 +179,10 @@ pub async fn authenticate(
 #[derive(Debug, Clone, Copy)]
 pub struct CurrentUser {
     pub id: Uuid,
+    /// The account's role now.
     pub role: Role,
+    /// The session the token belongs to.
+    pub session: Uuid,
 }
 
 /// The caller, who must be an admin: anyone else is refused with 403.
@@ -167,11 +217,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(ApiError::Unauthenticated),
         };
-        let claims = state.tokens.verify(token)?;
-        Ok(CurrentUser {
-            id: claims.sub,
-            role: claims.role,
-        })
+        session_of(state, token).await
     }
 }
 
@@ -188,9 +234,15 @@ mod tests {
         let ours = tokens("0123456789abcdef0123456789abcdef", 60);
         let theirs = tokens("fedcba9876543210fedcba9876543210", 60);
         let id = Uuid::now_v7();
-        let token = ours.issue(id, Role::Coach).unwrap();
+        let sid = Uuid::now_v7();
+        let token = ours
+            .issue(id, Role::Coach, sid, Duration::from_secs(60))
+            .unwrap();
         let claims = ours.verify(&token).unwrap();
-        assert_eq!((claims.sub, claims.role), (id, Role::Coach));
+        assert_eq!(
+            (claims.sub, claims.role, claims.sid),
+            (id, Role::Coach, sid)
+        );
         assert_eq!(claims.exp - claims.iat, 60);
         assert!(matches!(theirs.verify(&token), Err(ApiError::InvalidToken)));
         assert!(matches!(

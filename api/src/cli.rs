@@ -320,10 +320,9 @@ async fn create_user(db: &sqlx::PgPool, email: &str, role: RoleArg) -> anyhow::R
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    anyhow::ensure!(
-        (8..=128).contains(&password.chars().count()),
-        "the password must be 8 to 128 characters"
-    );
+    if let Some(problem) = shared::password::problem("the password", &password, email) {
+        anyhow::bail!(problem.message);
+    }
     let hash = tokio::task::spawn_blocking(move || shared::password::hash(&password))
         .await?
         .map_err(|e| anyhow::anyhow!("hash the password: {e}"))?;

@@ -44,6 +44,12 @@ pub enum ApiError {
     ExpiredToken,
     #[error("the bearer token is not valid; log in again")]
     InvalidToken,
+    /// The token's session was ended: a logout, a password or role change, a disabled account,
+    /// or a refresh token used twice.
+    #[error("this session has ended (logged out, password or role changed); log in again")]
+    SessionEnded,
+    #[error("this account is disabled")]
+    AccountDisabled,
     #[error("email or password is incorrect")]
     InvalidCredentials,
     #[error("registration is disabled on this server")]
@@ -68,6 +74,14 @@ pub enum ApiError {
     NotRequeueable(shared::job::JobStatus),
     #[error("too many requests; retry after the time in the Retry-After header")]
     TooManyRequests { retry_after: Duration },
+    /// Logins to one account are refused for a while after repeated wrong passwords, whoever
+    /// tries and whether or not the account exists.
+    #[error(
+        "too many failed logins for this account; retry after the time in the Retry-After header"
+    )]
+    TooManyFailedLogins { retry_after: Duration },
+    #[error("you have {limit} menus waiting or being generated; submit more once one finishes")]
+    TooManyJobsWaiting { limit: u32, retry_after: Duration },
     #[error("the server is busy; retry after the time in the Retry-After header")]
     Busy { retry_after: Duration },
     /// The database connection failed during the request (a restart, an outage); nothing the
@@ -107,6 +121,17 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<redis::RedisError> for ApiError {
+    /// Redis failing a request that needs it (the login throttle, an enqueue) is an outage the
+    /// client can wait out, as with the database.
+    fn from(error: redis::RedisError) -> Self {
+        tracing::warn!(error = %error, "redis failed a request");
+        ApiError::Busy {
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
@@ -114,19 +139,23 @@ impl ApiError {
             MalformedJson(_) | InvalidQuery(_) | InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            UnknownField { .. }
-            | MissingField { .. }
-            | InvalidType { .. }
-            | Validation(_)
-            | IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Unauthenticated | ExpiredToken | InvalidToken | InvalidCredentials => {
+            UnknownField { .. } | MissingField { .. } | InvalidType { .. } | Validation(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Unauthenticated | ExpiredToken | InvalidToken | SessionEnded | InvalidCredentials => {
                 StatusCode::UNAUTHORIZED
             }
-            RegistrationDisabled | Forbidden(_) => StatusCode::FORBIDDEN,
+            RegistrationDisabled | AccountDisabled | Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) | RouteNotFound { .. } | ClientNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            EmailTaken | JobFinished | NotRequeueable(_) => StatusCode::CONFLICT,
-            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // A reused `Idempotency-Key` is a conflict with an earlier request, not bad input:
+            // the request itself may be valid.
+            EmailTaken | JobFinished | NotRequeueable(_) | IdempotencyKeyReused => {
+                StatusCode::CONFLICT
+            }
+            TooManyRequests { .. } | TooManyFailedLogins { .. } | TooManyJobsWaiting { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Busy { .. } | DatabaseUnavailable | Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,7 +176,8 @@ impl ApiError {
             InvalidIdempotencyKey => "invalid_idempotency_key",
             IdempotencyKeyReused => "idempotency_key_reused",
             Unauthenticated => "unauthenticated",
-            ExpiredToken | InvalidToken => "invalid_token",
+            ExpiredToken | InvalidToken | SessionEnded => "invalid_token",
+            AccountDisabled => "account_disabled",
             InvalidCredentials => "invalid_credentials",
             RegistrationDisabled => "registration_disabled",
             Forbidden(_) => "forbidden",
@@ -158,6 +188,8 @@ impl ApiError {
             JobFinished => "job_finished",
             NotRequeueable(_) => "not_requeueable",
             TooManyRequests { .. } => "too_many_requests",
+            TooManyFailedLogins { .. } => "too_many_failed_logins",
+            TooManyJobsWaiting { .. } => "too_many_jobs_waiting",
             Busy { .. } => "busy",
             DatabaseUnavailable => "database_unavailable",
             Timeout => "timeout",
@@ -225,13 +257,16 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::ExpiredToken | ApiError::InvalidToken => {
+            ApiError::ExpiredToken | ApiError::InvalidToken | ApiError::SessionEnded => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
                 );
             }
-            ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after } => {
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::TooManyFailedLogins { retry_after }
+            | ApiError::TooManyJobsWaiting { retry_after, .. }
+            | ApiError::Busy { retry_after } => {
                 headers.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
             }
             ApiError::DatabaseUnavailable => {

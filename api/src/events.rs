@@ -15,9 +15,6 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How long startup waits for the first subscription before serving without it.
-const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(2);
-
 /// The fan-out end of the subscription: the requests waiting, by job. An event wakes only the
 /// waiters of its job, so ten thousand waiters cost an event no more than its own job's do.
 pub struct JobEvents {
@@ -41,9 +38,14 @@ impl Waiters {
 
 impl JobEvents {
     /// Subscribes to `channel` in a task of its own (that reconnects with backoff) until `stop`.
-    /// Waits briefly for the first subscription, so events published right after startup reach
-    /// the waiters.
-    pub async fn start(target: RedisTarget, channel: String, stop: CancellationToken) -> Self {
+    /// Waits for the first subscription as long as `first_wait`, so events published right
+    /// after startup reach the waiters.
+    pub async fn start(
+        target: RedisTarget,
+        channel: String,
+        stop: CancellationToken,
+        first_wait: Duration,
+    ) -> Self {
         let waiters = Arc::new(Waiters::default());
         let (subscribed, first) = oneshot::channel();
         tokio::spawn(shared::events::subscribe(
@@ -53,10 +55,7 @@ impl JobEvents {
             stop,
             subscribed,
         ));
-        if tokio::time::timeout(FIRST_SUBSCRIPTION_WAIT, first)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(first_wait, first).await.is_err() {
             tracing::warn!("not yet subscribed to job events; long polls wait their full time");
         }
         JobEvents { waiters }

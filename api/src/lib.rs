@@ -13,11 +13,13 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod hashing;
+pub mod login_throttle;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -71,6 +73,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Admin(args) => cli::run(args).await?,
         Command::Serve(args) => {
             let config = args.config;
+            config.check()?;
             shared::telemetry::init(&config.log);
             if args.migrate {
                 migrate(&config.database).await?;

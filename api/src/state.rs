@@ -1,5 +1,5 @@
-//! What every handler shares: the pool, the queue, token keys, the hashing bound, the rate
-//! limits and the job event fan-out. Cheap to clone.
+//! What every handler shares: the pool, the queue, token keys, sessions, the hashing bound, the
+//! rate limits and the job event fan-out. Cheap to clone.
 
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -17,10 +17,15 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::events::JobEvents;
 use crate::hashing::Hasher;
+use crate::login_throttle::LoginThrottle;
 use crate::rate_limit::KeyedLimit;
+use crate::sessions::Sessions;
 
-/// How often rate-limit state of idle keys is dropped.
+/// How often rate-limit state of idle keys, and lapsed session states, are dropped.
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+/// How long startup waits for each first subscription (job and account events) before serving
+/// without it.
+const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(2);
 
 /// The application state handed to every handler.
 #[derive(Clone)]
@@ -33,9 +38,15 @@ pub struct Inner {
     /// The job's transitions; each statement tried once (an outage answers 503).
     pub(crate) life: Lifecycle,
     pub(crate) tokens: Tokens,
+    pub(crate) sessions: Sessions,
+    /// How long a session lasts (its refresh token, the dashboard's cookie).
+    pub(crate) session_lifetime: Duration,
     pub(crate) hasher: Hasher,
     pub(crate) login_limit: Arc<KeyedLimit<IpAddr>>,
+    pub(crate) login_throttle: LoginThrottle,
     pub(crate) submit_limit: Arc<KeyedLimit<Uuid>>,
+    /// Jobs one person may have waiting or running.
+    pub(crate) waiting_jobs_per_user: u32,
     pub(crate) events: JobEvents,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub(crate) registration_enabled: bool,
@@ -83,13 +94,24 @@ impl AppState {
             queue.target().clone(),
             queue.keys().job_events(),
             stopping.clone(),
+            FIRST_SUBSCRIPTION_WAIT,
         )
         .await;
+        let sessions = Sessions::start(
+            queue.target().clone(),
+            queue.keys().account_events(),
+            stopping.clone(),
+            FIRST_SUBSCRIPTION_WAIT,
+        )
+        .await;
+        let login_throttle =
+            LoginThrottle::new(queue.clone(), config.login_failures_per_account.get());
         let login_limit = Arc::new(KeyedLimit::per_minute(config.login_rate_per_minute));
         let submit_limit = Arc::new(KeyedLimit::per_minute(config.submit_rate_per_minute));
         tokio::spawn(forget_idle_keys(
             login_limit.clone(),
             submit_limit.clone(),
+            sessions.clone(),
             stopping.clone(),
         ));
         AppState(Arc::new(Inner {
@@ -97,9 +119,13 @@ impl AppState {
             db,
             queue,
             tokens: Tokens::new(&config.jwt_secret, config.token_ttl()),
+            sessions,
+            session_lifetime: config.refresh_ttl(),
             hasher: Hasher::new(config.login_concurrency.get()),
             login_limit,
+            login_throttle,
             submit_limit,
+            waiting_jobs_per_user: config.waiting_jobs_per_user.get(),
             events,
             metrics: shared::telemetry::metrics(),
             registration_enabled: config.registration_enabled,
@@ -127,6 +153,7 @@ impl AppState {
 async fn forget_idle_keys(
     login: Arc<KeyedLimit<IpAddr>>,
     submit: Arc<KeyedLimit<Uuid>>,
+    sessions: Sessions,
     stop: CancellationToken,
 ) {
     let mut every = tokio::time::interval(FORGET_IDLE_EVERY);
@@ -136,6 +163,7 @@ async fn forget_idle_keys(
             _ = every.tick() => {
                 login.forget_idle();
                 submit.forget_idle();
+                sessions.forget_lapsed();
             }
         }
     }

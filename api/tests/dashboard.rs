@@ -247,7 +247,13 @@ async fn an_admin_logs_in_to_a_strict_http_only_session_that_no_page_shows_and_l
     let login = browser.log_in(&admin.email, PASSWORD).await;
     login.assert_redirects_to("/admin");
     let cookie = login.set_cookie(SESSION_COOKIE).expect("a session cookie");
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age=3600"] {
+    // The cookie lasts as long as the session (`REFRESH_TTL_SECS`, a day in these tests).
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=86400",
+    ] {
         assert!(cookie.contains(attribute), "{attribute} in {cookie}");
     }
     assert!(
@@ -280,6 +286,36 @@ async fn an_admin_logs_in_to_a_strict_http_only_session_that_no_page_shows_and_l
         .get("/admin")
         .await
         .assert_redirects_to("/admin/login");
+    // The session itself ended: a copy of the cookie taken before the logout is worthless.
+    Browser::with_session(&app, &token)
+        .get("/admin")
+        .await
+        .assert_redirects_to("/admin/login");
+}
+
+#[tokio::test]
+async fn a_demoted_admin_is_refused_by_the_dashboard_on_the_next_page() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let other_admin = app.admin().await;
+    let mut browser = Browser::new(&app);
+    browser
+        .log_in(&admin.email, PASSWORD)
+        .await
+        .assert_redirects_to("/admin");
+    assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
+    let demote = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/users/{}", admin.id),
+            Some(&other_admin.token),
+        )
+        .json(&serde_json::json!({"role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(demote.status(), StatusCode::OK);
+    assert_eq!(browser.get("/admin").await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -323,7 +359,12 @@ async fn without_a_valid_session_every_page_and_action_goes_to_the_login_page() 
         &secrecy::SecretString::from("another-secret-0123456789abcdef-0123"),
         std::time::Duration::from_secs(3600),
     )
-    .issue(admin.id, shared::db::users::Role::Admin)
+    .issue(
+        admin.id,
+        shared::db::users::Role::Admin,
+        uuid::Uuid::now_v7(),
+        std::time::Duration::from_secs(3600),
+    )
     .unwrap();
     for session in [None, Some("not-a-token"), Some(forged.as_str())] {
         let mut browser = match session {

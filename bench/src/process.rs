@@ -128,12 +128,10 @@ impl Api {
         let mut env = stores.env();
         env.extend([
             ("API_BIND", addr.to_string()),
-            (
-                "JWT_SECRET",
-                "bench-secret-0123456789abcdef-0123456789abcdef".into(),
-            ),
+            ("JWT_SECRET", hex::encode(rand::random::<[u8; 32]>())),
             ("LOGIN_RATE_PER_MINUTE", "1000000".into()),
             ("SUBMIT_RATE_PER_MINUTE", "100000000".into()),
+            ("WAITING_JOBS_PER_USER", "100000000".into()),
         ]);
         let process = Process::spawn(bins, "api", &["serve"], &env)?;
         let base = format!("http://{addr}");

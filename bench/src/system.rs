@@ -197,13 +197,16 @@ impl System {
             bind: "127.0.0.1:0".parse().unwrap(),
             jwt_secret: SecretString::from(JWT_SECRET),
             token_ttl_secs: 3600,
+            refresh_ttl_secs: 86_400,
             registration_enabled: true,
             body_limit_bytes: 65_536,
             request_timeout_ms: 30_000,
             login_concurrency: NonZeroUsize::new(4).unwrap(),
             job_max_attempts: options.max_attempts,
             login_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
+            login_failures_per_account: NonZeroU32::new(5).unwrap(),
             submit_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
+            waiting_jobs_per_user: NonZeroU32::new(10_000).unwrap(),
             admin_cookie_secure: false,
             // The API reads only the zone (a manual batch's default period).
             batch: shared::batch::schedule::ScheduleConfig {

@@ -1,7 +1,9 @@
-//! Events over Redis pub/sub: "this job changed" (long polls and dashboards wake up) and "this
-//! attempt was cancelled" (the worker running it stops at once). Both are hints: a lost message
-//! only delays a long poll until its timeout, or a cancelled attempt until its next lease
-//! renewal, which finds the job cancelled. PostgreSQL stays the truth.
+//! Events over Redis pub/sub: "this job changed" (long polls and dashboards wake up), "this
+//! attempt was cancelled" (the worker running it stops at once) and "this account changed" (API
+//! processes forget its sessions' state). All are hints: a lost message only delays a long poll
+//! until its timeout, a cancelled attempt until its next lease renewal, which finds the job
+//! cancelled, or an account change until the API's memory of it expires (seconds). PostgreSQL
+//! stays the truth.
 
 use std::time::Duration;
 
@@ -24,6 +26,13 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// Tells long-pollers and dashboards that these jobs changed, in one round trip.
 pub async fn jobs_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
     let channel = queue.keys().job_events();
+    publish(queue, &channel, ids.iter().map(Uuid::to_string)).await
+}
+
+/// Tells every API process that these accounts changed (sessions revoked, a new password or
+/// role, disabled), so none keeps answering from what it remembered of them.
+pub async fn accounts_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
+    let channel = queue.keys().account_events();
     publish(queue, &channel, ids.iter().map(Uuid::to_string)).await
 }
 

@@ -28,11 +28,7 @@ pub fn token(tokens: &Tokens, binding: &str) -> String {
     let mut mac = tokens.keyed_mac();
     mac.update(PURPOSE);
     mac.update(binding.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Whether a form carried the expected token. Compared in constant time, so the answer's

@@ -22,6 +22,7 @@ use super::session::{self, ADMINS_ONLY, SESSION_COOKIE};
 use crate::auth;
 use crate::error::ApiError;
 use crate::rate_limit::ClientAddr;
+use crate::sessions;
 use crate::state::AppState;
 
 /// The cookie the login form's CSRF token is bound to.
@@ -83,12 +84,15 @@ pub async fn submit(
     if user.role != Role::Admin {
         return Err(ApiError::Forbidden(ADMINS_ONLY).into());
     }
-    let token = state.tokens.issue(user.id, user.role)?;
+    // The cookie's token lasts as long as its session, which every request checks, so a
+    // logout or a role change ends it at once.
+    let lifetime = state.session_lifetime;
+    let issued = sessions::open(&state, &user, lifetime, lifetime).await?;
     let secure = state.admin_cookie_secure;
     let cookies = AppendHeaders([
         (
             header::SET_COOKIE,
-            session::set_cookie(SESSION_COOKIE, &token, state.tokens.ttl(), secure),
+            session::set_cookie(SESSION_COOKIE, &issued.access_token, lifetime, secure),
         ),
         (
             header::SET_COOKIE,
@@ -98,16 +102,20 @@ pub async fn submit(
     Ok((cookies, Redirect::to("/admin")).into_response())
 }
 
-/// `POST /admin/logout`: forgets the session cookie. The token itself stays valid until it
-/// expires (tokens are not stored anywhere), but this browser no longer has it.
-pub async fn logout(State(state): State<AppState>, _: Checked) -> Response {
+/// `POST /admin/logout`: ends the session (its token stops working everywhere at once) and
+/// forgets the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    Checked(admin): Checked,
+) -> Result<Response, PageError> {
+    sessions::end(&state, admin.id, admin.session).await?;
     let cookie = session::set_cookie(
         SESSION_COOKIE,
         "",
         Duration::ZERO,
         state.admin_cookie_secure,
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to(LOGIN_PAGE)).into_response()
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(LOGIN_PAGE)).into_response())
 }
 
 fn login_page(csrf_token: &str, email: &str, refusal: Option<&str>) -> Markup {

@@ -1,7 +1,8 @@
 //! Who is logged in to the dashboard. The session is a cookie holding a bearer token issued by
-//! [`Tokens`](crate::auth::Tokens), kept where scripts cannot read it (`HttpOnly`) and never sent
-//! with a request another site starts (`SameSite=Strict`); the [`Admin`] extractor turns it into
-//! the admin, sending anyone without one to the login page and anyone else to a 403.
+//! [`Tokens`](crate::auth::Tokens) for a session of its own, kept where scripts cannot read it
+//! (`HttpOnly`) and never sent with a request another site starts (`SameSite=Strict`); the
+//! [`Admin`] extractor turns it into the admin, sending anyone without a live session to the
+//! login page and anyone not an admin now (whatever the token says) to a 403.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use super::csrf;
 use super::error::PageError;
+use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,6 +27,8 @@ pub const ADMINS_ONLY: &str = "the dashboard is for admins only";
 /// The admin a dashboard request comes from.
 pub struct Admin {
     pub id: Uuid,
+    /// The session the cookie's token belongs to; logging out ends it.
+    pub session: Uuid,
     /// The CSRF token of this session, for the forms a page renders and the check of a POST.
     /// The session token itself stays in the cookie: pages never show it.
     pub csrf: String,
@@ -35,16 +39,22 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(PageError::LoggedOut)?;
-        let claims = state
-            .tokens
-            .verify(token)
-            .map_err(|_| PageError::LoggedOut)?;
-        // Only admins can log in here, but any bearer token fits in the cookie.
-        if claims.role != Role::Admin {
+        let caller = match auth::session_of(state, token).await {
+            Ok(caller) => caller,
+            // An outage is not a logout.
+            Err(e @ (ApiError::Busy { .. } | ApiError::DatabaseUnavailable)) => {
+                return Err(e.into());
+            }
+            Err(_) => return Err(PageError::LoggedOut),
+        };
+        // Only admins can log in here, but any bearer token fits in the cookie, and a role can
+        // change after login.
+        if caller.role != Role::Admin {
             return Err(ApiError::Forbidden(ADMINS_ONLY).into());
         }
         Ok(Admin {
-            id: claims.sub,
+            id: caller.id,
+            session: caller.session,
             csrf: csrf::token(&state.tokens, token),
         })
     }

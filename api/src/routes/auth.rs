@@ -1,14 +1,16 @@
-//! Accounts: register, log in, and who am I.
+//! Accounts: register, log in, renew and end a session, change a password, who am I, and an
+//! admin's change of an account's role or state.
 //!
-//! Both register and login hash a password, so both run under the per-address rate limit and
-//! the hashing bound. No database connection is held while a password is hashed.
+//! Whatever hashes a password runs under the per-address rate limit and the hashing bound. No
+//! database connection is held while a password is hashed.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use shared::db::jobs;
+use shared::db::sessions as sessions_db;
 use shared::db::users::{self, Role, User};
+use shared::db::{admin, jobs};
 use shared::password;
 use shared::request::FieldError;
 use utoipa::ToSchema;
@@ -16,16 +18,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
+use crate::auth::{self, AdminUser, CurrentUser};
 use crate::error::{ApiError, Envelope};
-use crate::extract::JsonBody;
+use crate::extract::{Id, JsonBody};
 use crate::openapi::{
-    BodyTooLarge, Internal, MalformedJson, NotJson, TooManyRequests, Unauthenticated, Unavailable,
+    AdminOnly, BodyTooLarge, Internal, InvalidBody, MalformedJson, NotFound, NotJson,
+    TooManyRequests, Unauthenticated, Unavailable,
 };
 use crate::rate_limit::ClientAddr;
+use crate::sessions::{self, Issued};
 use crate::state::AppState;
 
-const PASSWORD_CHARS: (usize, usize) = (8, 128);
 /// The longest address SMTP can deliver to.
 const EMAIL_CHARS: usize = 254;
 
@@ -33,8 +36,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(change_password))
         .routes(routes!(usage))
+        .routes(routes!(update_account))
 }
 
 /// The roles anyone may sign up with; admins are made by operators.
@@ -51,8 +58,13 @@ enum SignupRole {
 struct Registration {
     /// An address of a plausible shape (`name@example.com`), at most 254 characters once
     /// trimmed; one account per address, compared case-insensitively.
+    #[schema(
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?=[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{3,254}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$)[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+\.[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     email: String,
-    #[schema(min_length = 8, max_length = 128)]
+    /// 12 to 1,024 characters, not the email.
+    #[schema(min_length = 12, max_length = 1024)]
+    #[schema(pattern = r"^[^\u0000]*$")]
     password: String,
     /// Default `user`.
     #[serde(default)]
@@ -62,8 +74,39 @@ struct Registration {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
+    #[schema(pattern = r"^[^\u0000]*$")]
     email: String,
+    #[schema(pattern = r"^[^\u0000]*$")]
     password: String,
+}
+
+/// A refresh token, to renew a session's access token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    /// The `refresh_token` of the last register, login or refresh answer.
+    #[schema(min_length = 1, max_length = 200)]
+    refresh_token: String,
+}
+
+/// A new password, with the current one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    /// 12 to 1,024 characters, not the email.
+    #[schema(min_length = 12, max_length = 1024)]
+    new_password: String,
+}
+
+/// What an admin changes of an account; at least one field.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+struct AccountChange {
+    role: Option<Role>,
+    /// `true` ends its sessions and refuses its logins; `false` lets it log in again.
+    disabled: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,6 +115,8 @@ struct UserView {
     id: Uuid,
     email: String,
     role: Role,
+    /// Whether an admin disabled the account.
+    disabled: bool,
 }
 
 impl From<User> for UserView {
@@ -80,31 +125,48 @@ impl From<User> for UserView {
             id: user.id,
             email: user.email,
             role: user.role,
+            disabled: user.disabled_at.is_some(),
         }
     }
 }
 
-/// What register and login answer: the account and a token for it.
+/// What register, login, refresh and a password change answer: the account, a short-lived
+/// access token and the refresh token that renews it.
 #[derive(Serialize, ToSchema)]
 struct Session {
     user: UserView,
-    /// Send as `Authorization: Bearer <token>`.
+    /// The access token: send as `Authorization: Bearer <token>`.
     token: String,
     /// Always `Bearer`.
     #[schema(example = "Bearer")]
     token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires (`TOKEN_TTL_SECS`, 900 by default).
     expires_in: u64,
+    /// Trades for a new access token (and a new refresh token) at `POST /v1/auth/refresh`;
+    /// each works once. Keep it secret.
+    refresh_token: String,
+    /// Seconds until the session ends and the refresh token stops working
+    /// (`REFRESH_TTL_SECS`, 30 days by default).
+    refresh_expires_in: u64,
 }
 
 impl Session {
-    fn for_user(state: &AppState, user: User) -> Result<Session, ApiError> {
-        Ok(Session {
-            token: state.tokens.issue(user.id, user.role)?,
+    /// Opens a session for `user`.
+    async fn open(state: &AppState, user: User) -> Result<Session, ApiError> {
+        let issued =
+            sessions::open(state, &user, state.session_lifetime, state.tokens.ttl()).await?;
+        Ok(Session::of(state, user, issued))
+    }
+
+    fn of(state: &AppState, user: User, issued: Issued) -> Session {
+        Session {
+            token: issued.access_token,
             token_type: "Bearer",
             expires_in: state.tokens.ttl().as_secs(),
+            refresh_token: issued.refresh_token,
+            refresh_expires_in: state.session_lifetime.as_secs(),
             user: user.into(),
-        })
+        }
     }
 }
 
@@ -133,8 +195,8 @@ impl Session {
         (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
-                fit the schema; `validation_failed`: `invalid_email` or the password's \
-                `invalid_length` (in `details`)",
+                fit the schema; `validation_failed`: `invalid_email`, or the password's \
+                `invalid_length` or `password_is_email` (in `details`)",
             body = Envelope,
         ),
         (status = 429, response = TooManyRequests),
@@ -155,17 +217,7 @@ async fn register(
         problems.push(e);
         String::new()
     });
-    let chars = body.password.chars().count();
-    if !(PASSWORD_CHARS.0..=PASSWORD_CHARS.1).contains(&chars) {
-        problems.push(FieldError::new(
-            "password",
-            "invalid_length",
-            format!(
-                "password must be {} to {} characters long",
-                PASSWORD_CHARS.0, PASSWORD_CHARS.1
-            ),
-        ));
-    }
+    problems.extend(password::problem("password", &body.password, &body.email));
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
@@ -180,14 +232,21 @@ async fn register(
         SignupRole::User => Role::User,
         SignupRole::Coach => Role::Coach,
     };
-    let mut conn = shared::db::hold(&state.db, "auth").await?;
-    let user = users::insert(&mut conn, &email, &hash, role)
-        .await
-        .map_err(|e| match shared::db::unique_violation(&e) {
-            Some(_) => ApiError::EmailTaken,
-            None => e.into(),
-        })?;
-    Ok((StatusCode::CREATED, Json(Session::for_user(&state, user)?)))
+    let user = users::insert(
+        &mut *shared::db::hold(&state.db, "auth").await?,
+        &email,
+        &hash,
+        role,
+    )
+    .await
+    .map_err(|e| match shared::db::unique_violation(&e) {
+        Some(_) => ApiError::EmailTaken,
+        None => e.into(),
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Session::open(&state, user).await?),
+    ))
 }
 
 /// Exchanges an email and password for a token.
@@ -223,26 +282,67 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Session>, ApiError> {
+    let user = auth::authenticate(&state, addr, &body.email, body.password).await?;
+    Ok(Json(Session::open(&state, user).await?))
+}
+
+/// Trades a refresh token for a new access token and a new refresh token.
+///
+/// The refresh token given stops working. Using one a second time (a copy in other hands) ends
+/// its session: both holders must log in again.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body = Refresh,
+    responses(
+        (status = 200, description = "The account, and new tokens", body = Session),
+        (status = 400, response = MalformedJson),
+        (
+            status = 401,
+            description = "`invalid_token`: not a refresh token of ours, used before, or its \
+                session ended (logout, password change, disabled account, expired)",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (status = 422, response = InvalidBody),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(body): JsonBody<Refresh>,
+) -> Result<Json<Session>, ApiError> {
     state.login_limit.check(&addr)?;
-    let user = {
-        let mut conn = shared::db::hold(&state.db, "auth").await?;
-        users::find_by_email(&mut conn, body.email.trim()).await?
-    };
-    // An unknown email is verified against a dummy hash, so it takes as long as a wrong
-    // password and the answer's timing does not tell which accounts exist.
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = body.password;
-    let matches = state
-        .hasher
-        .run(move || match &stored_hash {
-            Some(hash) => password::verify(&password, hash),
-            None => password::verify(&password, password::dummy_hash()),
-        })
-        .await?;
-    match user {
-        Some(user) if matches => Ok(Json(Session::for_user(&state, user)?)),
-        _ => Err(ApiError::InvalidCredentials),
-    }
+    let (user, issued) = sessions::refresh(&state, &body.refresh_token).await?;
+    Ok(Json(Session::of(&state, user, issued)))
+}
+
+/// Ends the caller's session: its access and refresh tokens stop working at once.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is ended"),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn logout(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+) -> Result<StatusCode, ApiError> {
+    sessions::end(&state, caller.id, caller.session).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's account.
@@ -267,7 +367,152 @@ async fn me(
     // A valid token for an account that was deleted since.
     let user = users::find_by_id(&mut conn, caller.id)
         .await?
-        .ok_or(ApiError::InvalidToken)?;
+        .ok_or(ApiError::SessionEnded)?;
+    Ok(Json(user.into()))
+}
+
+/// Changes the caller's password.
+///
+/// Every other session of the account ends at once; this one goes on with new tokens (the
+/// answer), since the old ones stop working too.
+#[utoipa::path(
+    put,
+    path = "/v1/me/password",
+    operation_id = "change_password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "The account, and new tokens", body = Session),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (
+            status = 403,
+            description = "`invalid_credentials`: `current_password` is wrong",
+            body = Envelope,
+        ),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
+                fit the schema; `validation_failed`: the new password's `invalid_length` or \
+                `password_is_email` (in `details`)",
+            body = Envelope,
+        ),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    caller: CurrentUser,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Result<Json<Session>, ApiError> {
+    let email = {
+        let mut conn = shared::db::hold(&state.db, "auth").await?;
+        users::find_by_id(&mut conn, caller.id)
+            .await?
+            .ok_or(ApiError::SessionEnded)?
+            .email
+    };
+    if let Some(problem) = password::problem("new_password", &body.new_password, &email) {
+        return Err(ApiError::Validation(vec![problem]));
+    }
+    // The current password is checked as a login checks it, throttle included, so a stolen
+    // access token cannot be used to guess it faster.
+    let user = match auth::authenticate(&state, addr, &email, body.current_password).await {
+        Err(ApiError::InvalidCredentials) => return Err(ApiError::Forbidden(WRONG_PASSWORD)),
+        other => other?,
+    };
+    let new_password = body.new_password;
+    let hash = state
+        .hasher
+        .run(move || password::hash(&new_password))
+        .await?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash a password: {e}")))?;
+    let mut tx = state.db.begin().await?;
+    users::set_password(&mut tx, user.id, &hash).await?;
+    sessions_db::revoke_all(&mut tx, user.id, None).await?;
+    tx.commit().await?;
+    sessions::account_changed(&state, user.id).await;
+    Ok(Json(Session::open(&state, user).await?))
+}
+
+/// What a password change answers when the current password is wrong.
+const WRONG_PASSWORD: &str = "current_password is not this account's password";
+
+/// Changes an account's role, or disables or re-enables it. Takes effect on the account's next
+/// request: its tokens carry the new role, and a disabled account's sessions end.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/users/{id}",
+    operation_id = "update_account",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account")),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "The account as it is now", body = UserView),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
+                `validation_failed`: the body changes nothing (`empty_change`), or an admin \
+                would disable or demote their own account (`own_account`)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn update_account(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Id(id): Id,
+    JsonBody(body): JsonBody<AccountChange>,
+) -> Result<Json<UserView>, ApiError> {
+    if body.role.is_none() && body.disabled.is_none() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            "empty_change",
+            "give role, disabled or both",
+        )]));
+    }
+    // An admin cannot lock themself out; another admin can.
+    if id == admin.id
+        && (body.disabled == Some(true) || body.role.is_some_and(|r| r != Role::Admin))
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            if body.disabled == Some(true) {
+                "disabled"
+            } else {
+                "role"
+            },
+            "own_account",
+            "an admin cannot disable or demote their own account",
+        )]));
+    }
+    let user = {
+        let mut tx = state.db.begin().await?;
+        let user = users::update_account(&mut tx, id, body.role, body.disabled)
+            .await?
+            .ok_or(ApiError::NotFound("account"))?;
+        if body.disabled == Some(true) {
+            sessions_db::revoke_all(&mut tx, id, None).await?;
+        }
+        admin::record(&mut tx, admin.id, "update_account", None, None, 1).await?;
+        tx.commit().await?;
+        user
+    };
+    sessions::account_changed(&state, id).await;
     Ok(Json(user.into()))
 }
 
@@ -339,10 +584,15 @@ mod tests {
 
     #[test]
     fn the_documented_password_length_is_the_checked_one() {
-        let schema = serde_json::to_value(Registration::schema()).unwrap();
-        let password = &schema["properties"]["password"];
-        assert_eq!(password["minLength"], PASSWORD_CHARS.0);
-        assert_eq!(password["maxLength"], PASSWORD_CHARS.1);
+        for (schema, field) in [
+            (Registration::schema(), "password"),
+            (PasswordChange::schema(), "new_password"),
+        ] {
+            let schema = serde_json::to_value(schema).unwrap();
+            let password = &schema["properties"][field];
+            assert_eq!(password["minLength"], *password::LENGTH.start());
+            assert_eq!(password["maxLength"], *password::LENGTH.end());
+        }
     }
 
     #[test]

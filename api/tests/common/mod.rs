@@ -42,13 +42,16 @@ pub fn config(db: &TestDb, redis: RedisConfig) -> Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: SecretString::from(SECRET),
         token_ttl_secs: 3600,
+        refresh_ttl_secs: 86_400,
         registration_enabled: true,
         body_limit_bytes: 65_536,
         request_timeout_ms: 30_000,
         login_concurrency: NonZeroUsize::new(4).unwrap(),
         job_max_attempts: 3,
         login_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
+        login_failures_per_account: NonZeroU32::new(5).unwrap(),
         submit_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
+        waiting_jobs_per_user: NonZeroU32::new(1_000).unwrap(),
         admin_cookie_secure: false,
         batch: ScheduleConfig {
             cron: "0 0 18 * * Fri".into(),
@@ -123,6 +126,39 @@ impl TestApp {
             server,
             db,
             _redis: redis,
+        }
+    }
+
+    /// A second API process on this one's database and Redis (as a replica behind a load
+    /// balancer would be), serving until the test ends.
+    pub async fn another_process(&self) -> Replica {
+        let mut config = config(&self.db, self.redis_config.clone());
+        config.login_failures_per_account = NonZeroU32::new(1_000).unwrap();
+        let state = AppState::new(&config).await.expect("start the API");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(api::serve(listener, state, std::future::pending()));
+        Replica {
+            addr,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    /// Ends every login lock of the login throttle, as their expiry would.
+    pub async fn expire_login_locks(&self) {
+        let pattern = format!("{}*", self.queue.keys().login_lock(""));
+        let locks: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut self.queue.connection())
+            .await
+            .unwrap();
+        for lock in locks {
+            let _: i64 = redis::cmd("DEL")
+                .arg(lock)
+                .query_async(&mut self.queue.connection())
+                .await
+                .unwrap();
         }
     }
 
@@ -429,4 +465,28 @@ pub async fn error_of(response: Response) -> (StatusCode, Value) {
         "{body}"
     );
     (status, body["error"].clone())
+}
+
+/// Another API process of a [`TestApp`]; it stops when dropped.
+pub struct Replica {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Replica {
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(format!("http://{}{path}", self.addr))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }

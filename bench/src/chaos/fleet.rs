@@ -78,7 +78,8 @@ impl Env {
             .env("API_BIND", addr.to_string())
             .env("JWT_SECRET", secret)
             .env("LOGIN_RATE_PER_MINUTE", "100000")
-            .env("SUBMIT_RATE_PER_MINUTE", "100000");
+            .env("SUBMIT_RATE_PER_MINUTE", "100000")
+            .env("WAITING_JOBS_PER_USER", "100000");
         api.spawn()
             .context("start the api binary (built? see scripts/chaos.sh)")
     }

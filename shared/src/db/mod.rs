@@ -10,6 +10,7 @@ pub mod coaching;
 pub mod jobs;
 pub mod menus;
 pub mod preferences;
+pub mod sessions;
 pub mod users;
 
 use std::ops::{Deref, DerefMut};

@@ -134,6 +134,23 @@ impl Keys {
         format!("{}:events:jobs", self.prefix)
     }
 
+    /// Channel on which account changes are published (a logout, a new password or role, a
+    /// disabled account), so every API process drops what it remembers of those sessions.
+    pub fn account_events(&self) -> String {
+        format!("{}:events:accounts", self.prefix)
+    }
+
+    /// Failed logins of one account (its email's SHA-256, hex), remembered for the login
+    /// throttle.
+    pub fn login_failures(&self, account: &str) -> String {
+        format!("{}:login:failures:{account}", self.prefix)
+    }
+
+    /// Present while logins to one account are refused; expires when they may resume.
+    pub fn login_lock(&self, account: &str) -> String {
+        format!("{}:login:lock:{account}", self.prefix)
+    }
+
     /// Channel on which cancellations are published, so the worker running the attempt stops.
     pub fn cancellations(&self) -> String {
         format!("{}:events:cancel", self.prefix)

@@ -847,6 +847,27 @@ pub struct UsageTotals {
     pub completion_tokens: i64,
 }
 
+/// How many of `owner_id`'s jobs are waiting or running, and whether `requested_by` already
+/// used `idempotency_key` (its retry must find its job, not the limit).
+pub async fn unfinished_of(
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+    requested_by: Uuid,
+    idempotency_key: Option<&str>,
+) -> Result<(i64, bool), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM generation_jobs
+                  WHERE owner_id = $1 AND status IN ('queued', 'running', 'retrying')),
+                EXISTS (SELECT 1 FROM generation_jobs
+                         WHERE requested_by = $2 AND idempotency_key = $3)",
+    )
+    .bind(owner_id)
+    .bind(requested_by)
+    .bind(idempotency_key)
+    .fetch_one(conn)
+    .await
+}
+
 pub async fn usage_of(
     conn: &mut PgConnection,
     requested_by: Uuid,

@@ -66,13 +66,21 @@ pub async fn requeue_one(
     Ok(())
 }
 
-/// A bulk action must name what it acts on: an empty filter would touch every job.
+/// A bulk action must name what it acts on: an empty filter would touch every job, and an
+/// empty error code names none.
 fn require_filter(filter: &JobFilter) -> Result<(), ApiError> {
     if *filter == JobFilter::default() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "filter",
             "empty",
             "give at least one filter: status, error code, user id, batch id, created after or created before",
+        )]));
+    }
+    if filter.error_code.as_deref() == Some("") {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "filter.error_code",
+            "empty",
+            "filter.error_code must not be empty: leave it out instead",
         )]));
     }
     Ok(())

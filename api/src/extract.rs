@@ -1,19 +1,24 @@
 //! Request input into typed values, every failure an [`ApiError`] that names the field at fault.
 //!
-//! Bodies are read as a JSON object first and typed second. That order lets a handler take out
-//! keys of its own (`client_id`, `auto_generate_weekly`) before the rest is read into a type that
-//! denies unknown fields, which serde's `flatten` cannot do.
+//! Bodies are read as a JSON object first and typed second. That order lets a body hold keys of
+//! its own (`client_id`, `auto_generate_weekly`) beside the menu options, which are read into a
+//! type that denies unknown fields ([`WithMenuOptions`]), which serde's `flatten` cannot do.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use shared::request::FieldError;
+use shared::request::{FieldError, MenuOptions};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -68,6 +73,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 format!("{field} contains the NUL character (U+0000), which cannot be stored"),
             )]));
         }
+        let mut value = value;
+        integral_numbers(&mut value);
         match value {
             Value::Object(map) => Ok(JsonObject(map)),
             _ => Err(ApiError::InvalidType {
@@ -98,6 +105,88 @@ fn unstorable_text(value: &Value, prefix: &str) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// Writes every number with a zero fraction (`3.0`, `1e2`) as the integer it is. JSON Schema
+/// holds them integers (`type: integer` accepts `3.0`), and so does every integer field here;
+/// serde would refuse them as floats. A number too large for an `i64` stays as it is.
+fn integral_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0)
+                && f >= i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+/// Refuses a JSON array where `schema` (with `components` for its `$ref`s) says object. serde
+/// reads a struct from an array of its fields in order as readily as from an object, which the
+/// document does not allow: `"time_limits": [30, 45]` is a type error, as a validator of the
+/// schema would say. Each branch of a `oneOf` is held to it: those here are an object or `null`.
+fn objects_as_documented(
+    value: &Value,
+    schema: &RefOr<Schema>,
+    components: &[(String, RefOr<Schema>)],
+    path: &str,
+) -> Result<(), ApiError> {
+    let schema = match schema {
+        RefOr::Ref(reference) => {
+            let name = reference
+                .ref_location
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            return match components.iter().find(|(n, _)| n == name) {
+                Some((_, schema)) => objects_as_documented(value, schema, components, path),
+                None => Ok(()),
+            };
+        }
+        RefOr::T(schema) => schema,
+    };
+    match (schema, value) {
+        (Schema::OneOf(one_of), _) => one_of
+            .items
+            .iter()
+            .try_for_each(|item| objects_as_documented(value, item, components, path)),
+        (Schema::Object(object), Value::Array(_))
+            if object.schema_type == SchemaType::Type(Type::Object) =>
+        {
+            Err(ApiError::InvalidType {
+                field: Some(path.to_string()).filter(|p| !p.is_empty()),
+                detail: "an array, expected an object".into(),
+            })
+        }
+        (Schema::Object(object), Value::Object(map)) => map.iter().try_for_each(|(key, item)| {
+            object.properties.get(key).map_or(Ok(()), |property| {
+                objects_as_documented(item, property, components, &join(path, key))
+            })
+        }),
+        (Schema::Array(array), Value::Array(items)) => match &array.items {
+            ArrayItems::RefOrSchema(item_schema) => {
+                items.iter().enumerate().try_for_each(|(i, item)| {
+                    let path = format!("{path}[{i}]");
+                    objects_as_documented(item, item_schema, components, &path)
+                })
+            }
+            ArrayItems::False => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// [`objects_as_documented`] for a body documented as `T`.
+fn shaped_as<T: ToSchema>(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let mut components = Vec::new();
+    T::schemas(&mut components);
+    let body = Value::Object(body.clone());
+    objects_as_documented(&body, &T::schema(), &components, "")
 }
 
 /// How [`Unique`]'s error begins.
@@ -192,32 +281,98 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 impl JsonObject {
-    /// Removes `key` and reads its value; absent and `null` are both `None`.
-    pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, ApiError> {
-        match self.0.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => typed(value, key).map(Some),
-        }
-    }
-
     /// Reads what is left of the object as `T`.
     pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ApiError> {
         typed(Value::Object(self.0), "")
     }
 }
 
-/// A JSON object body read straight into `T`.
-#[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+/// One JSON object holding `MenuOptions`' keys and `K`'s side by side: the body of
+/// `POST /v1/menus` and `PUT /v1/preferences`, and how `GET /v1/preferences` writes the profile.
+///
+/// Read by splitting the object by the property names of `K`'s own schema: those are read as
+/// `K`, the rest as `MenuOptions` (which refuses unknown keys), so the split and the document
+/// come from one source. Neither serde's `flatten` (which cannot deny unknown fields) nor
+/// OpenAPI's `allOf` (which holds each part to its own schema, refusing the other's keys) can
+/// say this, so the schema is `MenuOptions`' object with `K`'s properties added, under `K`'s
+/// name. Errors are those of [`JsonObject`], with the field's path from the body's root.
+#[derive(Debug, Serialize)]
+pub struct WithMenuOptions<K> {
+    #[serde(flatten)]
+    pub keys: K,
+    #[serde(flatten)]
+    pub options: MenuOptions,
+}
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+/// The property names of `K`'s schema, which must be an object's.
+fn property_names<K: PartialSchema>() -> Vec<String> {
+    match K::schema() {
+        RefOr::T(Schema::Object(object)) => object.properties.into_keys().collect(),
+        _ => unreachable!("the keys beside the menu options are an object's"),
+    }
+}
+
+impl<S: Send + Sync, K: ToSchema + DeserializeOwned> FromRequest<S> for WithMenuOptions<K> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        JsonObject::from_request(req, state)
-            .await?
-            .into_typed()
-            .map(JsonBody)
+        JsonObject::from_request(req, state).await?.split()
+    }
+}
+
+impl JsonObject {
+    /// Splits the object into `K` (the keys its schema names) and `MenuOptions` (the rest).
+    pub fn split<K: ToSchema + DeserializeOwned>(mut self) -> Result<WithMenuOptions<K>, ApiError> {
+        shaped_as::<WithMenuOptions<K>>(&self.0)?;
+        let own: Map<String, Value> = property_names::<K>()
+            .into_iter()
+            .filter_map(|name| self.0.remove_entry(&name))
+            .collect();
+        let keys = typed(Value::Object(own), "")?;
+        Ok(WithMenuOptions {
+            keys,
+            options: self.into_typed()?,
+        })
+    }
+}
+
+impl<K: ToSchema> PartialSchema for WithMenuOptions<K> {
+    fn schema() -> RefOr<Schema> {
+        let (RefOr::T(Schema::Object(mut object)), RefOr::T(Schema::Object(keys))) =
+            (MenuOptions::schema(), K::schema())
+        else {
+            unreachable!("MenuOptions and the key structs derive object schemas")
+        };
+        object.properties.extend(keys.properties);
+        object.required.extend(keys.required);
+        object.description = keys.description;
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl<K: ToSchema> ToSchema for WithMenuOptions<K> {
+    fn name() -> Cow<'static, str> {
+        K::name()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        MenuOptions::schemas(schemas);
+        K::schemas(schemas);
+    }
+}
+
+/// A JSON object body read straight into `T`, held to `T`'s schema where serde is laxer.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + ToSchema> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = JsonObject::from_request(req, state).await?;
+        shaped_as::<T>(&body.0)?;
+        body.into_typed().map(JsonBody)
     }
 }
 
@@ -293,8 +448,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Query(map) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
-            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
+        let axum::extract::Query(map) =
+            axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+                .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))?;
         // `%00` decodes to the NUL character, which no query can carry to PostgreSQL.
         if let Some(name) = map
             .iter()
@@ -311,9 +467,43 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
+/// A query string read into one type per operation: the type the handler takes is the one its
+/// `#[utoipa::path]` lists in `params(…)` (it derives `IntoParams`), so what the document says of
+/// the parameters and what the server checks are written together.
+pub trait FromQuery: Sized {
+    /// Reads and checks the parameters; the error names the parameter at fault.
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError>;
+}
+
+/// A query string read as `T` (see [`FromQuery`]), after [`QueryParams`]' own checks.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = QueryParams::from_request_parts(parts, state).await?;
+        T::from_query(&params).map(Query)
+    }
+}
+
 impl QueryParams {
     pub fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// The parameter's text; present but empty is refused (`invalid_value`), for parameters
+    /// whose documented schema has no empty value.
+    pub fn non_empty(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.text(name) {
+            Some("") => Err(ApiError::Validation(vec![FieldError::new(
+                name,
+                "invalid_value",
+                format!("{name} must not be empty: leave it out instead"),
+            )])),
+            text => Ok(text),
+        }
     }
 
     /// `true` or `false`; absent is `false`.
@@ -427,16 +617,87 @@ mod tests {
         }
     }
 
+    /// Keys beside the menu options, as a handler's would be.
+    #[derive(Debug, serde::Deserialize, ToSchema)]
+    struct Beside {
+        client_id: Option<Uuid>,
+        #[serde(default)]
+        flag: bool,
+    }
+
     #[test]
-    fn a_taken_key_reports_errors_under_its_own_name() {
-        let mut body = object(json!({"client_id": 12}));
-        match body.take::<Uuid>("client_id").unwrap_err() {
+    fn a_split_body_reports_errors_under_each_key_s_own_name() {
+        match object(json!({"client_id": 12}))
+            .split::<Beside>()
+            .unwrap_err()
+        {
             ApiError::InvalidType { field, .. } => assert_eq!(field.as_deref(), Some("client_id")),
             other => panic!("{other:?}"),
         }
-        let mut body = object(json!({"client_id": null, "days": 2}));
-        assert_eq!(body.take::<Uuid>("client_id").unwrap(), None);
-        assert_eq!(body.into_typed::<MenuOptions>().unwrap().days, Some(2));
+        match object(json!({"flag": true, "days": "x"}))
+            .split::<Beside>()
+            .unwrap_err()
+        {
+            ApiError::InvalidType { field, .. } => assert_eq!(field.as_deref(), Some("days")),
+            other => panic!("{other:?}"),
+        }
+        match object(json!({"flag": true, "clientid": 1}))
+            .split::<Beside>()
+            .unwrap_err()
+        {
+            ApiError::UnknownField { field } => assert_eq!(field, "clientid"),
+            other => panic!("{other:?}"),
+        }
+        let body = object(json!({"client_id": null, "flag": true, "days": 2}))
+            .split::<Beside>()
+            .unwrap();
+        assert_eq!((body.keys.client_id, body.keys.flag), (None, true));
+        assert_eq!(body.options.days, Some(2));
+    }
+
+    #[test]
+    fn an_array_where_the_schema_says_object_is_a_type_error() {
+        for (body, at) in [
+            (json!({"time_limits": [30, 45]}), "time_limits"),
+            (json!({"macros": [40, 30, 30]}), "macros"),
+        ] {
+            match object(body.clone()).split::<Beside>().unwrap_err() {
+                ApiError::InvalidType { field, .. } => assert_eq!(field.as_deref(), Some(at)),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // An object, `null`, and arrays where the schema says array, are read.
+        let body = json!({"time_limits": {"weekday_minutes": 30}, "macros": null, "cuisines": []});
+        assert!(object(body).split::<Beside>().is_ok());
+    }
+
+    #[test]
+    fn numbers_with_a_zero_fraction_are_integers() {
+        let mut value = json!({"days": 3.0, "nested": [1e2, 2.5, -4.0], "big": 1e300});
+        integral_numbers(&mut value);
+        assert_eq!(
+            value,
+            json!({"days": 3, "nested": [100, 2.5, -4], "big": 1e300})
+        );
+        let mut value = json!({"days": 3.0});
+        integral_numbers(&mut value);
+        assert_eq!(
+            object(value).into_typed::<MenuOptions>().unwrap().days,
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_split_body_is_documented_as_one_object_of_both_parts() {
+        let schema = serde_json::to_value(WithMenuOptions::<Beside>::schema()).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        assert!(properties.contains_key("client_id") && properties.contains_key("flag"));
+        assert!(properties.contains_key("days") && properties.contains_key("time_limits"));
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            property_names::<Beside>(),
+            ["client_id".to_string(), "flag".to_string()]
+        );
     }
 
     #[test]

@@ -5,22 +5,16 @@
 //! `utoipa_axum::routes!`, which adds the handler's `#[utoipa::path]` (method, path, parameters,
 //! bodies, responses) to the document as it adds the handler to the router, so a route is not
 //! served without being described. This module holds what the operations share: the document's
-//! head (info, tags, the bearer scheme), the error responses most routes can give, and the
-//! composition of the bodies that handlers read by hand.
-
-use std::borrow::Cow;
-use std::marker::PhantomData;
+//! head (info, tags, the bearer scheme) and the error responses most routes can give.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use shared::request::MenuOptions;
-use utoipa::openapi::schema::{AdditionalProperties, Schema};
+use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi, RefOr};
-use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
+use utoipa::{Modify, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -127,41 +121,6 @@ async fn openapi_json(State(json): State<Bytes>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
-/// Documentation only: one JSON object holding `MenuOptions`' keys and `K`'s side by side. That
-/// is how handlers read `POST /v1/menus` and `PUT /v1/preferences` (they take their own keys out
-/// of the object and read the rest as `MenuOptions`, see `extract::JsonObject`), and how
-/// `PreferencesView` is written. Neither `flatten` nor OpenAPI's `allOf` can describe it exactly:
-/// `MenuOptions` refuses unknown keys (`additionalProperties: false`), and `allOf` holds each
-/// part to its own schema, so the extra keys would be refused. The schema is therefore
-/// `MenuOptions`' object with `K`'s properties added, under `K`'s name.
-pub struct WithMenuOptions<K>(PhantomData<K>);
-
-impl<K: ToSchema> PartialSchema for WithMenuOptions<K> {
-    fn schema() -> RefOr<Schema> {
-        let (RefOr::T(Schema::Object(mut object)), RefOr::T(Schema::Object(keys))) =
-            (MenuOptions::schema(), K::schema())
-        else {
-            unreachable!("MenuOptions and the key structs derive object schemas")
-        };
-        object.properties.extend(keys.properties);
-        object.required.extend(keys.required);
-        object.description = keys.description;
-        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
-        RefOr::T(Schema::Object(object))
-    }
-}
-
-impl<K: ToSchema> ToSchema for WithMenuOptions<K> {
-    fn name() -> Cow<'static, str> {
-        K::name()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        MenuOptions::schemas(schemas);
-        K::schemas(schemas);
-    }
-}
-
 // The error responses most operations share, as response components: types for the document
 // only, never built. Each is the `ApiError` body; the description names the codes.
 
@@ -182,7 +141,7 @@ pub struct Unauthenticated(pub Envelope);
 pub struct InvalidQuery(pub Envelope);
 
 /// `invalid_type`: `limit` is not an integer; `validation_failed`: `limit` out of range or a
-/// `cursor` this API did not give (a paged list that takes no other parameter).
+/// `cursor` not of its shape (a paged list that takes no other parameter).
 #[derive(ToResponse)]
 pub struct InvalidPage(pub Envelope);
 

@@ -69,7 +69,7 @@ async fn the_same_idempotency_key_twice_gives_one_job_and_one_push() {
 }
 
 #[tokio::test]
-async fn an_idempotency_key_reused_for_a_different_request_is_422() {
+async fn an_idempotency_key_reused_for_a_different_request_is_a_409_conflict() {
     let app = TestApp::spawn().await;
     let who = app.user().await;
     let first = submit_with_key(&app, &who.token, "key-2", json!({"days": 2})).await;
@@ -78,10 +78,7 @@ async fn an_idempotency_key_reused_for_a_different_request_is_422() {
     let (status, error) = error_of(other).await;
     assert_eq!(
         (status, error["code"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("idempotency_key_reused")
-        )
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
     );
     assert_eq!(app.job_rows().await, 1);
     assert_eq!(app.ready_ids().await.len(), 1);

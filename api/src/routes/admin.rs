@@ -10,7 +10,7 @@ use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter};
 use shared::db::jobs;
 use shared::request::FieldError;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::admin::{self as ops, Stats};
 use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
-use crate::extract::{Id, JsonBody, QueryParams};
+use crate::extract::{FromQuery, Id, JsonBody, Query, QueryParams};
 use crate::openapi::{
     AdminOnly, BodyTooLarge, Internal, InvalidFilter, InvalidPage, InvalidQuery, MalformedJson,
     NotFound, NotJson, Unauthenticated, Unavailable,
@@ -76,6 +76,28 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
     })
 }
 
+/// The filter parameters as the JSON API reads them: as [`filter_from`] does (which the
+/// dashboard's forms share), but a parameter given empty is refused, as its schema says, where a
+/// form's empty field means "any".
+impl FromQuery for JobFilter {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        for name in FILTER_PARAMS {
+            params.non_empty(name)?;
+        }
+        filter_from(params)
+    }
+}
+
+/// The query parameters of a [`JobFilter`].
+const FILTER_PARAMS: [&str; 6] = [
+    "status",
+    "error_code",
+    "user_id",
+    "batch_id",
+    "created_after",
+    "created_before",
+];
+
 /// Jobs of every user, newest first, narrowed by the filter parameters.
 #[utoipa::path(
     get,
@@ -92,8 +114,9 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
         (
             status = 422,
             description = "`invalid_type`: `limit` is not an integer, or `user_id` or \
-                `batch_id` not a UUID; `validation_failed`: an unknown `status`, a time that is \
-                not RFC 3339, `limit` out of range, or a `cursor` this API did not give",
+                `batch_id` not a UUID; `validation_failed`: a filter parameter given empty, an \
+                unknown `status`, a time that is not RFC 3339, `limit` out of range, or a \
+                `cursor` not of its shape",
             body = Envelope,
         ),
         (status = 500, response = Internal),
@@ -103,11 +126,9 @@ pub fn filter_from(params: &QueryParams) -> Result<JobFilter, ApiError> {
 async fn list_jobs(
     State(state): State<AppState>,
     _admin: AdminUser,
-    params: QueryParams,
+    Query(filter): Query<JobFilter>,
+    Query(PageParams { limit, cursor }): Query<PageParams>,
 ) -> Result<Json<JobPage>, ApiError> {
-    let filter = filter_from(&params)?;
-    let limit = pagination::limit(&params)?;
-    let cursor = pagination::cursor(&params)?;
     let rows = admin::list_jobs(
         &mut *shared::db::hold(&state.db, "admin").await?,
         &filter,
@@ -165,6 +186,23 @@ async fn show_job(
     }))
 }
 
+/// The query of `POST /v1/admin/jobs/{id}/requeue`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RequeueParams {
+    /// `true`: all its attempts again; `false` (the default): one more.
+    #[param(value_type = Option<bool>, default = false)]
+    reset_attempts: bool,
+}
+
+impl FromQuery for RequeueParams {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        Ok(RequeueParams {
+            reset_attempts: params.flag("reset_attempts")?,
+        })
+    }
+}
+
 /// Requeues a job that is not running or succeeded.
 ///
 /// A failed or cancelled job goes back to the queue, its finished days kept;
@@ -179,11 +217,7 @@ async fn show_job(
     security(("bearer" = ["admin"])),
     params(
         ("id" = Uuid, Path, description = "The job's id"),
-        (
-            "reset_attempts" = Option<bool>,
-            Query,
-            description = "`true`: all its attempts again; `false` (the default): one more",
-        ),
+        RequeueParams,
     ),
     responses(
         (status = 200, description = "The job, queued again", body = JobView),
@@ -209,10 +243,9 @@ async fn requeue_one(
     State(state): State<AppState>,
     admin: AdminUser,
     Id(id): Id,
-    params: QueryParams,
+    Query(RequeueParams { reset_attempts }): Query<RequeueParams>,
 ) -> Result<Json<JobView>, ApiError> {
-    let reset = params.flag("reset_attempts")?;
-    ops::requeue_one(state.stores(), admin.id, id, reset).await?;
+    ops::requeue_one(state.stores(), admin.id, id, reset_attempts).await?;
     job_view(&state, id).await
 }
 
@@ -359,6 +392,39 @@ struct ActionPage {
     next_cursor: Option<String>,
 }
 
+/// The most digits of an audit log cursor, an action's id in decimal: 18 always fit an `i64`.
+/// An empty cursor is the first page, like an absent one.
+const ACTION_CURSOR_DIGITS: usize = 18;
+
+/// The query of the audit log: a page whose cursor is the last action's id.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ActionPageParams {
+    /// Items per page.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 20)]
+    limit: i64,
+    /// The `next_cursor` of the page before, as it was given; absent or empty: the first page.
+    #[param(rename = "cursor", value_type = Option<String>, pattern = "^([0-9]{1,18})?$")]
+    before: Option<i64>,
+}
+
+impl FromQuery for ActionPageParams {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        let digits = |c: &str| {
+            (1..=ACTION_CURSOR_DIGITS).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit())
+        };
+        let before = match params.text("cursor") {
+            None | Some("") => None,
+            Some(c) if digits(c) => Some(c.parse().map_err(|_| pagination::invalid_cursor())?),
+            Some(_) => return Err(pagination::invalid_cursor()),
+        };
+        Ok(ActionPageParams {
+            limit: pagination::limit(params)?,
+            before,
+        })
+    }
+}
+
 /// The audit log, newest first; the cursor is the last action's id.
 #[utoipa::path(
     get,
@@ -366,7 +432,7 @@ struct ActionPage {
     operation_id = "admin_list_actions",
     tag = "admin",
     security(("bearer" = ["admin"])),
-    params(PageParams),
+    params(ActionPageParams),
     responses(
         (status = 200, description = "A page of admin actions", body = ActionPage),
         (status = 400, response = InvalidQuery),
@@ -380,13 +446,8 @@ struct ActionPage {
 async fn list_actions(
     State(state): State<AppState>,
     _admin: AdminUser,
-    params: QueryParams,
+    Query(ActionPageParams { limit, before }): Query<ActionPageParams>,
 ) -> Result<Json<ActionPage>, ApiError> {
-    let limit = pagination::limit(&params)?;
-    let before = params
-        .text("cursor")
-        .map(|c| c.parse::<i64>().map_err(|_| pagination::invalid_cursor()))
-        .transpose()?;
     let mut items = admin::actions(
         &mut *shared::db::hold(&state.db, "admin").await?,
         before,
@@ -427,4 +488,41 @@ async fn list_actions(
 )]
 async fn stats(State(state): State<AppState>, _admin: AdminUser) -> Result<Json<Stats>, ApiError> {
     Ok(Json(ops::stats(state.stores()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_audit_page_is_the_checked_one() {
+        let params = ActionPageParams::into_params(|| None);
+        let schema = |name: &str| {
+            let param = params.iter().find(|p| p.name == name).unwrap();
+            serde_json::to_value(&param.schema).unwrap()
+        };
+        let limit = schema("limit");
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"], &limit["default"]),
+            (
+                &pagination::PAGE_SIZE.0.into(),
+                &pagination::PAGE_SIZE.1.into(),
+                &pagination::DEFAULT_PAGE_SIZE.into()
+            )
+        );
+        assert_eq!(
+            schema("cursor")["pattern"],
+            format!("^([0-9]{{1,{ACTION_CURSOR_DIGITS}}})?$")
+        );
+        assert!(ACTION_CURSOR_DIGITS < i64::MAX.to_string().len());
+    }
+
+    #[test]
+    fn the_documented_filter_parameters_are_the_read_ones() {
+        let documented: Vec<String> = JobFilter::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(documented, FILTER_PARAMS);
+    }
 }

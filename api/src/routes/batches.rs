@@ -20,12 +20,12 @@ use uuid::Uuid;
 use crate::admin as ops;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
-use crate::extract::{Id, JsonBody, QueryParams};
+use crate::extract::{Id, JsonBody, Query};
 use crate::openapi::{
     AdminOnly, BodyTooLarge, Internal, InvalidPage, InvalidQuery, MalformedJson, NotFound, NotJson,
     Unauthenticated, Unavailable,
 };
-use crate::pagination::{self, PageParams};
+use crate::pagination::PageParams;
 use crate::routes::admin::Requeued;
 use crate::state::AppState;
 
@@ -56,11 +56,15 @@ struct BatchStart {
     dry_run: bool,
 }
 
-// Documentation only: the body of a 200 from `POST /v1/admin/batches`, which is one of two.
-// `anyOf`, not `oneOf`: a summary has every field a plan has.
-/// With `dry_run`, what a batch for the period would do now (`Plan`); without, the batch
-/// started earlier for the same period (`BatchSummary`).
-pub struct StartAnswer;
+/// The body of a 200 from `POST /v1/admin/batches`: with `dry_run`, what a batch for the
+/// period would do now (`Plan`); without, the batch started earlier for the same period
+/// (`BatchSummary`). Documented as `anyOf`, not `oneOf`: a summary has every field a plan has.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StartAnswer {
+    Plan(Plan),
+    Existing(BatchSummary),
+}
 
 impl PartialSchema for StartAnswer {
     fn schema() -> RefOr<Schema> {
@@ -136,18 +140,22 @@ async fn start(
     let period_start = ops::batch_period(state.batch_timezone, body.period_start)?;
     if body.dry_run {
         let plan = enqueue::dry_run(&state.db, period_start).await?;
-        return Ok(Json(plan).into_response());
+        return Ok(Json(StartAnswer::Plan(plan)).into_response());
     }
     let started =
         ops::start_batch(state.stores(), admin.id, state.batch_timezone, period_start).await?;
-    let (status, id) = match &started {
-        Started::Created(run) => (StatusCode::ACCEPTED, run.id),
-        Started::Existing(run) => (StatusCode::OK, run.id),
+    let (created, id) = match &started {
+        Started::Created(run) => (true, run.id),
+        Started::Existing(run) => (false, run.id),
     };
     let summary = ops::batch(state.stores(), id).await?;
     let location =
         HeaderValue::try_from(batch_url(id)).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok((status, [(header::LOCATION, location)], Json(summary)).into_response())
+    let location = [(header::LOCATION, location)];
+    Ok(match created {
+        true => (StatusCode::ACCEPTED, location, Json(summary)).into_response(),
+        false => (location, Json(StartAnswer::Existing(summary))).into_response(),
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -178,10 +186,8 @@ struct BatchPage {
 async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
-    params: QueryParams,
+    Query(PageParams { limit, cursor }): Query<PageParams>,
 ) -> Result<Json<BatchPage>, ApiError> {
-    let limit = pagination::limit(&params)?;
-    let cursor = pagination::cursor(&params)?;
     let (items, next_cursor) = ops::batches_page(state.stores(), cursor, limit).await?;
     Ok(Json(BatchPage { items, next_cursor }))
 }

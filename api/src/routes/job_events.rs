@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use shared::db::jobs::JobRow;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -52,7 +53,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ),
     ),
     responses(
-        (status = 200, description = "The job's events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The job's events", content_type = "text/event-stream", body = JobEvent),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (status = 500, response = Internal),
@@ -88,6 +89,38 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
+/// One event of the stream, by its fields (`event:`, `id:`, `data:` lines); comment lines
+/// between events keep the connection open.
+#[derive(ToSchema)]
+struct JobEvent {
+    /// Always `job`.
+    #[schema(pattern = "^job$")]
+    event: &'static str,
+    /// The job's version: when it last changed, in microseconds since 1970.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// The job as `GET /v1/jobs/{id}` answers it (a `Job`), as JSON on one line.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+impl JobEvent {
+    fn of(job: JobRow) -> Option<JobEvent> {
+        Some(JobEvent {
+            event: "job",
+            id: job.updated_at.timestamp_micros().to_string(),
+            data: serde_json::to_string(&JobView::from(job)).ok()?,
+        })
+    }
+
+    fn into_event(self) -> Event {
+        Event::default()
+            .event(self.event)
+            .id(self.id)
+            .data(self.data)
+    }
+}
+
 /// One stream's state: the job to send next, and the last version sent or seen.
 struct Watch {
     state: AppState,
@@ -119,17 +152,12 @@ impl Watch {
                 }
             };
             self.finished = job.status.is_terminal();
-            let version = job.updated_at.timestamp_micros().to_string();
-            if self.seen.as_deref() == Some(version.as_str()) {
+            let event = JobEvent::of(job)?;
+            if self.seen.as_deref() == Some(event.id.as_str()) {
                 continue;
             }
-            self.seen = Some(version.clone());
-            let event = Event::default()
-                .event("job")
-                .id(version)
-                .json_data(JobView::from(job))
-                .ok()?;
-            return Some(event);
+            self.seen = Some(event.id.clone());
+            return Some(event.into_event());
         }
     }
 }

@@ -13,14 +13,14 @@ use shared::db::admin::{self, JobFilter};
 use shared::db::jobs::{self, JobRow, Target};
 use shared::job::{JobError, JobStatus};
 use shared::request::{FieldError, GenerationRequest};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
-use crate::extract::{Id, QueryParams};
+use crate::extract::{FromQuery, Id, Query, QueryParams};
 use crate::openapi::{Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
@@ -53,6 +53,44 @@ pub fn status_param(params: &QueryParams) -> Result<Option<JobStatus>, ApiError>
             )
         })
         .transpose()
+}
+
+/// The query of `GET /v1/jobs`, besides the page.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobListParams {
+    /// Only jobs in this state.
+    pub status: Option<JobStatus>,
+}
+
+impl FromQuery for JobListParams {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        params.non_empty("status")?;
+        Ok(JobListParams {
+            status: status_param(params)?,
+        })
+    }
+}
+
+/// The query of `GET /v1/jobs/{id}`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Long poll: answer when the job changes or finishes, or after this many seconds,
+    /// whichever comes first (at once when it has finished already). Without it, or 0, the job
+    /// now. The wait ends a second before the request timeout, and at once when the server
+    /// shuts down.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 25, default = 0)]
+    pub wait: Duration,
+}
+
+impl FromQuery for WaitParams {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        let secs = params.int("wait", WAIT_SECS, 0)?;
+        Ok(WaitParams {
+            wait: Duration::from_secs(secs.unsigned_abs()),
+        })
+    }
 }
 
 /// Where a job's status can be read.
@@ -156,14 +194,7 @@ pub struct JobPage {
     operation_id = "list_jobs",
     tag = "jobs",
     security(("bearer" = [])),
-    params(
-        PageParams,
-        (
-            "status" = Option<JobStatus>,
-            Query,
-            description = "Only jobs in this state",
-        ),
-    ),
+    params(PageParams, JobListParams),
     responses(
         (status = 200, description = "A page of the caller's jobs", body = JobPage),
         (status = 400, response = InvalidQuery),
@@ -171,7 +202,7 @@ pub struct JobPage {
         (
             status = 422,
             description = "`invalid_type`: `limit` is not an integer; `validation_failed`: an \
-                unknown `status`, `limit` out of range or a `cursor` this API did not give",
+                unknown or empty `status`, `limit` out of range or a `cursor` not of its shape",
             body = Envelope,
         ),
         (status = 500, response = Internal),
@@ -181,15 +212,14 @@ pub struct JobPage {
 async fn list(
     State(state): State<AppState>,
     caller: CurrentUser,
-    params: QueryParams,
+    Query(PageParams { limit, cursor }): Query<PageParams>,
+    Query(only): Query<JobListParams>,
 ) -> Result<Json<JobPage>, ApiError> {
     let filter = JobFilter {
-        status: status_param(&params)?,
+        status: only.status,
         user_id: Some(caller.id),
         ..JobFilter::default()
     };
-    let limit = pagination::limit(&params)?;
-    let cursor = pagination::cursor(&params)?;
     let mut conn = shared::db::hold(&state.db, "jobs").await?;
     // One more than asked tells whether another page follows.
     let rows = admin::list_jobs(&mut conn, &filter, cursor, limit + 1).await?;
@@ -214,16 +244,7 @@ async fn list(
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "The job's id"),
-        (
-            "wait" = Option<i64>,
-            Query,
-            description = "Long poll: answer when the job changes or finishes, or after this \
-                many seconds, whichever comes first (at once when it has finished already). \
-                Without it, or 0, the job now. The wait ends a second before the request \
-                timeout, and at once when the server shuts down.",
-            minimum = 0,
-            maximum = 25,
-        ),
+        WaitParams,
     ),
     responses(
         (status = 200, description = "The job", body = JobView),
@@ -244,11 +265,9 @@ async fn show(
     State(state): State<AppState>,
     caller: CurrentUser,
     Id(id): Id,
-    params: QueryParams,
+    Query(WaitParams { wait }): Query<WaitParams>,
 ) -> Result<Json<JobView>, ApiError> {
-    let wait_secs = params.int("wait", WAIT_SECS, 0)?;
-    let wait = Duration::from_secs(wait_secs.unsigned_abs())
-        .min(state.request_timeout.saturating_sub(WAIT_MARGIN));
+    let wait = wait.min(state.request_timeout.saturating_sub(WAIT_MARGIN));
     let mut changes = state.events.listen(id);
     let job = visible_job(&state, id, caller.id).await?;
     if job.status.is_terminal() || wait.is_zero() {

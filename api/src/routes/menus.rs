@@ -2,11 +2,12 @@
 //! them a page at a time, and a menu's grocery list.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
 use shared::db::jobs::{Inserted, NewJob};
 use shared::db::menus::{self, MenuRow};
@@ -14,25 +15,25 @@ use shared::db::preferences;
 use shared::grocery::{GroceryList, grocery_list};
 use shared::job::JobStatus;
 use shared::menu::MenuPlan;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
-use utoipa::ToSchema;
+use shared::request::{GenerationRequest, default_start_date};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
-use crate::extract::{Id, JsonObject, QueryParams};
+use crate::extract::{FromQuery, Id, Query, QueryParams, WithMenuOptions};
 use crate::openapi::{
     BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, TooManyRequests, Unauthenticated,
-    Unavailable, WithMenuOptions,
+    Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::coaching::acting_for;
 use crate::routes::jobs::{JobView, status_url};
 use crate::state::AppState;
 
-/// Longest `Idempotency-Key` accepted; a UUID needs 36.
+/// Longest `Idempotency-Key` accepted; a UUID needs 36. (Documented on `Idempotency`.)
 const IDEMPOTENCY_KEY_CHARS: usize = 200;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -57,11 +58,9 @@ struct Submitted {
     job: JobView,
 }
 
-// Documentation only: the keys `submit` takes out of the body before it reads the rest as
-// `MenuOptions`; `SubmissionBody` puts them together.
 /// A menu generation request: the menu options, each optional (the owner's stored preferences,
 /// then the defaults, fill in the rest), and whom and when the menu is for.
-#[derive(ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MenuSubmission {
     /// A linked client to generate for (coaches only); the caller when absent.
     pub client_id: Option<Uuid>,
@@ -69,9 +68,35 @@ pub struct MenuSubmission {
     pub start_date: Option<NaiveDate>,
 }
 
-// Documentation only: the body of `POST /v1/menus`. (An alias, because `#[utoipa::path]` takes a
-// generic type for one to compose from its parameters' schemas, which `WithMenuOptions` is not.)
+/// The body of `POST /v1/menus`. (An alias, because `#[utoipa::path]` takes a generic type for
+/// one to compose from its parameters' schemas, which `WithMenuOptions` is not.)
 type SubmissionBody = WithMenuOptions<MenuSubmission>;
+
+/// The optional `Idempotency-Key` header of a submission.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+struct Idempotency {
+    /// Makes retries safe: a second submission with the same key and the same request answers
+    /// 200 with the first one's job instead of creating another; with a different request,
+    /// 409 `idempotency_key_reused`. 1 to 200 printable ASCII characters (a UUID does).
+    #[param(
+        rename = "Idempotency-Key",
+        value_type = Option<String>,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[ -~]+$"
+    )]
+    key: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        idempotency_key(&parts.headers).map(|key| Idempotency { key })
+    }
+}
 
 /// Submits a menu generation request.
 ///
@@ -84,20 +109,7 @@ type SubmissionBody = WithMenuOptions<MenuSubmission>;
     operation_id = "submit_menu",
     tag = "menus",
     security(("bearer" = [])),
-    params(
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            nullable = false,
-            description = "Makes retries safe: a second submission with the same key and the \
-                same request answers 200 with the first one's job instead of creating another; \
-                with a different request, 422 `idempotency_key_reused`. 1 to 200 printable \
-                ASCII characters (a UUID does).",
-            min_length = 1,
-            max_length = 200,
-            pattern = "^[ -~]+$",
-        ),
-    ),
+    params(Idempotency),
     request_body = SubmissionBody,
     responses(
         (
@@ -133,11 +145,16 @@ type SubmissionBody = WithMenuOptions<MenuSubmission>;
         (status = 413, response = BodyTooLarge),
         (status = 415, response = NotJson),
         (
+            status = 409,
+            description = "`idempotency_key_reused`: the `Idempotency-Key` was used before for \
+                a different request (another body, or another client)",
+            body = Envelope,
+        ),
+        (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
                 fit the schema; `validation_failed`: values out of range or not allowed, after \
-                merging with the stored preferences (every one in `details`); \
-                `idempotency_key_reused`: the key was used for a different request",
+                merging with the stored preferences (every one in `details`)",
             body = Envelope,
         ),
         (status = 429, response = TooManyRequests),
@@ -148,13 +165,18 @@ type SubmissionBody = WithMenuOptions<MenuSubmission>;
 async fn submit(
     State(state): State<AppState>,
     caller: CurrentUser,
-    headers: HeaderMap,
-    mut body: JsonObject,
+    Idempotency {
+        key: idempotency_key,
+    }: Idempotency,
+    body: SubmissionBody,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(&headers)?;
-    let client_id: Option<Uuid> = body.take("client_id")?;
-    let start_date: Option<NaiveDate> = body.take("start_date")?;
-    let options: MenuOptions = body.into_typed()?;
+    let WithMenuOptions {
+        keys: MenuSubmission {
+            client_id,
+            start_date,
+        },
+        options,
+    } = body;
     state.submit_limit.check(&caller.id)?;
 
     // No transaction: the reads need none, and the insert is one statement (shared with the
@@ -307,6 +329,22 @@ struct MenuPage {
     next_cursor: Option<String>,
 }
 
+/// The query of `GET /v1/menus`, besides the page.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MenuListParams {
+    /// A linked client whose menus to list (coaches only).
+    client_id: Option<Uuid>,
+}
+
+impl FromQuery for MenuListParams {
+    fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
+        Ok(MenuListParams {
+            client_id: params.uuid("client_id")?,
+        })
+    }
+}
+
 /// The caller's menus (or with `client_id` a linked client's), newest first.
 #[utoipa::path(
     get,
@@ -314,14 +352,7 @@ struct MenuPage {
     operation_id = "list_menus",
     tag = "menus",
     security(("bearer" = [])),
-    params(
-        PageParams,
-        (
-            "client_id" = Option<Uuid>,
-            Query,
-            description = "A linked client whose menus to list (coaches only)",
-        ),
-    ),
+    params(PageParams, MenuListParams),
     responses(
         (status = 200, description = "A page of menus", body = MenuPage),
         (status = 400, response = InvalidQuery),
@@ -340,7 +371,7 @@ struct MenuPage {
         (
             status = 422,
             description = "`invalid_type`: `limit` is not an integer or `client_id` not a UUID; \
-                `validation_failed`: `limit` out of range or `cursor` not one this API gave",
+                `validation_failed`: `limit` out of range or a `cursor` not of its shape",
             body = Envelope,
         ),
         (status = 500, response = Internal),
@@ -350,11 +381,9 @@ struct MenuPage {
 async fn list(
     State(state): State<AppState>,
     caller: CurrentUser,
-    params: QueryParams,
+    Query(PageParams { limit, cursor }): Query<PageParams>,
+    Query(MenuListParams { client_id }): Query<MenuListParams>,
 ) -> Result<Json<MenuPage>, ApiError> {
-    let limit = pagination::limit(&params)?;
-    let cursor = pagination::cursor(&params)?;
-    let client_id = params.uuid("client_id")?;
     let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
     // One more than asked tells whether another page follows.
@@ -400,5 +429,29 @@ mod tests {
             Err(ApiError::InvalidIdempotencyKey)
         ));
         assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn the_documented_idempotency_key_is_the_checked_one() {
+        let param = Idempotency::into_params(|| None).pop().unwrap();
+        assert_eq!(param.name, "Idempotency-Key");
+        let schema = serde_json::to_value(param.schema).unwrap();
+        assert_eq!(
+            (
+                &schema["minLength"],
+                &schema["maxLength"],
+                &schema["pattern"]
+            ),
+            (&1.into(), &IDEMPOTENCY_KEY_CHARS.into(), &"^[ -~]+$".into())
+        );
+        // The pattern's range is the check's: space (0x20) to tilde (0x7e).
+        assert!(
+            idempotency_key(&{
+                let mut h = HeaderMap::new();
+                h.insert("idempotency-key", HeaderValue::from_static(" ~"));
+                h
+            })
+            .is_ok()
+        );
     }
 }

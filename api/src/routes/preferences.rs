@@ -6,32 +6,20 @@ use axum::extract::State;
 use chrono::Weekday;
 use serde::{Deserialize, Serialize};
 use shared::db::preferences::{self, Preferences};
-use shared::request::MenuOptions;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
-use crate::extract::JsonObject;
+use crate::extract::WithMenuOptions;
 use crate::openapi::{
-    BodyTooLarge, Internal, MalformedJson, NotJson, Unauthenticated, Unavailable, WithMenuOptions,
+    BodyTooLarge, Internal, MalformedJson, NotJson, Unauthenticated, Unavailable,
 };
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show, replace))
-}
-
-/// The menu options (unset ones `null`), `auto_generate_weekly` and `weekly_start_day`, side by
-/// side. Documented as `PreferencesBody`, since `flatten` cannot describe it (see
-/// `WithMenuOptions`).
-#[derive(Serialize)]
-struct PreferencesView {
-    #[serde(flatten)]
-    options: MenuOptions,
-    auto_generate_weekly: bool,
-    weekly_start_day: DayOfWeek,
 }
 
 /// A day of the week, as the API writes it.
@@ -76,9 +64,8 @@ impl From<DayOfWeek> for Weekday {
     }
 }
 
-// Documentation only: what `PreferencesView` holds besides the menu options.
 /// The stored profile: the menu options (`null` when never set) and the weekly schedule.
-#[derive(ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Preferences)]
 pub struct StoredPreferences {
     /// Whether the weekly schedule generates a menu for this person.
@@ -87,14 +74,8 @@ pub struct StoredPreferences {
     pub weekly_start_day: DayOfWeek,
 }
 
-// Documentation only: the bodies. (Aliases, because `#[utoipa::path]` takes a generic type for
-// one to compose from its parameters' schemas, which `WithMenuOptions` is not.)
-type PreferencesBody = WithMenuOptions<StoredPreferences>;
-type PreferencesUpdate = WithMenuOptions<PreferencesInput>;
-
-// Documentation only: what `PUT /v1/preferences` takes besides the menu options.
 /// The whole profile: a menu option left out (or `null`) is unset, and the default applies.
-#[derive(ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PreferencesInput {
     /// Whether the weekly schedule generates a menu for this person; `false` when absent.
     pub auto_generate_weekly: Option<bool>,
@@ -102,12 +83,20 @@ pub struct PreferencesInput {
     pub weekly_start_day: Option<DayOfWeek>,
 }
 
-impl From<Preferences> for PreferencesView {
+/// The profile as `GET` and `PUT` answer it, and the body `PUT` takes. (Aliases, because
+/// `#[utoipa::path]` takes a generic type for one to compose from its parameters' schemas,
+/// which `WithMenuOptions` is not.)
+type PreferencesBody = WithMenuOptions<StoredPreferences>;
+type PreferencesUpdate = WithMenuOptions<PreferencesInput>;
+
+impl From<Preferences> for PreferencesBody {
     fn from(p: Preferences) -> Self {
-        PreferencesView {
+        WithMenuOptions {
+            keys: StoredPreferences {
+                auto_generate_weekly: p.auto_generate_weekly,
+                weekly_start_day: p.weekly_start_day.into(),
+            },
             options: p.options,
-            auto_generate_weekly: p.auto_generate_weekly,
-            weekly_start_day: p.weekly_start_day.into(),
         }
     }
 }
@@ -133,7 +122,7 @@ impl From<Preferences> for PreferencesView {
 async fn show(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> Result<Json<PreferencesView>, ApiError> {
+) -> Result<Json<PreferencesBody>, ApiError> {
     let mut conn = shared::db::hold(&state.db, "preferences").await?;
     Ok(Json(preferences::get(&mut conn, caller.id).await?.into()))
 }
@@ -170,18 +159,14 @@ async fn show(
 async fn replace(
     State(state): State<AppState>,
     caller: CurrentUser,
-    mut body: JsonObject,
-) -> Result<Json<PreferencesView>, ApiError> {
-    let auto_generate_weekly = body.take("auto_generate_weekly")?.unwrap_or(false);
-    let weekly_start_day = body
-        .take::<DayOfWeek>("weekly_start_day")?
-        .map_or(Weekday::Mon, Weekday::from);
-    let options: MenuOptions = body.into_typed()?;
+    body: PreferencesUpdate,
+) -> Result<Json<PreferencesBody>, ApiError> {
+    let WithMenuOptions { keys, options } = body;
     options.validate().map_err(ApiError::Validation)?;
     let stored = Preferences {
         options,
-        auto_generate_weekly,
-        weekly_start_day,
+        auto_generate_weekly: keys.auto_generate_weekly.unwrap_or(false),
+        weekly_start_day: keys.weekly_start_day.map_or(Weekday::Mon, Weekday::from),
     };
     let mut conn = shared::db::hold(&state.db, "preferences").await?;
     preferences::put(&mut conn, caller.id, &stored).await?;

@@ -13,28 +13,70 @@ use super::jobs::{JobRow, Target};
 use crate::job::JobStatus;
 use crate::queue::Lane;
 
-/// Which jobs an admin means. Every field narrows; an empty filter matches every job.
+/// Which jobs an admin means. Every field narrows; an empty filter matches every job, so a bulk
+/// action, whose body holds one, refuses it: at least one field (`minProperties: 1`). A field is
+/// left out rather than `null`, which is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 #[into_params(parameter_in = Query)]
 pub struct JobFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub status: Option<JobStatus>,
     /// The code of the job's last error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false, min_length = 1)]
+    #[param(min_length = 1)]
     pub error_code: Option<String>,
     /// The person the jobs are for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub user_id: Option<Uuid>,
     /// The batch the jobs were created in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub batch_id: Option<Uuid>,
     /// Created at or after this time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub created_after: Option<DateTime<Utc>>,
     /// Created before this time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(nullable = false)]
     pub created_before: Option<DateTime<Utc>>,
+}
+
+/// A filter field that is present: `null` is refused (a type error) rather than read as absent,
+/// as the schema says.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 impl JobFilter {

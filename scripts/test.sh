@@ -42,3 +42,5 @@ else
 fi
 echo "== chaos suite, reduced (scripts/chaos.sh runs the full form)"
 scripts/chaos.sh --reduced
+echo "== fuzzing against the OpenAPI document, reduced (scripts/fuzz.sh runs the full form)"
+scripts/fuzz.sh --reduced

@@ -86,6 +86,7 @@ struct Credentials {
 struct Refresh {
     /// The `refresh_token` of the last register, login or refresh answer.
     #[schema(min_length = 1, max_length = 200)]
+    #[schema(pattern = r"^[^\u0000]*$")]
     refresh_token: String,
 }
 
@@ -93,9 +94,11 @@ struct Refresh {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
+    #[schema(pattern = r"^[^\u0000]*$")]
     current_password: String,
     /// 12 to 1,024 characters, not the email.
     #[schema(min_length = 12, max_length = 1024)]
+    #[schema(pattern = r"^[^\u0000]*$")]
     new_password: String,
 }
 

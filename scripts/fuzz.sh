@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Fuzzes the JSON API against its own OpenAPI document with schemathesis: the stand-in LLM, the
+# API and a worker on free loopback ports, against a database and a Redis prefix of the run's
+# own; a user registered through the API and an admin made with `api admin create-user`; then
+# every operation (authentication included), every check (server errors, status codes, response
+# schemas, content types, headers, refusal of data the document refuses and acceptance of data
+# it allows) and the stateful phase, which follows the document's links from a submission to
+# its job and menu. Once as the user, once as the admin. Exits non-zero on any failure.
+#
+#   scripts/fuzz.sh            the full form: 100 cases per operation and phase for each caller
+#   scripts/fuzz.sh --reduced  what CI runs: 12 per operation (a couple of minutes)
+#
+# schemathesis is installed from PyPI into a venv under target/fuzz-venv; its reports (with a
+# curl command per failure) go to target/fuzz/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+examples=100
+if [ "${1:-}" = "--reduced" ]; then examples=12; fi
+
+say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
+scripts/services.sh
+
+venv=target/fuzz-venv
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  say "installing schemathesis into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
+fi
+
+say "building the API, the worker and the stand-in (debug)"
+cargo build --locked -p api -p worker -p standin --bin api --bin worker --bin standin
+bin="${CARGO_TARGET_DIR:-target}/debug"
+
+out=target/fuzz
+rm -rf "$out" && mkdir -p "$out"
+free_port() { # first free port from $1 up
+  local p=$1
+  while (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+STANDIN_PORT=$(free_port 28090)
+API_PORT=$(free_port 28080)
+METRICS_PORT=$(free_port 29091)
+database="menus_fuzz_$$"
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database"
+export REDIS_URL=redis://127.0.0.1:6379
+export REDIS_PREFIX="menus-fuzz-$$"
+export JWT_SECRET="fuzz-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export LLM_BASE_URL="http://127.0.0.1:$STANDIN_PORT/v1"
+export LLM_API_KEY="sk-fuzz-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export API_BIND="127.0.0.1:$API_PORT"
+export METRICS_BIND="127.0.0.1:$METRICS_PORT"
+# The fuzzer registers, logs in and submits far faster than a person: the limits (whose 429 the
+# document states) would answer most of its requests.
+export LOGIN_RATE_PER_MINUTE=1000000 SUBMIT_RATE_PER_MINUTE=1000000
+export RUST_LOG=${RUST_LOG:-warn}
+
+psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $database"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  redis-cli -h 127.0.0.1 --scan --pattern "{$REDIS_PREFIX}:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
+}
+trap cleanup EXIT
+
+say "starting the stand-in on :$STANDIN_PORT, the API on :$API_PORT and a worker; logs in $out/"
+STANDIN_BIND="127.0.0.1:$STANDIN_PORT" STANDIN_API_KEY="$LLM_API_KEY" \
+  "$bin/standin" >"$out/standin.log" 2>&1 & pids+=($!)
+"$bin/api" serve --migrate >"$out/api.log" 2>&1 & pids+=($!)
+base="http://127.0.0.1:$API_PORT"
+for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "$base/healthz" >/dev/null || { say "the API did not start:"; tail -n 20 "$out/api.log"; exit 1; }
+"$bin/worker" >"$out/worker.log" 2>&1 & pids+=($!)
+
+password="fuzz-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+token_of() { # email → a bearer token, by logging in
+  curl -fsS -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"$password\"}" "$base/v1/auth/login" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
+}
+curl -fsS -o /dev/null -H 'content-type: application/json' \
+  -d "{\"email\":\"user@fuzz.example\",\"password\":\"$password\"}" "$base/v1/auth/register"
+ADMIN_PASSWORD="$password" "$bin/api" admin create-user --email admin@fuzz.example >/dev/null
+user_token=$(token_of user@fuzz.example)
+admin_token=$(token_of admin@fuzz.example)
+
+status=0
+for who in user admin; do
+  token=${who}_token
+  say "schemathesis as the $who: every operation, every check, $examples cases per operation"
+  # Run from its report folder: schemathesis keeps a cache (.schemathesis/) where it runs.
+  (cd "$out" && "$root/$venv/bin/schemathesis" --config-file "$root/scripts/fuzz.toml" \
+    run "$base/openapi.json" \
+    --checks all \
+    --max-examples "$examples" \
+    --header "Authorization: Bearer ${!token}" \
+    --seed "${FUZZ_SEED:-$RANDOM}" \
+    --workers 2 \
+    --request-timeout 40 \
+    --suppress-health-check all \
+    --no-color \
+    --report junit,ndjson --report-dir "$who") \
+    2>&1 | tee "$out/$who.txt" || status=1
+done
+[ "$status" = 0 ] && say "no failures" || say "failures: see $out/user.txt and $out/admin.txt"
+exit "$status"

@@ -254,6 +254,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let secret = "b2dcdb381401b99ac86f93ae41b6c36453a09e5e508149e2e99461242cce1265";
+        let cli = Cli::try_parse_from([
+            "api",
+            "serve",
+            "--jwt-secret",
+            secret,
+            "--database-url",
+            "postgres://app:pg-pass-5e8b2f71@db/menus",
+            "--redis-url",
+            "redis://:redis-pass-a13f6d09@cache:6379",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        for hidden in [secret, "pg-pass-5e8b2f71", "redis-pass-a13f6d09"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+    }
+
     fn serve(secret: &str) -> Config {
         let cli = Cli::try_parse_from(["api", "serve", "--jwt-secret", secret]).unwrap();
         let Command::Serve(args) = cli.into_command().unwrap() else {

@@ -6,7 +6,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::Tz;
@@ -51,6 +51,9 @@ pub struct Options {
     pub json_mode: JsonMode,
     /// Reach PostgreSQL through a link the test can cut ([`System::db_link`]), for outages.
     pub cuttable_database: bool,
+    /// A password in the database URL (the test server trusts loopback, so any is accepted):
+    /// a secret the logs must never show.
+    pub database_password: Option<String>,
 }
 
 impl Default for Options {
@@ -104,6 +107,7 @@ impl Default for Options {
             redis: None,
             json_mode: JsonMode::JsonSchema,
             cuttable_database: false,
+            database_password: None,
         }
     }
 }
@@ -120,10 +124,13 @@ pub fn queue_config() -> QueueConfig {
     }
 }
 
+/// The key the workers send the stand-in (a secret the logs must never show).
+pub const LLM_API_KEY: &str = "sk-test-7f3a9c1e5b2d8046";
+
 pub fn llm_config(base_url: String, json_mode: JsonMode, call_timeout: Duration) -> LlmConfig {
     LlmConfig {
         base_url,
-        api_key: SecretString::from("sk-test-0000000000"),
+        api_key: SecretString::from(LLM_API_KEY),
         model: "gpt-4o-mini".into(),
         model_premium: None,
         json_mode,
@@ -179,10 +186,18 @@ impl System {
             true => Some(db.proxy().await),
             false => None,
         };
-        let database = match &db_link {
+        let mut database = match &db_link {
             Some(link) => db.config_via(link, options.pool_size, options.acquire_timeout),
             None => db.config(options.pool_size, options.acquire_timeout),
         };
+        if let Some(password) = &options.database_password {
+            let url = database.url.expose_secret().replacen(
+                "postgres://postgres@",
+                &format!("postgres://postgres:{password}@"),
+                1,
+            );
+            database.url = SecretString::from(url);
+        }
         let pool = shared::db::connect(&database).await.expect("pool");
         let queue = Queue::connect(&redis_config).await.expect("redis");
         let stop = CancellationToken::new();

@@ -113,6 +113,55 @@ async fn submissions_over_the_per_user_budget_are_429() {
 }
 
 #[tokio::test]
+async fn a_person_with_too_many_jobs_waiting_is_told_to_wait_for_one() {
+    let app =
+        TestApp::spawn_with(|c| c.waiting_jobs_per_user = std::num::NonZeroU32::new(2).unwrap())
+            .await;
+    let who = app.user().await;
+    let keyed = |key: &str| {
+        app.request(Method::POST, "/v1/menus", Some(&who.token))
+            .header("idempotency-key", key)
+            .json(&json!({"days": 1}))
+    };
+    let first = keyed("first").send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        app.submit(&who, json!({"days": 2})).await.status(),
+        StatusCode::ACCEPTED
+    );
+    // No worker runs here: both jobs are still waiting.
+    let response = app.submit(&who, json!({"days": 3})).await;
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, error) = error_of(response).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_jobs_waiting"))
+    );
+    // A retry of an accepted submission still finds its job.
+    let retry = keyed("first").send().await.unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    // Others are not affected; and once a job ends, there is room again.
+    let other = app.user().await;
+    assert_eq!(
+        app.submit(&other, json!({"days": 1})).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let job = first["job_id"].as_str().unwrap();
+    let cancel = app
+        .request(Method::DELETE, &format!("/v1/jobs/{job}"), Some(&who.token))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancel.status().is_success(), "{}", cancel.status());
+    assert_eq!(
+        app.submit(&who, json!({"days": 3})).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(app.job_rows().await, 4);
+}
+
+#[tokio::test]
 async fn another_users_job_and_menu_are_404_like_ones_that_do_not_exist() {
     let app = TestApp::spawn().await;
     let owner = app.user().await;

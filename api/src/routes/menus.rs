@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
-use shared::db::jobs::{Inserted, NewJob};
+use shared::db::jobs::{self, Inserted, NewJob};
 use shared::db::menus::{self, MenuRow};
 use shared::db::preferences;
 use shared::grocery::{GroceryList, grocery_list};
@@ -25,13 +25,15 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, Query, QueryParams, WithMenuOptions};
 use crate::openapi::{
-    BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, TooManyRequests, Unauthenticated,
-    Unavailable,
+    BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
 use crate::routes::coaching::acting_for;
 use crate::routes::jobs::{JobView, status_url};
 use crate::state::AppState;
+
+/// What a submission refused for the jobs waiting suggests waiting: about one job's time.
+const WAITING_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest `Idempotency-Key` accepted; a UUID needs 36. (Documented on `Idempotency`.)
 const IDEMPOTENCY_KEY_CHARS: usize = 200;
@@ -157,7 +159,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
                 merging with the stored preferences (every one in `details`)",
             body = Envelope,
         ),
-        (status = 429, response = TooManyRequests),
+        (
+            status = 429,
+            description = "`too_many_requests`: the caller's submissions per minute \
+                (`SUBMIT_RATE_PER_MINUTE`) are spent; `too_many_jobs_waiting`: the owner has \
+                `WAITING_JOBS_PER_USER` jobs waiting or running",
+            body = Envelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")),
+        ),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     )
@@ -183,6 +192,15 @@ async fn submit(
     // submissions arriving at the same moment) on a connection of its own.
     let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
+    let (waiting, retry) =
+        jobs::unfinished_of(&mut conn, owner_id, caller.id, idempotency_key.as_deref()).await?;
+    // A retry of an accepted submission finds its job below, whatever the count.
+    if waiting >= i64::from(state.waiting_jobs_per_user) && !retry {
+        return Err(ApiError::TooManyJobsWaiting {
+            limit: state.waiting_jobs_per_user,
+            retry_after: WAITING_RETRY_AFTER,
+        });
+    }
     let stored = preferences::get(&mut conn, owner_id).await?;
     let request = GenerationRequest::from_options(
         &options.merged_over(&stored.options),

@@ -253,3 +253,25 @@ async fn the_document_states_the_rules_the_fuzzer_found_unstated() {
         assert!(cursor["schema"]["pattern"].is_string(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_submission_links_to_its_job_and_the_job_to_its_menu() {
+    let app = TestApp::spawn().await;
+    let document = document(&app).await;
+    let links = |path: &str, method: &str, status: &str| {
+        document["paths"][path][method]["responses"][status]["links"].clone()
+    };
+    for status in ["200", "202"] {
+        let job = &links("/v1/menus", "post", status)["GetJob"];
+        assert_eq!(
+            (&job["operationId"], &job["parameters"]["id"]),
+            (&json!("get_job"), &json!("$response.body#/job_id")),
+            "{status}"
+        );
+    }
+    let menu = &links("/v1/jobs/{id}", "get", "200")["GetMenu"];
+    assert_eq!(
+        (&menu["operationId"], &menu["parameters"]["id"]),
+        (&json!("get_menu"), &json!("$response.body#/menu_id"))
+    );
+}

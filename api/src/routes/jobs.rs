@@ -247,7 +247,23 @@ async fn list(
         WaitParams,
     ),
     responses(
-        (status = 200, description = "The job", body = JobView),
+        (
+            status = 200,
+            description = "The job",
+            body = JobView,
+            links(
+                ("GetMenu" = (
+                    operation_id = "get_menu",
+                    parameters(("id" = "$response.body#/menu_id")),
+                    description = "The menu, once the job has succeeded (`menu_id` is `null` before)"
+                )),
+                ("GetGroceryList" = (
+                    operation_id = "get_grocery_list",
+                    parameters(("id" = "$response.body#/menu_id")),
+                    description = "The menu's grocery list, once the job has succeeded"
+                )),
+            ),
+        ),
         (status = 400, response = InvalidQuery),
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),

@@ -119,12 +119,46 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
             description = "Accepted: a job was created and queued",
             body = Submitted,
             headers(("Location" = String, description = "The job's status URL")),
+            links(
+                ("GetJob" = (
+                    operation_id = "get_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "The job, now or long-polled"
+                )),
+                ("StreamJob" = (
+                    operation_id = "stream_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "The job's changes as Server-Sent Events"
+                )),
+                ("CancelJob" = (
+                    operation_id = "cancel_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "Cancels the job"
+                )),
+            ),
         ),
         (
             status = 200,
             description = "This `Idempotency-Key` was used before for the same request: its job",
             body = Submitted,
             headers(("Location" = String, description = "The job's status URL")),
+            links(
+                ("GetJob" = (
+                    operation_id = "get_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "The job, now or long-polled"
+                )),
+                ("StreamJob" = (
+                    operation_id = "stream_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "The job's changes as Server-Sent Events"
+                )),
+                ("CancelJob" = (
+                    operation_id = "cancel_job",
+                    parameters(("id" = "$response.body#/job_id")),
+                    description = "Cancels the job"
+                )),
+            ),
         ),
         (
             status = 400,

@@ -5,7 +5,9 @@
 # every operation (authentication included), every check (server errors, status codes, response
 # schemas, content types, headers, refusal of data the document refuses and acceptance of data
 # it allows) and the stateful phase, which follows the document's links from a submission to
-# its job and menu. Once as the user, once as the admin. Exits non-zero on any failure.
+# its job and menu. Once as the user, once as the admin, then logout and the password change
+# (which end the session they run in) as an account of their own. Exits non-zero on any
+# failure.
 #
 #   scripts/fuzz.sh            the full form: 100 cases per operation and phase for each caller
 #   scripts/fuzz.sh --reduced  what CI runs: 12 per operation (a couple of minutes)
@@ -55,7 +57,9 @@ export API_BIND="127.0.0.1:$API_PORT"
 export METRICS_BIND="127.0.0.1:$METRICS_PORT"
 # The fuzzer registers, logs in and submits far faster than a person: the limits (whose 429 the
 # document states) would answer most of its requests.
-export LOGIN_RATE_PER_MINUTE=1000000 SUBMIT_RATE_PER_MINUTE=1000000
+export LOGIN_RATE_PER_MINUTE=1000000 SUBMIT_RATE_PER_MINUTE=1000000 WAITING_JOBS_PER_USER=1000000
+# Its guesses at the login must not lock the accounts it runs as, nor its token expire mid-run.
+export LOGIN_FAILURES_PER_ACCOUNT=1000000 TOKEN_TTL_SECS=86400
 export RUST_LOG=${RUST_LOG:-warn}
 
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $database"
@@ -89,13 +93,24 @@ ADMIN_PASSWORD="$password" "$bin/api" admin create-user --email admin@fuzz.examp
 user_token=$(token_of user@fuzz.example)
 admin_token=$(token_of admin@fuzz.example)
 
+# Logging out and changing the password end the session a token belongs to: they run last, in
+# a pass of their own as an account of their own, so the other passes keep their tokens.
+curl -fsS -o /dev/null -H 'content-type: application/json' \
+  -d "{\"email\":\"leaver@fuzz.example\",\"password\":\"$password\"}" "$base/v1/auth/register"
+leaver_token=$(token_of leaver@fuzz.example)
+session_enders=(--include-operation-id logout --include-operation-id change_password)
+
 status=0
-for who in user admin; do
+for who in user admin leaver; do
   token=${who}_token
-  say "schemathesis as the $who: every operation, every check, $examples cases per operation"
+  # Two operations have no links between them: the leaver's pass has no stateful phase.
+  if [ "$who" = leaver ]; then only=("${session_enders[@]}" --phases examples,coverage,fuzzing)
+  else only=(--exclude-operation-id logout --exclude-operation-id change_password); fi
+  say "schemathesis as the $who: every check, $examples cases per operation"
   # Run from its report folder: schemathesis keeps a cache (.schemathesis/) where it runs.
   (cd "$out" && "$root/$venv/bin/schemathesis" --config-file "$root/scripts/fuzz.toml" \
     run "$base/openapi.json" \
+    "${only[@]}" \
     --checks all \
     --max-examples "$examples" \
     --header "Authorization: Bearer ${!token}" \
@@ -107,5 +122,5 @@ for who in user admin; do
     --report junit,ndjson --report-dir "$who") \
     2>&1 | tee "$out/$who.txt" || status=1
 done
-[ "$status" = 0 ] && say "no failures" || say "failures: see $out/user.txt and $out/admin.txt"
+[ "$status" = 0 ] && say "no failures" || say "failures: see $out/{user,admin,leaver}.txt"
 exit "$status"

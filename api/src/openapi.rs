@@ -100,11 +100,42 @@ pub fn routes(mut document: OpenApi) -> Router<AppState> {
         .routes(routes!(openapi_json))
         .split_for_parts();
     document.merge(itself);
+    let mut json = serde_json::to_value(&document).expect("an OpenAPI document serializes");
+    state_no_nul(&mut json);
     // Serialized once: the document depends on the code alone.
-    let json = Bytes::from(document.to_json().expect("an OpenAPI document serializes"));
+    let json = Bytes::from(json.to_string());
     serve
         .with_state(json)
         .merge(SwaggerUi::new("/docs").config(Config::from(DOCUMENT_PATH)))
+}
+
+/// The pattern every free string of the document gets: no NUL character (U+0000), which
+/// PostgreSQL cannot store and which the server refuses wherever text is sent
+/// (`extract::unstorable_text`, `QueryParams`).
+pub const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// States the server's one rule for all text in the document itself: every string schema that
+/// has no pattern, format or enumeration of its own gets [`NO_NUL`]. (Those that have one refuse
+/// NUL already: a format is a UUID or a time, an enumeration lists its values.)
+fn state_no_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            let string = match object.get("type") {
+                Some(serde_json::Value::String(t)) => t == "string",
+                Some(serde_json::Value::Array(types)) => types.iter().any(|t| t == "string"),
+                _ => false,
+            };
+            let free = ["pattern", "format", "enum", "const"]
+                .iter()
+                .all(|key| !object.contains_key(*key));
+            if string && free {
+                object.insert("pattern".into(), NO_NUL.into());
+            }
+            object.values_mut().for_each(state_no_nul);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(state_no_nul),
+        _ => {}
+    }
 }
 
 /// This document.
@@ -195,3 +226,37 @@ pub struct Internal(pub Envelope);
     ("Retry-After" = u64, description = "With `busy` and `database_unavailable`: seconds to wait before trying again")
 ))]
 pub struct Unavailable(pub Envelope);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_free_string_is_stated_to_refuse_nul_and_no_other_schema_changes() {
+        let mut document = json!({
+            "components": {"schemas": {"Filter": {"type": "object", "properties": {
+                "error_code": {"type": ["string", "null"]},
+                "status": {"type": "string", "enum": ["queued"]},
+                "created_after": {"type": "string", "format": "date-time"},
+                "cursor": {"type": "string", "pattern": "^[0-9]*$"},
+                "names": {"type": "array", "items": {"type": "string"}},
+                "days": {"type": "integer"},
+            }}}},
+            "paths": {"/x": {"get": {"parameters": [{"name": "q", "schema": {"type": "string"}}]}}},
+        });
+        state_no_nul(&mut document);
+        let filter = &document["components"]["schemas"]["Filter"]["properties"];
+        assert_eq!(filter["error_code"]["pattern"], NO_NUL);
+        assert_eq!(filter["names"]["items"]["pattern"], NO_NUL);
+        assert_eq!(
+            document["paths"]["/x"]["get"]["parameters"][0]["schema"]["pattern"],
+            NO_NUL
+        );
+        assert_eq!(filter["cursor"]["pattern"], "^[0-9]*$");
+        for untouched in ["status", "created_after", "days"] {
+            assert!(filter[untouched].get("pattern").is_none(), "{untouched}");
+        }
+    }
+}

@@ -399,3 +399,26 @@ async fn a_batch_started_elsewhere_and_not_enqueued_yet_is_enqueued_by_the_comma
     assert_eq!(batch["status"], "enqueued");
     assert_eq!(batch["jobs"]["queued"], 2);
 }
+
+#[test]
+fn the_server_refuses_to_start_with_a_guessable_jwt_secret_and_does_not_print_it() {
+    for weak in ["too-short", "changeme-changeme-changeme-changeme"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_api"))
+            .arg("serve")
+            .env("JWT_SECRET", weak)
+            .env("API_BIND", "127.0.0.1:0")
+            // Refused before any connection is tried: nothing listens here.
+            .env("DATABASE_URL", "postgres://postgres@127.0.0.1:9/none")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run api serve");
+        assert!(!output.status.success(), "{weak}");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(said.contains("JWT_SECRET"), "{said}");
+        assert!(!said.contains(weak), "{said}");
+    }
+}

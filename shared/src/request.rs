@@ -336,6 +336,15 @@ pub mod defaults {
     pub const PREP_COMPLEXITY: u8 = 50;
 }
 
+/// For an optional field whose schema says `nullable: false`: present means a value, and
+/// `null` is refused (a type error) rather than read as absent. Use with `#[serde(default,
+/// deserialize_with = "shared::request::present")]`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Menus start tomorrow unless the client says otherwise.
 pub fn default_start_date() -> NaiveDate {
     chrono::Utc::now().date_naive() + chrono::Days::new(1)

@@ -64,7 +64,6 @@ struct Registration {
     email: String,
     /// 12 to 1,024 characters, not the email.
     #[schema(min_length = 12, max_length = 1024)]
-    #[schema(pattern = r"^[^\u0000]*$")]
     password: String,
     /// Default `user`.
     #[serde(default)]
@@ -74,9 +73,7 @@ struct Registration {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
-    #[schema(pattern = r"^[^\u0000]*$")]
     email: String,
-    #[schema(pattern = r"^[^\u0000]*$")]
     password: String,
 }
 
@@ -86,7 +83,6 @@ struct Credentials {
 struct Refresh {
     /// The `refresh_token` of the last register, login or refresh answer.
     #[schema(min_length = 1, max_length = 200)]
-    #[schema(pattern = r"^[^\u0000]*$")]
     refresh_token: String,
 }
 
@@ -94,11 +90,9 @@ struct Refresh {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
-    #[schema(pattern = r"^[^\u0000]*$")]
     current_password: String,
     /// 12 to 1,024 characters, not the email.
     #[schema(min_length = 12, max_length = 1024)]
-    #[schema(pattern = r"^[^\u0000]*$")]
     new_password: String,
 }
 
@@ -107,8 +101,12 @@ struct PasswordChange {
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
 struct AccountChange {
+    #[serde(default, deserialize_with = "shared::request::present")]
+    #[schema(nullable = false)]
     role: Option<Role>,
     /// `true` ends its sessions and refuses its logins; `false` lets it log in again.
+    #[serde(default, deserialize_with = "shared::request::present")]
+    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 

@@ -23,7 +23,7 @@ use crate::queue::Lane;
 pub struct JobFilter {
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -31,7 +31,7 @@ pub struct JobFilter {
     /// The code of the job's last error.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false, min_length = 1)]
@@ -40,7 +40,7 @@ pub struct JobFilter {
     /// The person the jobs are for.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -48,7 +48,7 @@ pub struct JobFilter {
     /// The batch the jobs were created in.
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -56,7 +56,7 @@ pub struct JobFilter {
     /// Created at or after this time (RFC 3339).
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -64,19 +64,11 @@ pub struct JobFilter {
     /// Created before this time (RFC 3339).
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
     pub created_before: Option<DateTime<Utc>>,
-}
-
-/// A filter field that is present: `null` is refused (a type error) rather than read as absent,
-/// as the schema says.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
 }
 
 impl JobFilter {

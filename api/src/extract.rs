@@ -4,8 +4,10 @@
 //! its own (`client_id`, `auto_generate_weekly`) beside the menu options, which are read into a
 //! type that denies unknown fields ([`WithMenuOptions`]), which serde's `flatten` cannot do.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -181,12 +183,42 @@ fn objects_as_documented(
     }
 }
 
+/// A body type's schema, the components it refers to and its property names: built once per
+/// type, since building one walks every field's attributes, too much to redo per request.
+struct Documented {
+    schema: RefOr<Schema>,
+    components: Vec<(String, RefOr<Schema>)>,
+    properties: Vec<String>,
+}
+
+fn documented<T: ToSchema + 'static>() -> Arc<Documented> {
+    static BUILT: LazyLock<Mutex<HashMap<TypeId, Arc<Documented>>>> =
+        LazyLock::new(Default::default);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| {
+            let mut components = Vec::new();
+            T::schemas(&mut components);
+            let schema = T::schema();
+            let properties = match &schema {
+                RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            Arc::new(Documented {
+                schema,
+                components,
+                properties,
+            })
+        })
+        .clone()
+}
+
 /// [`objects_as_documented`] for a body documented as `T`.
-fn shaped_as<T: ToSchema>(body: &Map<String, Value>) -> Result<(), ApiError> {
-    let mut components = Vec::new();
-    T::schemas(&mut components);
+fn shaped_as<T: ToSchema + 'static>(body: &Map<String, Value>) -> Result<(), ApiError> {
+    let documented = documented::<T>();
     let body = Value::Object(body.clone());
-    objects_as_documented(&body, &T::schema(), &components, "")
+    objects_as_documented(&body, &documented.schema, &documented.components, "")
 }
 
 /// How [`Unique`]'s error begins.
@@ -304,15 +336,9 @@ pub struct WithMenuOptions<K> {
     pub options: MenuOptions,
 }
 
-/// The property names of `K`'s schema, which must be an object's.
-fn property_names<K: PartialSchema>() -> Vec<String> {
-    match K::schema() {
-        RefOr::T(Schema::Object(object)) => object.properties.into_keys().collect(),
-        _ => unreachable!("the keys beside the menu options are an object's"),
-    }
-}
-
-impl<S: Send + Sync, K: ToSchema + DeserializeOwned> FromRequest<S> for WithMenuOptions<K> {
+impl<S: Send + Sync, K: ToSchema + DeserializeOwned + 'static> FromRequest<S>
+    for WithMenuOptions<K>
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -322,11 +348,14 @@ impl<S: Send + Sync, K: ToSchema + DeserializeOwned> FromRequest<S> for WithMenu
 
 impl JsonObject {
     /// Splits the object into `K` (the keys its schema names) and `MenuOptions` (the rest).
-    pub fn split<K: ToSchema + DeserializeOwned>(mut self) -> Result<WithMenuOptions<K>, ApiError> {
+    pub fn split<K: ToSchema + DeserializeOwned + 'static>(
+        mut self,
+    ) -> Result<WithMenuOptions<K>, ApiError> {
         shaped_as::<WithMenuOptions<K>>(&self.0)?;
-        let own: Map<String, Value> = property_names::<K>()
-            .into_iter()
-            .filter_map(|name| self.0.remove_entry(&name))
+        let own: Map<String, Value> = documented::<K>()
+            .properties
+            .iter()
+            .filter_map(|name| self.0.remove_entry(name))
             .collect();
         let keys = typed(Value::Object(own), "")?;
         Ok(WithMenuOptions {
@@ -366,7 +395,7 @@ impl<K: ToSchema> ToSchema for WithMenuOptions<K> {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + ToSchema> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned + ToSchema + 'static> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -695,7 +724,7 @@ mod tests {
         assert!(properties.contains_key("days") && properties.contains_key("time_limits"));
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(
-            property_names::<Beside>(),
+            documented::<Beside>().properties,
             ["client_id".to_string(), "flag".to_string()]
         );
     }

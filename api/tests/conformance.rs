@@ -261,14 +261,12 @@ async fn a_submission_links_to_its_job_and_the_job_to_its_menu() {
     let links = |path: &str, method: &str, status: &str| {
         document["paths"][path][method]["responses"][status]["links"].clone()
     };
-    for status in ["200", "202"] {
-        let job = &links("/v1/menus", "post", status)["GetJob"];
-        assert_eq!(
-            (&job["operationId"], &job["parameters"]["id"]),
-            (&json!("get_job"), &json!("$response.body#/job_id")),
-            "{status}"
-        );
-    }
+    // The 202 of a new job (a retry's 200 answers the same body).
+    let job = &links("/v1/menus", "post", "202")["GetJob"];
+    assert_eq!(
+        (&job["operationId"], &job["parameters"]["id"]),
+        (&json!("get_job"), &json!("$response.body#/job_id")),
+    );
     let menu = &links("/v1/jobs/{id}", "get", "200")["GetMenu"];
     assert_eq!(
         (&menu["operationId"], &menu["parameters"]["id"]),

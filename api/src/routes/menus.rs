@@ -139,26 +139,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
         ),
         (
             status = 200,
-            description = "This `Idempotency-Key` was used before for the same request: its job",
+            description = "This `Idempotency-Key` was used before for the same request: its job \
+                (the same links as the 202's)",
             body = Submitted,
             headers(("Location" = String, description = "The job's status URL")),
-            links(
-                ("GetJob" = (
-                    operation_id = "get_job",
-                    parameters(("id" = "$response.body#/job_id")),
-                    description = "The job, now or long-polled"
-                )),
-                ("StreamJob" = (
-                    operation_id = "stream_job",
-                    parameters(("id" = "$response.body#/job_id")),
-                    description = "The job's changes as Server-Sent Events"
-                )),
-                ("CancelJob" = (
-                    operation_id = "cancel_job",
-                    parameters(("id" = "$response.body#/job_id")),
-                    description = "Cancels the job"
-                )),
-            ),
         ),
         (
             status = 400,

@@ -54,6 +54,30 @@ async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
 }
 
 #[tokio::test]
+async fn free_text_is_stored_as_a_request_would_use_it() {
+    let app = TestApp::spawn().await;
+    let who = app.user().await;
+    let body = json!({"disliked_foods": ["  cafe\u{301} ", "Olives", "olives"]});
+    let answer = put(&app, &who.token, body).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answered: Value = answer.json().await.unwrap();
+    let read: Value = app
+        .get("/v1/preferences", &who.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Trimmed, composed (NFC: 4 characters) and without case-insensitive repeats.
+    for shown in [&answered, &read] {
+        assert_eq!(
+            shown["disliked_foods"],
+            json!(["caf\u{e9}", "Olives"]),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_invalid_preference_is_422_and_the_saved_ones_are_kept() {
     let app = TestApp::spawn().await;
     let who = app.user().await;

@@ -241,12 +241,7 @@ impl MenuOptions {
         }
     }
 
-    /// Checks every field that is present; the defaults fill the rest.
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        self.validated().map(|_| ())
-    }
-
-    /// Checks every field that is present, and gives back these options with their free text
+    /// Checks every field that is present (the defaults fill the rest), and gives back these options with their free text
     /// as a request stores it (trimmed, NFC, without case-insensitive repeats: see
     /// [`free_text`]), for storing preferences in the same form.
     pub fn validated(&self) -> Result<MenuOptions, Vec<FieldError>> {

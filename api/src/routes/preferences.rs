@@ -162,7 +162,9 @@ async fn replace(
     body: PreferencesUpdate,
 ) -> Result<Json<PreferencesBody>, ApiError> {
     let WithMenuOptions { keys, options } = body;
-    options.validate().map_err(ApiError::Validation)?;
+    // Stored as a request would store its text (trimmed, NFC), so what is read back is what
+    // the menus will use.
+    let options = options.validated().map_err(ApiError::Validation)?;
     let stored = Preferences {
         options,
         auto_generate_weekly: keys.auto_generate_weekly.unwrap_or(false),

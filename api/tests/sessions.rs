@@ -332,7 +332,7 @@ async fn a_role_change_reaches_another_api_process_at_once() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let account = app.user().await;
-    let other = app.another_process().await;
+    let other = app.another_process(|_| {}).await;
     assert_status(
         other.get("/v1/admin/jobs", &account.token).await,
         StatusCode::FORBIDDEN,

@@ -130,10 +130,11 @@ impl TestApp {
     }
 
     /// A second API process on this one's database and Redis (as a replica behind a load
-    /// balancer would be), serving until the test ends.
-    pub async fn another_process(&self) -> Replica {
+    /// balancer would be), with [`config`] changed by `tune`, serving until the test ends.
+    pub async fn another_process(&self, tune: impl FnOnce(&mut Config)) -> Replica {
         let mut config = config(&self.db, self.redis_config.clone());
         config.login_failures_per_account = NonZeroU32::new(1_000).unwrap();
+        tune(&mut config);
         let state = AppState::new(&config).await.expect("start the API");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -475,6 +476,10 @@ pub struct Replica {
 }
 
 impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.http
             .get(format!("http://{}{path}", self.addr))

@@ -5,7 +5,7 @@
 # every operation (authentication included), every check (server errors, status codes, response
 # schemas, content types, headers, refusal of data the document refuses and acceptance of data
 # it allows) and the stateful phase, which follows the document's links from a submission to
-# its job and menu. Once as the user, once as the admin, then logout and the password change
+# its job and menu. Once as a user, a coach and an admin each, then logout and the password change
 # (which end the session they run in) as an account of their own. Exits non-zero on any
 # failure.
 #
@@ -90,7 +90,11 @@ token_of() { # email → a bearer token, by logging in
 curl -fsS -o /dev/null -H 'content-type: application/json' \
   -d "{\"email\":\"user@fuzz.example\",\"password\":\"$password\"}" "$base/v1/auth/register"
 ADMIN_PASSWORD="$password" "$bin/api" admin create-user --email admin@fuzz.example >/dev/null
+curl -fsS -o /dev/null -H 'content-type: application/json' \
+  -d "{\"email\":\"coach@fuzz.example\",\"password\":\"$password\",\"role\":\"coach\"}" \
+  "$base/v1/auth/register"
 user_token=$(token_of user@fuzz.example)
+coach_token=$(token_of coach@fuzz.example)
 admin_token=$(token_of admin@fuzz.example)
 
 # Logging out and changing the password end the session a token belongs to: they run last, in
@@ -101,7 +105,7 @@ leaver_token=$(token_of leaver@fuzz.example)
 session_enders=(--include-operation-id logout --include-operation-id change_password)
 
 status=0
-for who in user admin leaver; do
+for who in user coach admin leaver; do
   token=${who}_token
   # Two operations have no links between them: the leaver's pass has no stateful phase.
   if [ "$who" = leaver ]; then only=("${session_enders[@]}" --phases examples,coverage,fuzzing)
@@ -122,5 +126,5 @@ for who in user admin leaver; do
     --report junit,ndjson --report-dir "$who") \
     2>&1 | tee "$out/$who.txt" || status=1
 done
-[ "$status" = 0 ] && say "no failures" || say "failures: see $out/{user,admin,leaver}.txt"
+[ "$status" = 0 ] && say "no failures" || say "failures: see $out/{user,coach,admin,leaver}.txt"
 exit "$status"

@@ -222,8 +222,15 @@ async fn the_document_states_the_rules_the_fuzzer_found_unstated() {
     let app = TestApp::spawn().await;
     let document = document(&app).await;
     let schemas = &document["components"]["schemas"];
-    // The registration email's shape, and text without the NUL character at login.
-    assert!(schemas["Registration"]["properties"]["email"]["pattern"].is_string());
+    // The email's shape where an account or an invitation is made (an empty invitation email
+    // was refused though allowed), and text without the NUL character at login.
+    assert!(schemas["Email"]["pattern"].is_string());
+    for body in ["Registration", "Invitation"] {
+        assert_eq!(
+            schemas[body]["properties"]["email"]["$ref"], "#/components/schemas/Email",
+            "{body}"
+        );
+    }
     assert!(schemas["Credentials"]["properties"]["email"]["pattern"].is_string());
     // Integers are integers.
     assert_eq!(

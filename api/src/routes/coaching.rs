@@ -22,7 +22,7 @@ use crate::extract::{Id, JsonBody};
 use crate::openapi::{
     BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, Unauthenticated, Unavailable,
 };
-use crate::routes::auth::checked_email;
+use crate::routes::auth::{Email, checked_email};
 use crate::state::AppState;
 
 /// The coaching routes: invitations, links, and ending a link from either side.
@@ -42,7 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct Invitation {
     /// The client's email address; they see the invitation once they have an account with it.
-    email: String,
+    email: Email,
 }
 
 /// A list of links.
@@ -109,7 +109,7 @@ async fn invite(
     if caller.role != Role::Coach {
         return Err(ApiError::Forbidden(COACHES_ONLY));
     }
-    let email = checked_email("email", &body.email).map_err(|e| ApiError::Validation(vec![e]))?;
+    let email = checked_email("email", &body.email.0).map_err(|e| ApiError::Validation(vec![e]))?;
     let mut conn = shared::db::hold(&state.db, "coaching").await?;
     let link = coaching::invite(&mut conn, caller.id, &email).await?;
     Ok((StatusCode::CREATED, Json(link)))

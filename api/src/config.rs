@@ -117,9 +117,13 @@ pub struct Config {
     #[arg(long = "submit-rate-per-minute", env = "SUBMIT_RATE_PER_MINUTE", default_value_t = NonZeroU32::new(60).unwrap())]
     pub submit_rate_per_minute: NonZeroU32,
     /// Jobs one person may have waiting or running at once; a submission past it is refused
-    /// with 429 until one finishes.
-    #[arg(long = "waiting-jobs-per-user", env = "WAITING_JOBS_PER_USER", default_value_t = NonZeroU32::new(20).unwrap())]
-    pub waiting_jobs_per_user: NonZeroU32,
+    /// with 429 until one finishes. `0`: no limit (and no count at each submission).
+    #[arg(
+        long = "waiting-jobs-per-user",
+        env = "WAITING_JOBS_PER_USER",
+        default_value_t = 20
+    )]
+    pub waiting_jobs_per_user: u32,
     /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only). Off by default so
     /// the dashboard works on http://localhost; turn it on wherever it is served over TLS.
     #[arg(long = "admin-cookie-secure", env = "ADMIN_COOKIE_SECURE", default_value_t = false, action = ArgAction::Set)]
@@ -205,7 +209,7 @@ mod tests {
         assert_eq!(c.job_max_attempts, 3);
         assert_eq!(c.login_rate_per_minute.get(), 30);
         assert_eq!(c.login_failures_per_account.get(), 5);
-        assert_eq!(c.waiting_jobs_per_user.get(), 20);
+        assert_eq!(c.waiting_jobs_per_user, 20);
         assert_eq!(c.submit_rate_per_minute.get(), 60);
         assert!(!c.admin_cookie_secure);
         assert_eq!(c.batch.timezone, chrono_tz::UTC);

@@ -45,8 +45,8 @@ pub struct Inner {
     pub(crate) login_limit: Arc<KeyedLimit<IpAddr>>,
     pub(crate) login_throttle: LoginThrottle,
     pub(crate) submit_limit: Arc<KeyedLimit<Uuid>>,
-    /// Jobs one person may have waiting or running.
-    pub(crate) waiting_jobs_per_user: u32,
+    /// Jobs one person may have waiting or running; `None`: no limit.
+    pub(crate) waiting_jobs_per_user: Option<std::num::NonZeroU32>,
     pub(crate) events: JobEvents,
     pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub(crate) registration_enabled: bool,
@@ -125,7 +125,7 @@ impl AppState {
             login_limit,
             login_throttle,
             submit_limit,
-            waiting_jobs_per_user: config.waiting_jobs_per_user.get(),
+            waiting_jobs_per_user: std::num::NonZeroU32::new(config.waiting_jobs_per_user),
             events,
             metrics: shared::telemetry::metrics(),
             registration_enabled: config.registration_enabled,

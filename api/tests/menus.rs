@@ -114,9 +114,7 @@ async fn submissions_over_the_per_user_budget_are_429() {
 
 #[tokio::test]
 async fn a_person_with_too_many_jobs_waiting_is_told_to_wait_for_one() {
-    let app =
-        TestApp::spawn_with(|c| c.waiting_jobs_per_user = std::num::NonZeroU32::new(2).unwrap())
-            .await;
+    let app = TestApp::spawn_with(|c| c.waiting_jobs_per_user = 2).await;
     let who = app.user().await;
     let keyed = |key: &str| {
         app.request(Method::POST, "/v1/menus", Some(&who.token))

@@ -221,7 +221,7 @@ impl System {
             login_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
             login_failures_per_account: NonZeroU32::new(5).unwrap(),
             submit_rate_per_minute: NonZeroU32::new(10_000).unwrap(),
-            waiting_jobs_per_user: NonZeroU32::new(10_000).unwrap(),
+            waiting_jobs_per_user: 10_000,
             admin_cookie_secure: false,
             // The API reads only the zone (a manual batch's default period).
             batch: shared::batch::schedule::ScheduleConfig {

@@ -210,14 +210,22 @@ async fn submit(
     // submissions arriving at the same moment) on a connection of its own.
     let mut conn = shared::db::hold(&state.db, "menus").await?;
     let owner_id = acting_for(&mut conn, &caller, client_id).await?;
-    let (waiting, retry) =
-        jobs::unfinished_of(&mut conn, owner_id, caller.id, idempotency_key.as_deref()).await?;
-    // A retry of an accepted submission finds its job below, whatever the count.
-    if waiting >= i64::from(state.waiting_jobs_per_user) && !retry {
-        return Err(ApiError::TooManyJobsWaiting {
-            limit: state.waiting_jobs_per_user,
-            retry_after: WAITING_RETRY_AFTER,
-        });
+    if let Some(limit) = state.waiting_jobs_per_user {
+        let (full, retry) = jobs::waiting_at_limit(
+            &mut conn,
+            owner_id,
+            limit.get(),
+            caller.id,
+            idempotency_key.as_deref(),
+        )
+        .await?;
+        // A retry of an accepted submission finds its job below, whatever the count.
+        if full && !retry {
+            return Err(ApiError::TooManyJobsWaiting {
+                limit: limit.get(),
+                retry_after: WAITING_RETRY_AFTER,
+            });
+        }
     }
     let stored = preferences::get(&mut conn, owner_id).await?;
     let request = GenerationRequest::from_options(

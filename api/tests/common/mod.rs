@@ -51,7 +51,7 @@ pub fn config(db: &TestDb, redis: RedisConfig) -> Config {
         login_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
         login_failures_per_account: NonZeroU32::new(5).unwrap(),
         submit_rate_per_minute: NonZeroU32::new(1_000).unwrap(),
-        waiting_jobs_per_user: NonZeroU32::new(1_000).unwrap(),
+        waiting_jobs_per_user: 1_000,
         admin_cookie_secure: false,
         batch: ScheduleConfig {
             cron: "0 0 18 * * Fri".into(),

@@ -79,7 +79,7 @@ impl Env {
             .env("JWT_SECRET", secret)
             .env("LOGIN_RATE_PER_MINUTE", "100000")
             .env("SUBMIT_RATE_PER_MINUTE", "100000")
-            .env("WAITING_JOBS_PER_USER", "100000");
+            .env("WAITING_JOBS_PER_USER", "0");
         api.spawn()
             .context("start the api binary (built? see scripts/chaos.sh)")
     }

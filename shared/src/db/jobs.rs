@@ -847,21 +847,25 @@ pub struct UsageTotals {
     pub completion_tokens: i64,
 }
 
-/// How many of `owner_id`'s jobs are waiting or running, and whether `requested_by` already
-/// used `idempotency_key` (its retry must find its job, not the limit).
-pub async fn unfinished_of(
+/// Whether `owner_id` has `limit` jobs (or more) waiting or running, and whether
+/// `requested_by` already used `idempotency_key` (its retry must find its job, not the limit).
+/// Reads at most `limit` index entries, however many jobs wait.
+pub async fn waiting_at_limit(
     conn: &mut PgConnection,
     owner_id: Uuid,
+    limit: u32,
     requested_by: Uuid,
     idempotency_key: Option<&str>,
-) -> Result<(i64, bool), sqlx::Error> {
+) -> Result<(bool, bool), sqlx::Error> {
     sqlx::query_as(
-        "SELECT (SELECT count(*) FROM generation_jobs
-                  WHERE owner_id = $1 AND status IN ('queued', 'running', 'retrying')),
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM generation_jobs
+                  WHERE owner_id = $1 AND status IN ('queued', 'running', 'retrying')
+                  LIMIT $2) AS waiting) >= $2,
                 EXISTS (SELECT 1 FROM generation_jobs
-                         WHERE requested_by = $2 AND idempotency_key = $3)",
+                         WHERE requested_by = $3 AND idempotency_key = $4)",
     )
     .bind(owner_id)
+    .bind(i64::from(limit))
     .bind(requested_by)
     .bind(idempotency_key)
     .fetch_one(conn)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use shared::events::Subscriber;
 use shared::redis_conn::RedisTarget;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -47,15 +47,10 @@ impl JobEvents {
         first_wait: Duration,
     ) -> Self {
         let waiters = Arc::new(Waiters::default());
-        let (subscribed, first) = oneshot::channel();
-        tokio::spawn(shared::events::subscribe(
-            target,
-            channel,
-            FanOut(waiters.clone()),
-            stop,
-            subscribed,
-        ));
-        if tokio::time::timeout(first_wait, first).await.is_err() {
+        let subscriber = FanOut(waiters.clone());
+        if !shared::events::subscribe_in_background(target, channel, subscriber, stop, first_wait)
+            .await
+        {
             tracing::warn!("not yet subscribed to job events; long polls wait their full time");
         }
         JobEvents { waiters }

@@ -17,7 +17,6 @@ use shared::db::sessions::{self, Rotation, SessionState};
 use shared::db::users::User;
 use shared::events::Subscriber;
 use shared::redis_conn::RedisTarget;
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -87,17 +86,15 @@ impl Sessions {
         first_wait: Duration,
     ) -> Sessions {
         let known = Arc::new(Known::default());
-        let (subscribed, first) = oneshot::channel();
-        tokio::spawn(shared::events::subscribe(
-            target,
-            channel,
-            Forget(known.clone()),
-            stop,
-            subscribed,
-        ));
-        if tokio::time::timeout(first_wait, first).await.is_err() {
-            tracing::warn!("not yet subscribed to account events; sessions are read every time");
-            known.forget_all();
+        let subscriber = Forget(known.clone());
+        if !shared::events::subscribe_in_background(target, channel, subscriber, stop, first_wait)
+            .await
+        {
+            // Until it stands, an account change made on another process reaches this one
+            // when the memory of the session lapses.
+            tracing::warn!(
+                "not yet subscribed to account events; changes elsewhere take up to 10 s here"
+            );
         }
         Sessions { known }
     }

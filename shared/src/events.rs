@@ -78,6 +78,20 @@ pub trait Subscriber: Send + 'static {
     fn resubscribed(&mut self) {}
 }
 
+/// [`subscribe`] in a task of its own, waiting as long as `first_wait` for the first
+/// subscription (so what is published right after startup is received); whether it stands.
+pub async fn subscribe_in_background(
+    target: RedisTarget,
+    channel: String,
+    subscriber: impl Subscriber,
+    stop: CancellationToken,
+    first_wait: Duration,
+) -> bool {
+    let (subscribed, first) = oneshot::channel();
+    tokio::spawn(subscribe(target, channel, subscriber, stop, subscribed));
+    tokio::time::timeout(first_wait, first).await.is_ok()
+}
+
 /// Keeps a subscription to `channel` until `stop`, reconnecting with backoff, and passes what
 /// arrives to `subscriber`. `subscribed` is told once the first subscription stands. On a
 /// cluster, where a message published on any node reaches every node, each try connects to the

@@ -466,11 +466,12 @@ async fn a_login_takes_as_long_whether_or_not_the_email_has_an_account() {
     unknown.sort();
     let (known, unknown) = (known[7], unknown[7]);
     // Both verify an argon2id hash (tens of ms); without the dummy hash an unknown email would
-    // answer in about a millisecond, 20 times or more faster. A factor of 2 either way leaves
-    // room for a loaded machine and still catches that.
+    // answer in about a millisecond, 20 times or more faster. A factor of 4 either way leaves
+    // room for a busy machine (another build stalling one side's samples) and still catches
+    // that; the measured figures are bench/login.sh's.
     let ratio = known.as_secs_f64() / unknown.as_secs_f64();
     assert!(
-        (0.5..=2.0).contains(&ratio),
+        (0.25..=4.0).contains(&ratio),
         "median {known:?} with an account, {unknown:?} without"
     );
 }

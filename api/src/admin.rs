@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
+use domain::request::FieldError;
 use serde::Serialize;
 use shared::batch::enqueue::{self, Started};
 use shared::circuit::{Circuit, OpenCircuit};
@@ -19,7 +20,6 @@ use shared::job::JobStatus;
 use shared::lifecycle::{Audit, Lifecycle, Progress, no_progress};
 use shared::llm::stats::ModelCalls;
 use shared::queue::Queue;
-use shared::request::FieldError;
 use sqlx::PgPool;
 use uuid::Uuid;
 

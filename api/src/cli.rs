@@ -11,12 +11,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use shared::batch::RunStatus;
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::ScheduleConfig;
-use shared::config::{DatabaseConfig, LogConfig, RedisConfig};
+use shared::config::{DatabaseConfig, RedisConfig};
 use shared::db::admin::JobFilter;
 use shared::db::users::{self, Role};
 use shared::job::JobStatus;
 use shared::lifecycle::Lifecycle;
 use shared::queue::Queue;
+use telemetry::LogConfig;
 use uuid::Uuid;
 
 use crate::admin::{self, Stores};
@@ -162,7 +163,7 @@ impl FilterArgs {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    shared::telemetry::init(&args.log);
+    telemetry::init(&args.log);
     let db = shared::db::connect(&args.database)
         .await
         .context("connect to PostgreSQL")?;

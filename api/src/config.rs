@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use shared::batch::schedule::ScheduleConfig;
-use shared::config::{DatabaseConfig, LogConfig, RedisConfig};
+use shared::config::{DatabaseConfig, RedisConfig};
+use telemetry::LogConfig;
 
 #[derive(Parser, Debug)]
 #[command(name = "api", about = "The menu generation HTTP API")]

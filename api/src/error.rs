@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::request::FieldError;
 use serde::Serialize;
-use shared::request::FieldError;
 use utoipa::ToSchema;
 
 /// Everything a request can fail with.

@@ -14,10 +14,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use domain::request::{FieldError, MenuOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use shared::request::{FieldError, MenuOptions};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
@@ -581,8 +581,8 @@ impl QueryParams {
 
 #[cfg(test)]
 mod tests {
+    use domain::request::MenuOptions;
     use serde_json::json;
-    use shared::request::MenuOptions;
 
     use super::*;
 

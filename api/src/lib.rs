@@ -66,7 +66,7 @@ pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Migrate { database, log } => {
-            shared::telemetry::init(&log);
+            telemetry::init(&log);
             migrate(&database).await?;
             tracing::info!("migrations applied");
         }
@@ -74,7 +74,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.config;
             config.check()?;
-            shared::telemetry::init(&config.log);
+            telemetry::init(&config.log);
             if args.migrate {
                 migrate(&config.database).await?;
             }
@@ -83,7 +83,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listen on {}", config.bind))?;
             tracing::info!(bind = %config.bind, "serving");
-            serve(listener, state, shared::telemetry::shutdown_signal()).await?;
+            serve(listener, state, telemetry::shutdown_signal()).await?;
             tracing::info!("stopped");
         }
     }

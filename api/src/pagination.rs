@@ -2,8 +2,8 @@
 //! and the split of "one row more than asked" into a page and that cursor.
 
 use chrono::{DateTime, TimeZone, Utc};
+use domain::request::FieldError;
 use shared::db::Cursor;
-use shared::request::FieldError;
 use utoipa::IntoParams;
 use uuid::Uuid;
 

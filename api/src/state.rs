@@ -127,7 +127,7 @@ impl AppState {
             submit_limit,
             waiting_jobs_per_user: std::num::NonZeroU32::new(config.waiting_jobs_per_user),
             events,
-            metrics: shared::telemetry::metrics(),
+            metrics: telemetry::metrics(),
             registration_enabled: config.registration_enabled,
             job_max_attempts: config.job_max_attempts,
             body_limit_bytes: config.body_limit_bytes,

@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 use chrono::Weekday;
+use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use secrecy::ExposeSecret;
 use shared::batch::enqueue::{self, Started};
 use shared::db::jobs::{self, Claim, Inserted, NewJob};
@@ -11,7 +12,6 @@ use shared::db::preferences::{self, Preferences};
 use shared::db::users::{self, Role};
 use shared::job::{JobError, Usage};
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use testkit::{TestDb, TestRedis};
 use uuid::Uuid;
 

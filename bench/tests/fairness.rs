@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bench::{Options, System};
 use chrono::{DateTime, Utc};
+use domain::request::MenuOptions;
 use serde_json::json;
-use shared::request::MenuOptions;
 use standin::Latency;
 use uuid::Uuid;
 

@@ -5,10 +5,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bench::{Options, System};
+use domain::foods;
+use domain::menu::{MenuPlan, Unit, UnitKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::foods;
-use shared::menu::{MenuPlan, Unit, UnitKind};
 use standin::{BrokenRule, Fault, Latency, Step};
 use uuid::Uuid;
 
@@ -61,7 +61,7 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
         for dish in day.dishes() {
             for ing in &dish.ingredients {
                 assert!(
-                    foods::diet_conflict(shared::request::DietType::Vegetarian, &ing.name)
+                    foods::diet_conflict(domain::request::DietType::Vegetarian, &ing.name)
                         .is_none(),
                     "{} is not vegetarian",
                     ing.name

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use bench::{Account, Options, System};
+use domain::menu::{MealTime, MenuPlan};
+use domain::prompt::{DayBrief, SYSTEM_PROMPT};
+use domain::request::GenerationRequest;
+use domain::{foods, rules};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::menu::{MealTime, MenuPlan};
-use shared::prompt::{DayBrief, SYSTEM_PROMPT};
-use shared::request::GenerationRequest;
-use shared::{foods, rules};
 use standin::{BrokenRule, Fault, Step};
 use uuid::Uuid;
 

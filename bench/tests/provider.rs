@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use bench::{Account, Options, System};
+use domain::tokens::{CAP_FRAME, CAP_PER_MEAL};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::config::JsonMode;
 use shared::llm::CallId;
-use shared::llm::tokens::{CAP_FRAME, CAP_PER_MEAL};
 use standin::{BodyStyle, BrokenRule, Fault, LoggedRequest, RateLimitFault, Step};
 use uuid::Uuid;
 

@@ -155,22 +155,12 @@ pub struct LlmConfig {
 }
 
 impl LlmConfig {
-    pub fn model_for(&self, tier: crate::request::ModelTier) -> &str {
+    pub fn model_for(&self, tier: domain::request::ModelTier) -> &str {
         match tier {
-            crate::request::ModelTier::Standard => &self.model,
-            crate::request::ModelTier::Premium => {
+            domain::request::ModelTier::Standard => &self.model,
+            domain::request::ModelTier::Premium => {
                 self.model_premium.as_deref().unwrap_or(&self.model)
             }
         }
     }
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct LogConfig {
-    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
-    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
-    pub filter: String,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long = "log-json", env = "LOG_JSON", default_value_t = false)]
-    pub json: bool,
 }

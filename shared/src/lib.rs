@@ -1,5 +1,6 @@
-//! Everything the API, the worker and the stand-in LLM share: the domain (requests, menus, the
-//! rules a day must pass), configuration, database queries, the Redis queue and the LLM client.
+//! What the API and the worker share beyond the pure domain (the `domain` crate): configuration,
+//! the database queries, the job's life, the Redis queue and keyspace, job and account events,
+//! the weekly batch, password hashing and the LLM fleet (client, budget, circuit, statistics).
 
 pub mod batch;
 pub mod budget;
@@ -7,16 +8,9 @@ pub mod circuit;
 pub mod config;
 pub mod db;
 pub mod events;
-pub mod foods;
-pub mod grocery;
 pub mod job;
 pub mod lifecycle;
 pub mod llm;
-pub mod menu;
 pub mod password;
-pub mod prompt;
 pub mod queue;
 pub mod redis_conn;
-pub mod request;
-pub mod rules;
-pub mod telemetry;

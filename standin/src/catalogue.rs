@@ -3,9 +3,9 @@
 
 use std::sync::LazyLock;
 
+use domain::menu::{Complexity, Ingredient, Meal, MealTime, Nutrition, Unit};
+use domain::request::Cuisine;
 use serde::Deserialize;
-use shared::menu::{Complexity, Ingredient, Meal, MealTime, Nutrition, Unit};
-use shared::request::Cuisine;
 
 /// One recipe as written: ingredients and nutrition for a single serving.
 #[derive(Debug, Clone, Deserialize)]

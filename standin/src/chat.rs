@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use domain::menu::Day;
+use domain::prompt::DayBrief;
 use rand::Rng;
 use serde_json::Value;
-use shared::menu::Day;
-use shared::prompt::DayBrief;
 use tracing::{info, warn};
 
 use crate::answers::{Answer, Answers};

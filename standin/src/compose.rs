@@ -1,6 +1,6 @@
 //! The stand-in's "model": builds one day from the catalogue that honours a [`DayBrief`] the way
 //! a good LLM answer would, and is checked with the same rules the worker applies
-//! ([`shared::rules::check_day`]), so a plain call gets a valid day and the worker's re-ask path
+//! ([`domain::rules::check_day`]), so a plain call gets a valid day and the worker's re-ask path
 //! is only exercised when a test asks for it.
 //!
 //! Each dish is portioned to its calorie target, so the day's calories are right by
@@ -10,13 +10,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 
+use domain::foods::{diet_conflict, main_key, matches_food, normalize, restriction_conflict};
+use domain::menu::{Day, Meal, MealTime, Nutrition};
+use domain::prompt::{DayBrief, DishTarget};
+use domain::request::{DietType, Restriction};
+use domain::rules::{MACRO_TOLERANCE_POINTS, Problem, check_day};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use shared::foods::{diet_conflict, main_key, matches_food, normalize, restriction_conflict};
-use shared::menu::{Day, Meal, MealTime, Nutrition};
-use shared::prompt::{DayBrief, DishTarget};
-use shared::request::{DietType, Restriction};
-use shared::rules::{MACRO_TOLERANCE_POINTS, Problem, check_day};
 
 use crate::catalogue::{Recipe, recipes};
 use crate::faults::BrokenRule;
@@ -413,10 +413,10 @@ pub fn break_rule(brief: &DayBrief, mut day: Day, rule: BrokenRule) -> Day {
         BrokenRule::DislikedFood if !brief.avoid_foods.is_empty() && !day.meals.is_empty() => {
             let food = brief.avoid_foods[0].clone();
             let meal = &mut day.meals[0];
-            meal.ingredients.push(shared::menu::Ingredient {
+            meal.ingredients.push(domain::menu::Ingredient {
                 name: food,
                 quantity: f64::from(brief.servings.max(1)) * 50.0,
-                unit: shared::menu::Unit::G,
+                unit: domain::menu::Unit::G,
             });
         }
         BrokenRule::RepeatedTitle if !brief.used_titles.is_empty() && !day.meals.is_empty() => {
@@ -455,8 +455,8 @@ fn overportion(meal: &mut Meal, factor: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::menu::Complexity;
-    use shared::request::Macros;
+    use domain::menu::Complexity;
+    use domain::request::Macros;
 
     fn brief() -> DayBrief {
         DayBrief {
@@ -549,8 +549,8 @@ mod tests {
         let mut b = brief();
         b.max_minutes_per_meal = Some(20);
         b.cuisines = vec![
-            shared::request::Cuisine::Italian,
-            shared::request::Cuisine::Greek,
+            domain::request::Cuisine::Italian,
+            domain::request::Cuisine::Greek,
         ];
         let c = compose(&b, 5);
         assert_eq!(c.problems, vec![]);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use secrecy::SecretString;
-use shared::config::LogConfig;
 use standin::{Config, Fault, Latency, RandomFaults, RateLimits};
+use telemetry::LogConfig;
 use tokio::net::TcpListener;
 
 /// A stand-in for an OpenAI-compatible Chat Completions server: realistic menu days from a
@@ -95,7 +95,7 @@ fn parse_faults(text: &str) -> Result<FaultList, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    shared::telemetry::init(&cli.log);
+    telemetry::init(&cli.log);
     let config = Config {
         api_key: cli.api_key.map(SecretString::from),
         models: cli.models.into_iter().filter(|m| !m.is_empty()).collect(),
@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         tpm = ?cli.tpm,
         "stand-in LLM listening"
     );
-    standin::serve(listener, config, shared::telemetry::shutdown_signal()).await
+    standin::serve(listener, config, telemetry::shutdown_signal()).await
 }
 
 #[cfg(test)]

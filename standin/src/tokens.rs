@@ -1,9 +1,9 @@
 //! Token counting as OpenAI bills it, so `usage`, the tokens-per-minute limit and the
 //! `max_completion_tokens` cut behave like the real API. The counting recipe is the worker's own
-//! (`shared::llm::tokens`), so a client that budgets as we do sees the same numbers.
+//! (`domain::tokens`), so a client that budgets as we do sees the same numbers.
 
-use shared::llm::tokens::chat_prompt;
-pub use shared::llm::tokens::count;
+use domain::tokens::chat_prompt;
+pub use domain::tokens::count;
 use tiktoken_rs::{CoreBPE, o200k_base_singleton};
 
 use crate::openai::{ChatRequest, ResponseFormat};

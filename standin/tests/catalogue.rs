@@ -3,10 +3,10 @@
 //! each diet and macro target.
 
 use chrono::NaiveDate;
-use shared::menu::Day;
-use shared::prompt::DayBrief;
-use shared::request::{DietType, GenerationRequest, MacrosInput, MenuOptions, Restriction};
-use shared::rules::check_day;
+use domain::menu::Day;
+use domain::prompt::DayBrief;
+use domain::request::{DietType, GenerationRequest, MacrosInput, MenuOptions, Restriction};
+use domain::rules::check_day;
 use standin::compose::compose;
 
 const TARGETS: [(i64, i64, i64); 3] = [(40, 30, 30), (30, 40, 30), (25, 50, 25)];

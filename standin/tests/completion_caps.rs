@@ -1,11 +1,11 @@
-//! The completion caps the worker derives from a day's dishes (`shared::llm::tokens`) hold the
+//! The completion caps the worker derives from a day's dishes (`domain::tokens`) hold the
 //! stand-in's realistic answers, for every shape of day: a tight cap must not cut answers.
 
 use chrono::NaiveDate;
-use shared::llm::tokens::completion_cap;
-use shared::menu::MealTime;
-use shared::prompt::DayBrief;
-use shared::request::{DietType, GenerationRequest, MenuOptions};
+use domain::menu::MealTime;
+use domain::prompt::DayBrief;
+use domain::request::{DietType, GenerationRequest, MenuOptions};
+use domain::tokens::completion_cap;
 use standin::compose::{answer_content, compose};
 use standin::tokens;
 

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{KEY, body, body_for, brief, client, client_with_timeout, day_of, header, post};
+use domain::rules::check_day;
 use serde_json::{Value, json};
-use shared::rules::check_day;
 use standin::{
     BodyStyle, BrokenRule, Config, Fault, LimitKind, RandomFaults, RateLimitFault, StandIn, Step,
     spawn,

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{KEY, body, body_for, brief, client, day_of, header, post};
+use domain::rules::check_day;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::rules::check_day;
 use standin::{Config, Latency, RateLimits, spawn, tokens};
 
 #[tokio::test]
@@ -48,9 +48,9 @@ async fn a_brief_gets_a_valid_day_in_openais_shape_with_its_usage() {
     assert_eq!(usage["total_tokens"].as_u64().unwrap(), prompt + completion);
     // The brief, the rules and the schema, plus a few tokens of framing per message (the
     // schema's key order differs a little once it went through a JSON value).
-    let schema = serde_json::to_string(&schemars::schema_for!(shared::menu::Day)).unwrap();
+    let schema = serde_json::to_string(&schemars::schema_for!(domain::menu::Day)).unwrap();
     let texts = tokens::count(&brief.to_json())
-        + tokens::count(shared::prompt::SYSTEM_PROMPT)
+        + tokens::count(domain::prompt::SYSTEM_PROMPT)
         + tokens::count(&schema);
     assert!(
         (texts..=texts + texts / 20).contains(&(prompt as u32)),
@@ -70,7 +70,7 @@ async fn the_content_has_exactly_the_fields_of_the_day_schema() {
         .unwrap();
     let content: Value =
         serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
-    let schema = serde_json::to_value(schemars::schema_for!(shared::menu::Day)).unwrap();
+    let schema = serde_json::to_value(schemars::schema_for!(domain::menu::Day)).unwrap();
     let keys = |v: &Value| {
         v.as_object()
             .unwrap()

@@ -1,9 +1,9 @@
 //! Rows written straight to a test's database, for tests that need a user or a queued job
 //! without going through the API (a worker's tests, outages that cut the API off).
 
+use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use shared::db::jobs::{self, Inserted, NewJob};
 use shared::db::users::{self, Role};
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::menu::Day;
 use shared::budget::{Admission, Budget};
 use shared::circuit::{Circuit, Gate};
 use shared::job::Usage;
 use shared::lifecycle::lease::unless_stopped;
 use shared::llm::wait::CallBackoff;
 use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt, TRUNCATED};
-use shared::menu::Day;
 use shared::queue::Lane;
 use tokio_util::sync::CancellationToken;
 

@@ -8,9 +8,10 @@ use shared::batch::enqueue::EnqueueConfig;
 use shared::batch::schedule::{ScheduleConfig, Tz};
 use shared::budget::BudgetConfig;
 use shared::circuit::CircuitConfig;
-use shared::config::{DatabaseConfig, LlmConfig, LogConfig, RedisConfig};
+use shared::config::{DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::wait::CallBackoff;
 use shared::queue::QueueConfig;
+use telemetry::LogConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerConfig {

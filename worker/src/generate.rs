@@ -1,13 +1,13 @@
 //! Generating one day: ask the model, check its answer against the rules, and ask again with
 //! the problems listed, a bounded number of times.
 
+use domain::menu::Day;
+use domain::prompt::DayBrief;
+use domain::request::GenerationRequest;
+use domain::rules;
 use shared::db::jobs::Fence;
 use shared::job::Usage;
 use shared::llm::{CallId, ErrorClass, LlmError};
-use shared::menu::Day;
-use shared::prompt::DayBrief;
-use shared::request::GenerationRequest;
-use shared::rules;
 
 use crate::call::{Bounds, Caller, Interrupt};
 

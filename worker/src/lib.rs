@@ -48,7 +48,7 @@ pub async fn run(
         Ok(n) => tracing::info!(jobs = n, "queue upgraded: waiting ids now carry their lane"),
         Err(e) => tracing::warn!(error = %e, "could not upgrade the queue's members set"),
     }
-    shared::telemetry::metrics();
+    telemetry::metrics();
     let metrics_stop = CancellationToken::new();
     if let Some(bind) = config.metrics_bind.0 {
         let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {

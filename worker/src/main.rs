@@ -12,8 +12,8 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    shared::telemetry::init(&cli.config.log);
-    worker::run(cli.config, shared::telemetry::shutdown_signal()).await
+    telemetry::init(&cli.config.log);
+    worker::run(cli.config, telemetry::shutdown_signal()).await
 }
 
 #[cfg(test)]

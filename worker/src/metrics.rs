@@ -26,7 +26,7 @@ async fn render(State(scrape): State<Scrape>) -> ([(header::HeaderName, &'static
     .await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared::telemetry::metrics().render(),
+        telemetry::metrics().render(),
     )
 }
 

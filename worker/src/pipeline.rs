@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
 use chrono::{DateTime, Utc};
+use domain::menu::MenuPlan;
 use shared::db::jobs::{Claim, ClaimedJob, Release};
 use shared::job::{JobError, Usage};
 use shared::lifecycle::lease::{Lease, Leases, Stop};
 use shared::lifecycle::{Attempt, Lifecycle};
 use shared::llm::wait::backoff;
 use shared::llm::{ErrorClass, LlmError};
-use shared::menu::MenuPlan;
 use shared::queue::ack::Settle;
 use shared::queue::{Lane, Queue};
 use sqlx::PgPool;

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use domain::request::{GenerationRequest, MenuOptions};
 use shared::batch::enqueue::{self, EnqueueConfig, Plan, Started};
 use shared::batch::schedule::{self, ScheduleConfig, Tz};
 use shared::batch::{BatchRun, RunStatus, Trigger};
 use shared::db::batch_runs;
 use shared::lifecycle::Lifecycle;
 use shared::queue::{Lane, Queue};
-use shared::request::{GenerationRequest, MenuOptions};
 use sqlx::PgPool;
 use testkit::{TestDb, TestRedis, rows};
 use tokio_util::sync::CancellationToken;
@@ -503,7 +503,7 @@ async fn previous_menu(pool: &PgPool, owner: Uuid, start: NaiveDate, tag: &str) 
     let request = GenerationRequest::from_options(&options, start).unwrap();
     let mut days = Vec::new();
     for n in 1..=2 {
-        let brief = shared::prompt::DayBrief::new(&request, n, &days, Vec::new());
+        let brief = domain::prompt::DayBrief::new(&request, n, &days, Vec::new());
         let mut day = standin::compose::compose(&brief, u64::from(n)).day;
         for (i, dish) in day
             .meals
@@ -526,7 +526,7 @@ async fn previous_menu(pool: &PgPool, owner: Uuid, start: NaiveDate, tag: &str) 
     .bind(job)
     .bind(owner)
     .bind(sqlx::types::Json(&request))
-    .bind(sqlx::types::Json(shared::menu::MenuPlan { days }))
+    .bind(sqlx::types::Json(domain::menu::MenuPlan { days }))
     .execute(pool)
     .await
     .unwrap();

@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use domain::menu::MenuPlan;
+use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use futures::future::join_all;
 use shared::db::jobs::{self, Claim, ClaimedJob, Inserted, NewJob, Target};
 use shared::job::Usage;
 use shared::lifecycle::{Lifecycle, no_progress};
-use shared::menu::MenuPlan;
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use testkit::{TestDb, TestRedis, rows};
 use uuid::Uuid;
 
@@ -33,10 +33,10 @@ async fn claim(life: &Lifecycle, id: Uuid) -> ClaimedJob {
 fn day(
     claimed: &ClaimedJob,
     number: u8,
-    earlier: &[shared::menu::Day],
+    earlier: &[domain::menu::Day],
     seed: u64,
-) -> shared::menu::Day {
-    let brief = shared::prompt::DayBrief::new(&claimed.job.request.0, number, earlier, Vec::new());
+) -> domain::menu::Day {
+    let brief = domain::prompt::DayBrief::new(&claimed.job.request.0, number, earlier, Vec::new());
     let mut day = standin::compose::compose(&brief, seed * 10 + u64::from(number)).day;
     day.day_number = number;
     day

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
+use domain::menu::MenuPlan;
+use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use shared::db::jobs::{self, Claim, ClaimedJob, Inserted, NewJob, Target};
 use shared::job::{JobError, Usage};
 use shared::lifecycle::reconcile::reconcile;
 use shared::lifecycle::{Lifecycle, no_progress};
-use shared::menu::MenuPlan;
 use shared::queue::Queue;
 use shared::queue::ack::Settle;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use testkit::{PrivateRedis, TestDb, TestRedis, rows};
 use uuid::Uuid;
 
@@ -58,8 +58,8 @@ async fn flush(redis: &TestRedis, queue: &Queue) {
 }
 
 /// A valid first day for the job, as the stand-in writes them.
-fn day_one(claimed: &ClaimedJob) -> shared::menu::Day {
-    let brief = shared::prompt::DayBrief::new(&claimed.job.request.0, 1, &[], Vec::new());
+fn day_one(claimed: &ClaimedJob) -> domain::menu::Day {
+    let brief = domain::prompt::DayBrief::new(&claimed.job.request.0, 1, &[], Vec::new());
     standin::compose::compose(&brief, 1).day
 }
 

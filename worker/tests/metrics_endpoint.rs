@@ -13,7 +13,7 @@ async fn the_worker_serves_prometheus_text_with_its_pool_and_queue() {
     for _ in 0..3 {
         queue.push(&[uuid::Uuid::new_v4()]).await.unwrap();
     }
-    shared::telemetry::metrics();
+    telemetry::metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();

@@ -5,11 +5,11 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use domain::request::FieldError;
 use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter};
 use shared::db::jobs;
-use shared::request::FieldError;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -7,12 +7,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::request::FieldError;
 use serde::{Deserialize, Serialize};
 use shared::db::sessions as sessions_db;
 use shared::db::users::{self, Role, User};
 use shared::db::{admin, jobs};
 use shared::password;
-use shared::request::FieldError;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
@@ -127,11 +127,11 @@ struct PasswordChange {
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
 struct AccountChange {
-    #[serde(default, deserialize_with = "shared::request::present")]
+    #[serde(default, deserialize_with = "domain::request::present")]
     #[schema(nullable = false)]
     role: Option<Role>,
     /// `true` ends its sessions and refuses its logins; `false` lets it log in again.
-    #[serde(default, deserialize_with = "shared::request::present")]
+    #[serde(default, deserialize_with = "domain::request::present")]
     #[schema(nullable = false)]
     disabled: Option<bool>,
 }

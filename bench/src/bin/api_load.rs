@@ -280,12 +280,12 @@ fn one_report(output: std::process::Output) -> anyhow::Result<Load> {
 fn pgbench(cli: &Cli, db: &TestDb) -> anyhow::Result<f64> {
     let script = std::env::temp_dir().join(format!("menus-pgbench-{}.sql", std::process::id()));
     let request = serde_json::to_string(
-        &shared::request::GenerationRequest::from_options(
-            &shared::request::MenuOptions {
+        &domain::request::GenerationRequest::from_options(
+            &domain::request::MenuOptions {
                 days: Some(1),
                 ..Default::default()
             },
-            shared::request::default_start_date(),
+            domain::request::default_start_date(),
         )
         .map_err(|e| anyhow::anyhow!("{e:?}"))?,
     )?;

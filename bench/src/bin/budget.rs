@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::stats::Sample;
+use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use secrecy::ExposeSecret;
 use shared::db::jobs::{self, Inserted, NewJob};
 use shared::db::users::{self, Role};
 use shared::queue::Queue;
-use shared::request::{GenerationRequest, MenuOptions, default_start_date};
 use standin::{Latency, RateLimits};
 
 struct Args {

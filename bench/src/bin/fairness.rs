@@ -17,8 +17,8 @@ use anyhow::Context;
 use bench::stats::Sample;
 use bench::{Account, Options, System};
 use chrono::{DateTime, Utc};
+use domain::request::MenuOptions;
 use serde_json::json;
-use shared::request::MenuOptions;
 use standin::{Latency, RateLimits};
 use uuid::Uuid;
 

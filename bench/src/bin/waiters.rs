@@ -208,9 +208,9 @@ async fn wait_on(
 
 async fn queued_jobs(pool: &PgPool, owner: Uuid, n: usize) -> anyhow::Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
-    let request = shared::request::GenerationRequest::from_options(
-        &shared::request::MenuOptions::default(),
-        shared::request::default_start_date(),
+    let request = domain::request::GenerationRequest::from_options(
+        &domain::request::MenuOptions::default(),
+        domain::request::default_start_date(),
     )
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     sqlx::query(

@@ -22,7 +22,7 @@ use crate::db::batch_runs::{self, Leased, NewRun, Person, Progress};
 use crate::db::{self, jobs};
 use crate::lifecycle::Lifecycle;
 use crate::queue::Lane;
-use crate::request::{GenerationRequest, MenuOptions, limits};
+use domain::request::{GenerationRequest, MenuOptions, limits};
 
 /// The schedule name of manual runs.
 pub const MANUAL: &str = "manual";

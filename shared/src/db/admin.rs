@@ -23,7 +23,7 @@ use crate::queue::Lane;
 pub struct JobFilter {
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -31,7 +31,7 @@ pub struct JobFilter {
     /// The code of the job's last error.
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false, min_length = 1)]
@@ -40,7 +40,7 @@ pub struct JobFilter {
     /// The person the jobs are for.
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -48,7 +48,7 @@ pub struct JobFilter {
     /// The batch the jobs were created in.
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -56,7 +56,7 @@ pub struct JobFilter {
     /// Created at or after this time (RFC 3339).
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]
@@ -64,7 +64,7 @@ pub struct JobFilter {
     /// Created before this time (RFC 3339).
     #[serde(
         default,
-        deserialize_with = "crate::request::present",
+        deserialize_with = "domain::request::present",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(nullable = false)]

@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use super::admin::JobFilter;
 use crate::job::{JobError, JobStatus, Usage};
-use crate::menu::{Day, MenuPlan};
 use crate::queue::Lane;
-use crate::request::GenerationRequest;
+use domain::menu::{Day, MenuPlan};
+use domain::request::GenerationRequest;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {

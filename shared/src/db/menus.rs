@@ -6,8 +6,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::Cursor;
-use crate::menu::MenuPlan;
-use crate::request::GenerationRequest;
+use domain::menu::MenuPlan;
+use domain::request::GenerationRequest;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MenuRow {

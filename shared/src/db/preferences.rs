@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::request::MenuOptions;
+use domain::request::MenuOptions;
 
 /// The stored profile and whether the weekly schedule generates for this person.
 #[derive(Debug, Clone, PartialEq)]

@@ -41,9 +41,9 @@ use crate::db::jobs::{
 use crate::db::{self, Held};
 use crate::events;
 use crate::job::{JobError, JobStatus, Usage};
-use crate::menu::{Day, MenuPlan};
 use crate::queue::ack::Settle;
 use crate::queue::{Lane, Queue};
+use domain::menu::{Day, MenuPlan};
 use group::{Group, Writes};
 
 /// Ids pushed to Redis per round trip when many jobs change at once.

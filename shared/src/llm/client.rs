@@ -7,12 +7,12 @@ use secrecy::ExposeSecret;
 
 use super::error::{ErrorClass, LlmError, TRUNCATED};
 use super::schema::day_schema;
-use super::tokens;
 use super::wire::{ChatRequest, ChatResponse, JsonSchemaFormat, Message, ResponseFormat};
 use crate::config::{JsonMode, LlmConfig, TokenParam};
 use crate::job::Usage;
-use crate::menu::Day;
-use crate::prompt::{DayBrief, SYSTEM_PROMPT, schema_hint};
+use domain::menu::Day;
+use domain::prompt::{DayBrief, SYSTEM_PROMPT, schema_hint};
+use domain::tokens;
 
 /// A day's request, ready to send: the brief as the user message and what it will cost.
 #[derive(Debug, Clone)]

@@ -7,7 +7,6 @@ pub mod client;
 pub mod error;
 pub mod schema;
 pub mod stats;
-pub mod tokens;
 pub mod wait;
 pub mod wire;
 

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::menu::Day;
+use domain::menu::Day;
 
 /// The schema sent as `response_format.json_schema.schema`, built once.
 pub fn day_schema() -> &'static Value {

@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use domain::menu::Day;
+use domain::prompt::{DayBrief, SYSTEM_PROMPT};
+use domain::request::{GenerationRequest, MenuOptions};
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
-use shared::menu::Day;
-use shared::prompt::{DayBrief, SYSTEM_PROMPT};
-use shared::request::{GenerationRequest, MenuOptions};
 
 pub const KEY: &str = "sk-test-standin";
 

@@ -1,10 +1,9 @@
-//! Logging and metrics setup, and the shutdown signal every binary waits for.
+//! Logging and metrics setup, and the shutdown signal every binary waits for. A crate of its own
+//! so that the stand-in LLM, which needs only this, does not build the database and Redis code.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::config::LogConfig;
 
 /// Bucket bounds (seconds) of every duration histogram: from a connection held for a
 /// millisecond to an LLM call of two minutes.
@@ -71,4 +70,14 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogConfig {
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub filter: String,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long = "log-json", env = "LOG_JSON", default_value_t = false)]
+    pub json: bool,
 }

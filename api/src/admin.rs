@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use domain::request::FieldError;
 use serde::Serialize;
 use shared::batch::enqueue::{self, Started};
-use shared::circuit::{Circuit, OpenCircuit};
+use shared::llm::circuit::{Circuit, OpenCircuit};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, JobFilter, JobStats, Refused};
 use shared::db::batch_runs::{self, BatchSummary};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bench::{Options, System};
 use serde_json::json;
-use shared::budget::BudgetConfig;
+use shared::llm::budget::BudgetConfig;
 use standin::{LoggedRequest, RateLimits};
 
 /// Calls the provider answered with `status` that arrived within `span` of the first call.

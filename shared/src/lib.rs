@@ -3,8 +3,6 @@
 //! the weekly batch, password hashing and the LLM fleet (client, budget, circuit, statistics).
 
 pub mod batch;
-pub mod budget;
-pub mod circuit;
 pub mod config;
 pub mod db;
 pub mod events;

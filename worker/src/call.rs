@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::menu::Day;
-use shared::budget::{Admission, Budget};
-use shared::circuit::{Circuit, Gate};
+use shared::llm::budget::{Admission, Budget};
+use shared::llm::circuit::{Circuit, Gate};
 use shared::job::Usage;
 use shared::lifecycle::lease::unless_stopped;
 use shared::llm::wait::CallBackoff;

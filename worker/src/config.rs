@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use shared::batch::enqueue::EnqueueConfig;
 use shared::batch::schedule::{ScheduleConfig, Tz};
-use shared::budget::BudgetConfig;
-use shared::circuit::CircuitConfig;
+use shared::llm::budget::BudgetConfig;
+use shared::llm::circuit::CircuitConfig;
 use shared::config::{DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::wait::CallBackoff;
 use shared::queue::QueueConfig;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use shared::budget::{Admission, Budget, BudgetConfig};
+use shared::llm::budget::{Admission, Budget, BudgetConfig};
 use shared::queue::{Lane, Queue};
 use testkit::TestRedis;
 

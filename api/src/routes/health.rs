@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use serde::Serialize;
-use shared::circuit::{Circuit, OpenCircuit};
+use shared::llm::circuit::{Circuit, OpenCircuit};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

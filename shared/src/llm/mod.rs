@@ -1,8 +1,14 @@
-//! The OpenAI-compatible Chat Completions client: one call asks for one day of a menu.
+//! The LLM fleet: everything between a day's brief and an OpenAI-compatible provider.
 //!
-//! Every outcome of a call is classified here, once (DESIGN.md §4), so the worker reacts by
-//! class and never inspects HTTP details.
+//! - [`client`] sends one Chat Completions call for one day ([`wire`] is its format, [`schema`]
+//!   the day's Structured Outputs schema) and classifies every outcome once, in [`error`]
+//!   (DESIGN.md §4), so the worker reacts by class and never inspects HTTP details;
+//! - [`wait`] says how long to wait before calling again;
+//! - [`budget`] (RPM/TPM per model), [`circuit`] (per model) and [`stats`] (calls per minute)
+//!   are fleet-wide, kept in Redis and shared by every worker process.
 
+pub mod budget;
+pub mod circuit;
 pub mod client;
 pub mod error;
 pub mod schema;

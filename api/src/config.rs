@@ -32,7 +32,7 @@ pub enum Command {
     },
     /// Operate the service from a shell: accounts, requeue and cancel by filter, statistics,
     /// weekly batches.
-    Admin(crate::cli::AdminArgs),
+    Admin(crate::admin::cli::AdminArgs),
 }
 
 impl Cli {
@@ -97,9 +97,10 @@ pub struct Config {
     #[arg(
         long = "request-timeout-ms",
         env = "REQUEST_TIMEOUT_MS",
-        default_value_t = 30_000
+        default_value = "30000",
+        value_parser = telemetry::millis
     )]
-    pub request_timeout_ms: u64,
+    pub request_timeout: Duration,
     /// Password hashes computed at once; each takes a core for tens of milliseconds.
     #[arg(long = "login-concurrency", env = "LOGIN_CONCURRENCY", default_value_t = cores())]
     pub login_concurrency: NonZeroUsize,
@@ -136,10 +137,6 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
     }
@@ -206,7 +203,7 @@ mod tests {
         assert_eq!(c.refresh_ttl_secs, 30 * 86_400);
         assert!(c.registration_enabled);
         assert_eq!(c.body_limit_bytes, 65_536);
-        assert_eq!(c.request_timeout_ms, 30_000);
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
         assert_eq!(c.job_max_attempts, 3);
         assert_eq!(c.login_rate_per_minute.get(), 30);
         assert_eq!(c.login_failures_per_account.get(), 5);

@@ -34,15 +34,10 @@ pub struct DatabaseConfig {
     #[arg(
         long = "database-acquire-timeout-ms",
         env = "DATABASE_ACQUIRE_TIMEOUT_MS",
-        default_value_t = 3000
+        default_value = "3000",
+        value_parser = telemetry::millis
     )]
-    pub acquire_timeout_ms: u64,
-}
-
-impl DatabaseConfig {
-    pub fn acquire_timeout(&self) -> Duration {
-        Duration::from_millis(self.acquire_timeout_ms)
-    }
+    pub acquire_timeout: Duration,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -142,23 +137,25 @@ pub struct LlmConfig {
     #[arg(
         long = "llm-connect-timeout-ms",
         env = "LLM_CONNECT_TIMEOUT_MS",
-        default_value_t = 5_000
+        default_value = "5000",
+        value_parser = telemetry::millis
     )]
-    pub connect_timeout_ms: u64,
+    pub connect_timeout: Duration,
     /// Time allowed for one call, from sending to the last byte of the answer.
     #[arg(
         long = "llm-call-timeout-ms",
         env = "LLM_CALL_TIMEOUT_MS",
-        default_value_t = 120_000
+        default_value = "120000",
+        value_parser = telemetry::millis
     )]
-    pub call_timeout_ms: u64,
+    pub call_timeout: Duration,
 }
 
 impl LlmConfig {
-    pub fn model_for(&self, tier: domain::request::ModelTier) -> &str {
+    pub fn model_for(&self, tier: domain::vocabulary::ModelTier) -> &str {
         match tier {
-            domain::request::ModelTier::Standard => &self.model,
-            domain::request::ModelTier::Premium => {
+            domain::vocabulary::ModelTier::Standard => &self.model,
+            domain::vocabulary::ModelTier::Premium => {
                 self.model_premium.as_deref().unwrap_or(&self.model)
             }
         }

@@ -30,11 +30,11 @@ struct Cli {
     )]
     models: Vec<String>,
     /// Latency of each generated answer, in milliseconds.
-    #[arg(long, env = "STANDIN_LATENCY_MS", default_value_t = 0)]
-    latency_ms: u64,
+    #[arg(long = "latency-ms", env = "STANDIN_LATENCY_MS", default_value = "0", value_parser = telemetry::millis)]
+    latency: Duration,
     /// Up to this much more or less latency, drawn uniformly, in milliseconds.
-    #[arg(long, env = "STANDIN_LATENCY_JITTER_MS", default_value_t = 0)]
-    latency_jitter_ms: u64,
+    #[arg(long = "latency-jitter-ms", env = "STANDIN_LATENCY_JITTER_MS", default_value = "0", value_parser = telemetry::millis)]
+    latency_jitter: Duration,
     /// Share of calls (0–1) that get a random fault from --fault-kinds.
     #[arg(long, env = "STANDIN_FAULT_RATE", default_value_t = 0.0)]
     fault_rate: f64,
@@ -49,8 +49,8 @@ struct Cli {
     #[arg(long, env = "STANDIN_TPM")]
     tpm: Option<u32>,
     /// Length of the rate-limit window, in milliseconds.
-    #[arg(long, env = "STANDIN_RATE_WINDOW_MS", default_value_t = 60_000)]
-    rate_window_ms: u64,
+    #[arg(long = "rate-window-ms", env = "STANDIN_RATE_WINDOW_MS", default_value = "60000", value_parser = telemetry::millis)]
+    rate_window: Duration,
     /// Seed of the run's randomness (latency jitter, random faults).
     #[arg(long, env = "STANDIN_SEED", default_value_t = 0)]
     seed: u64,
@@ -100,8 +100,8 @@ async fn main() -> anyhow::Result<()> {
         api_key: cli.api_key.map(SecretString::from),
         models: cli.models.into_iter().filter(|m| !m.is_empty()).collect(),
         latency: Latency {
-            base: Duration::from_millis(cli.latency_ms),
-            jitter: Duration::from_millis(cli.latency_jitter_ms),
+            base: cli.latency,
+            jitter: cli.latency_jitter,
         },
         faults: RandomFaults {
             rate: cli.fault_rate,
@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         limits: RateLimits {
             requests_per_minute: cli.rpm,
             tokens_per_minute: cli.tpm,
-            window: Duration::from_millis(cli.rate_window_ms),
+            window: cli.rate_window,
         },
         seed: cli.seed,
         reuse_answers: cli.bench_answers,
@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         address = %cli.bind,
         key_required = config.api_key.is_some(),
         models = ?config.models,
-        latency_ms = cli.latency_ms,
+        latency_ms = cli.latency.as_millis() as u64,
         fault_rate = config.faults.rate,
         rpm = ?cli.rpm,
         tpm = ?cli.tpm,
@@ -158,6 +158,6 @@ mod tests {
         assert_eq!(cli.bind.to_string(), "127.0.0.1:8090");
         assert_eq!(cli.rpm, Some(60));
         assert_eq!(cli.models, vec!["a", "b"]);
-        assert_eq!(cli.rate_window_ms, 60_000);
+        assert_eq!(cli.rate_window, Duration::from_secs(60));
     }
 }

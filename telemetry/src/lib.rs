@@ -1,7 +1,9 @@
-//! Logging and metrics setup, and the shutdown signal every binary waits for. A crate of its own
-//! so that the stand-in LLM, which needs only this, does not build the database and Redis code.
+//! Logging and metrics setup, the shutdown signal every binary waits for, and the parser of
+//! every `*_MS` setting. A crate of its own so that the stand-in LLM, which needs only this, does
+//! not build the database and Redis code.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -80,4 +82,54 @@ pub struct LogConfig {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long = "log-json", env = "LOG_JSON", default_value_t = false)]
     pub json: bool,
+}
+
+/// Parses a duration setting given in whole milliseconds (`2000` is two seconds), for clap's
+/// `value_parser = telemetry::millis` on every `*_MS` flag and variable.
+///
+/// # Errors
+/// A value that is not a whole number from 0 to `u64::MAX`; clap names the flag and the value.
+pub fn millis(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{e} (a whole number of milliseconds)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Settings {
+        #[arg(long = "wait-ms", env = "TELEMETRY_TEST_WAIT_MS", default_value = "2000", value_parser = super::millis)]
+        wait: Duration,
+    }
+
+    #[test]
+    fn milliseconds_become_a_duration_with_the_default_when_unset() {
+        let unset = Settings::try_parse_from(["test"]).unwrap();
+        assert_eq!(unset.wait, Duration::from_secs(2));
+        let set = Settings::try_parse_from(["test", "--wait-ms", "250"]).unwrap();
+        assert_eq!(set.wait, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_bad_value_is_clap_error_naming_it() {
+        for bad in ["2s", "-1", "1.5", ""] {
+            let flag = format!("--wait-ms={bad}");
+            let error = Settings::try_parse_from(["test", &flag]).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+            let shown = error.to_string();
+            assert!(shown.contains(&format!("'{bad}'")), "{shown}");
+            assert!(shown.contains("--wait-ms"), "{shown}");
+            assert!(shown.contains("milliseconds"), "{shown}");
+        }
+    }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use shared::batch::enqueue::EnqueueConfig;
 use shared::batch::schedule::{ScheduleConfig, Tz};
+use shared::config::{DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::budget::BudgetConfig;
 use shared::llm::circuit::CircuitConfig;
-use shared::config::{DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::wait::CallBackoff;
 use shared::queue::QueueConfig;
 use telemetry::LogConfig;
@@ -106,16 +106,18 @@ pub struct JobConfig {
     #[arg(
         long = "retry-base-delay-ms",
         env = "RETRY_BASE_DELAY_MS",
-        default_value_t = 2_000
+        default_value = "2000",
+        value_parser = telemetry::millis
     )]
-    pub retry_base_delay_ms: u64,
+    pub retry_base_delay: Duration,
     /// Longest retry delay.
     #[arg(
         long = "retry-max-delay-ms",
         env = "RETRY_MAX_DELAY_MS",
-        default_value_t = 60_000
+        default_value = "60000",
+        value_parser = telemetry::millis
     )]
-    pub retry_max_delay_ms: u64,
+    pub retry_max_delay: Duration,
     /// How long a claimed job is this worker's before another may take it over: a killed
     /// worker's jobs resume elsewhere within this time. Renewed on a timer while the attempt
     /// works, whatever its progress.
@@ -142,9 +144,10 @@ pub struct JobConfig {
     #[arg(
         long = "reconcile-interval-ms",
         env = "RECONCILE_INTERVAL_MS",
-        default_value_t = 5_000
+        default_value = "5000",
+        value_parser = telemetry::millis
     )]
-    pub reconcile_interval_ms: u64,
+    pub reconcile_interval: Duration,
     /// On SIGTERM: time for running jobs to finish before they are handed back unfinished.
     #[arg(
         long = "shutdown-grace-secs",
@@ -171,17 +174,19 @@ pub struct JobConfig {
     #[arg(
         long = "llm-max-server-wait-ms",
         env = "LLM_MAX_SERVER_WAIT_MS",
-        default_value_t = 120_000
+        default_value = "120000",
+        value_parser = telemetry::millis
     )]
-    pub max_server_wait_ms: u64,
+    pub max_server_wait: Duration,
     /// The longest server-directed wait honoured at all: a longer one (a misconfigured proxy,
     /// a date far ahead) is cut to this, for the job's reschedule and the fleet's pause alike.
     #[arg(
         long = "llm-server-wait-cap-ms",
         env = "LLM_SERVER_WAIT_CAP_MS",
-        default_value_t = 600_000
+        default_value = "600000",
+        value_parser = telemetry::millis
     )]
-    pub server_wait_cap_ms: u64,
+    pub server_wait_cap: Duration,
     /// Retries of a call that failed transiently (5xx, 408, 409, a reset, a timeout, a cut or
     /// malformed answer), within the attempt, before the attempt fails.
     #[arg(long = "llm-max-retries", env = "LLM_MAX_RETRIES", default_value_t = 3)]
@@ -191,16 +196,18 @@ pub struct JobConfig {
     #[arg(
         long = "llm-retry-base-ms",
         env = "LLM_RETRY_BASE_MS",
-        default_value_t = 1_000
+        default_value = "1000",
+        value_parser = telemetry::millis
     )]
-    pub llm_retry_base_ms: u64,
+    pub llm_retry_base: Duration,
     /// Longest wait before a call is retried.
     #[arg(
         long = "llm-retry-max-ms",
         env = "LLM_RETRY_MAX_MS",
-        default_value_t = 8_000
+        default_value = "8000",
+        value_parser = telemetry::millis
     )]
-    pub llm_retry_max_ms: u64,
+    pub llm_retry_max: Duration,
     /// Jobs one person may have running at once across the fleet (0: no cap); their other
     /// jobs wait without holding a slot, and other people's jobs go first.
     #[arg(
@@ -213,9 +220,10 @@ pub struct JobConfig {
     #[arg(
         long = "user-cap-recheck-ms",
         env = "USER_CAP_RECHECK_MS",
-        default_value_t = 1_000
+        default_value = "1000",
+        value_parser = telemetry::millis
     )]
-    pub user_cap_recheck_ms: u64,
+    pub user_cap_recheck: Duration,
     /// Slots of `WORKER_CONCURRENCY` that batch jobs never take, so a person's job starts at
     /// once while the weekly batch runs; default 30 % of the concurrency, rounded down.
     #[arg(long = "worker-interactive-slots", env = "WORKER_INTERACTIVE_SLOTS")]
@@ -223,9 +231,6 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
-    pub fn user_cap_recheck(&self) -> chrono::Duration {
-        chrono::Duration::milliseconds(i64::try_from(self.user_cap_recheck_ms).unwrap_or(i64::MAX))
-    }
     /// Most batch jobs a worker runs at once: its concurrency less the interactive slots, and
     /// at least one.
     pub fn batch_slots(&self) -> usize {
@@ -241,16 +246,10 @@ impl JobConfig {
     pub fn write_retry(&self) -> Duration {
         Duration::from_secs(self.write_retry_secs)
     }
-    pub fn reconcile_interval(&self) -> Duration {
-        Duration::from_millis(self.reconcile_interval_ms)
-    }
-    pub fn server_wait_cap(&self) -> Duration {
-        Duration::from_millis(self.server_wait_cap_ms)
-    }
     pub fn call_backoff(&self) -> CallBackoff {
         CallBackoff {
-            base: Duration::from_millis(self.llm_retry_base_ms),
-            cap: Duration::from_millis(self.llm_retry_max_ms),
+            base: self.llm_retry_base,
+            cap: self.llm_retry_max,
         }
     }
 
@@ -262,24 +261,15 @@ impl JobConfig {
                 self.lease_renew_secs, self.lease_secs
             ));
         }
-        if self.reconcile_interval_ms == 0 {
+        if self.reconcile_interval.is_zero() {
             return Err("RECONCILE_INTERVAL_MS must be above 0".into());
         }
         Ok(())
-    }
-    pub fn retry_base_delay(&self) -> Duration {
-        Duration::from_millis(self.retry_base_delay_ms)
-    }
-    pub fn retry_max_delay(&self) -> Duration {
-        Duration::from_millis(self.retry_max_delay_ms)
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
     pub fn deadline(&self) -> Duration {
         Duration::from_secs(self.deadline_secs)
-    }
-    pub fn max_server_wait(&self) -> Duration {
-        Duration::from_millis(self.max_server_wait_ms)
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 use serde::Serialize;
 use shared::batch::enqueue::{self, Started};
 use shared::llm::circuit::{Circuit, OpenCircuit};

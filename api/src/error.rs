@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 

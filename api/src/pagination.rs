@@ -2,7 +2,7 @@
 //! and the split of "one row more than asked" into a page and that cursor.
 
 use chrono::{DateTime, TimeZone, Utc};
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 use shared::db::Cursor;
 use utoipa::IntoParams;
 use uuid::Uuid;

@@ -61,7 +61,7 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
         for dish in day.dishes() {
             for ing in &dish.ingredients {
                 assert!(
-                    foods::diet_conflict(domain::request::DietType::Vegetarian, &ing.name)
+                    foods::diet_conflict(domain::vocabulary::DietType::Vegetarian, &ing.name)
                         .is_none(),
                     "{} is not vegetarian",
                     ing.name

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use bench::{Account, Options, System};
-use domain::menu::{MealTime, MenuPlan};
+use domain::menu::MenuPlan;
 use domain::prompt::{DayBrief, SYSTEM_PROMPT};
 use domain::request::GenerationRequest;
+use domain::vocabulary::MealTime;
 use domain::{foods, rules};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::{DietType, Restriction};
+use crate::vocabulary::{DietType, Restriction};
 
 /// What an ingredient is made of, as far as diets, restrictions and disliked foods care.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

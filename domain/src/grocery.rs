@@ -108,7 +108,8 @@ fn displayed(quantity: f64, unit: Unit) -> (f64, Unit) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::menu::{Complexity, Day, Ingredient, Meal, MealTime, Nutrition};
+    use crate::menu::{Day, Ingredient, Meal, Nutrition};
+    use crate::vocabulary::{Complexity, MealTime};
 
     fn dish(meal_time: MealTime, ingredients: &[(&str, f64, Unit)]) -> Meal {
         Meal {

@@ -4,6 +4,7 @@
 //! ([`grocery`]) and the brief a day's prompt is built from ([`prompt`]). The API, the worker
 //! and the stand-in LLM all use it; nothing here talks to PostgreSQL, Redis or the network.
 
+pub mod field_error;
 pub mod foods;
 pub mod grocery;
 pub mod menu;
@@ -11,3 +12,4 @@ pub mod prompt;
 pub mod request;
 pub mod rules;
 pub mod tokens;
+pub mod vocabulary;

@@ -9,77 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A time of day a dish is eaten. Requests name meal times from the first three; snacks are
-/// counted separately (`snacks_per_day`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum MealTime {
-    Breakfast,
-    Lunch,
-    Dinner,
-    Snack,
-}
-
-impl MealTime {
-    pub const MEALS: [MealTime; 3] = [MealTime::Breakfast, MealTime::Lunch, MealTime::Dinner];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MealTime::Breakfast => "breakfast",
-            MealTime::Lunch => "lunch",
-            MealTime::Dinner => "dinner",
-            MealTime::Snack => "snack",
-        }
-    }
-}
-
-/// How demanding a dish is to cook; the request's 0–100 `prep_complexity` maps onto it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Complexity {
-    Minimal,
-    Easy,
-    Standard,
-    Complex,
-}
-
-impl Complexity {
-    /// minimal (≤ 25), easy (≤ 50), standard (≤ 75), complex.
-    pub fn from_score(score: u8) -> Self {
-        match score {
-            0..=25 => Complexity::Minimal,
-            26..=50 => Complexity::Easy,
-            51..=75 => Complexity::Standard,
-            _ => Complexity::Complex,
-        }
-    }
-}
+use crate::vocabulary::{Complexity, MealTime};
 
 /// Units a quantity may be given in. A closed set so quantities can be summed and converted.
 #[derive(

@@ -13,8 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::menu::{Complexity, Day, MealTime};
-use crate::request::{Appliance, Cuisine, DietType, GenerationRequest, Macros, Restriction};
+use crate::menu::Day;
+use crate::request::{GenerationRequest, Macros};
+use crate::vocabulary::{Appliance, Complexity, Cuisine, DietType, MealTime, Restriction};
 
 /// How many earlier days a main ingredient may not come back from.
 pub const MAIN_INGREDIENT_WINDOW: usize = 3;

@@ -10,138 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::menu::{Complexity, MealTime};
-
-/// A problem with one field of a client's input. `field` is a dotted path (`macros.protein`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DietType {
-    #[default]
-    Omnivore,
-    Vegetarian,
-    Vegan,
-    Pescatarian,
-    Keto,
-    Paleo,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Restriction {
-    GlutenFree,
-    DairyFree,
-    NutFree,
-    EggFree,
-    SoyFree,
-    ShellfishFree,
-    LowSodium,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cuisine {
-    American,
-    British,
-    Caribbean,
-    Chinese,
-    French,
-    Greek,
-    Indian,
-    Italian,
-    Japanese,
-    Korean,
-    Mediterranean,
-    Mexican,
-    MiddleEastern,
-    Moroccan,
-    Spanish,
-    Thai,
-    Vietnamese,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Appliance {
-    Oven,
-    Stovetop,
-    Microwave,
-    AirFryer,
-    PressureCooker,
-    SlowCooker,
-    Grill,
-    Blender,
-    FoodProcessor,
-    RiceCooker,
-}
-
-/// Quality tier; each maps to a configured model name.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelTier {
-    #[default]
-    Standard,
-    Premium,
-}
+use crate::field_error::FieldError;
+use crate::vocabulary::{
+    Appliance, Complexity, Cuisine, DietType, MealTime, ModelTier, Restriction,
+};
 
 /// Macro targets as sent by a client (percent of calories).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
@@ -333,7 +205,7 @@ pub mod defaults {
 
 /// For an optional field whose schema says `nullable: false`: present means a value, and
 /// `null` is refused (a type error) rather than read as absent. Use with `#[serde(default,
-/// deserialize_with = "shared::request::present")]`.
+/// deserialize_with = "domain::request::present")]`.
 pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {

@@ -5,8 +5,9 @@
 use serde::Serialize;
 
 use crate::foods::{diet_conflict, main_key, matches_food, normalize, restriction_conflict};
-use crate::menu::{Day, Meal, MealTime};
+use crate::menu::{Day, Meal};
 use crate::prompt::DayBrief;
+use crate::vocabulary::MealTime;
 
 /// The stable code of each rule, for callers that count or filter problems.
 pub mod code {
@@ -455,9 +456,10 @@ fn macros(brief: &DayBrief, day: &Day, problems: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::menu::{Complexity, Ingredient, Nutrition, Unit};
+    use crate::menu::{Ingredient, Nutrition, Unit};
     use crate::prompt::DishTarget;
-    use crate::request::{DietType, Macros, Restriction};
+    use crate::request::Macros;
+    use crate::vocabulary::{Complexity, DietType, Restriction};
 
     const SERVINGS: u8 = 2;
 

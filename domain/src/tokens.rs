@@ -4,8 +4,8 @@
 
 use tiktoken_rs::o200k_base_singleton;
 
-use crate::menu::MealTime;
 use crate::prompt::DayBrief;
+use crate::vocabulary::MealTime;
 
 /// Tokens OpenAI adds around each message (role markers) and to prime the reply, per its
 /// cookbook's counting recipe for the gpt-4o family.

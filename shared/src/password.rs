@@ -8,7 +8,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 
 /// A new password's length in characters. At least 12 (NIST SP 800-63B-4 §3.1.1.2 asks for at
 /// least 15 where a password is the only factor and 8 otherwise; OWASP's ASVS 5.0 §6.2.1 asks

@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
-use domain::menu::{Complexity, Ingredient, Meal, MealTime, Nutrition, Unit};
-use domain::request::Cuisine;
+use domain::menu::{Ingredient, Meal, Nutrition, Unit};
+use domain::vocabulary::{Complexity, Cuisine, MealTime};
 use serde::Deserialize;
 
 /// One recipe as written: ingredients and nutrition for a single serving.

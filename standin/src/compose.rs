@@ -11,10 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use domain::foods::{diet_conflict, main_key, matches_food, normalize, restriction_conflict};
-use domain::menu::{Day, Meal, MealTime, Nutrition};
+use domain::menu::{Day, Meal, Nutrition};
 use domain::prompt::{DayBrief, DishTarget};
-use domain::request::{DietType, Restriction};
 use domain::rules::{MACRO_TOLERANCE_POINTS, Problem, check_day};
+use domain::vocabulary::{DietType, MealTime, Restriction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -455,8 +455,8 @@ fn overportion(meal: &mut Meal, factor: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::menu::Complexity;
     use domain::request::Macros;
+    use domain::vocabulary::Complexity;
 
     fn brief() -> DayBrief {
         DayBrief {
@@ -549,8 +549,8 @@ mod tests {
         let mut b = brief();
         b.max_minutes_per_meal = Some(20);
         b.cuisines = vec![
-            domain::request::Cuisine::Italian,
-            domain::request::Cuisine::Greek,
+            domain::vocabulary::Cuisine::Italian,
+            domain::vocabulary::Cuisine::Greek,
         ];
         let c = compose(&b, 5);
         assert_eq!(c.problems, vec![]);

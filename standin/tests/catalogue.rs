@@ -5,8 +5,9 @@
 use chrono::NaiveDate;
 use domain::menu::Day;
 use domain::prompt::DayBrief;
-use domain::request::{DietType, GenerationRequest, MacrosInput, MenuOptions, Restriction};
+use domain::request::{GenerationRequest, MacrosInput, MenuOptions};
 use domain::rules::check_day;
+use domain::vocabulary::{DietType, Restriction};
 use standin::compose::compose;
 
 const TARGETS: [(i64, i64, i64); 3] = [(40, 30, 30), (30, 40, 30), (25, 50, 25)];

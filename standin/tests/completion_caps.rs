@@ -2,10 +2,10 @@
 //! stand-in's realistic answers, for every shape of day: a tight cap must not cut answers.
 
 use chrono::NaiveDate;
-use domain::menu::MealTime;
 use domain::prompt::DayBrief;
-use domain::request::{DietType, GenerationRequest, MenuOptions};
+use domain::request::{GenerationRequest, MenuOptions};
 use domain::tokens::completion_cap;
+use domain::vocabulary::{DietType, MealTime};
 use standin::compose::{answer_content, compose};
 use standin::tokens;
 

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter};

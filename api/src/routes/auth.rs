@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::request::FieldError;
+use domain::field_error::FieldError;
 use serde::{Deserialize, Serialize};
 use shared::db::sessions as sessions_db;
 use shared::db::users::{self, Role, User};

@@ -8,7 +8,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use api::{AppState, Config};
-use domain::menu::{Complexity, Day, Ingredient, Meal, MealTime, MenuPlan, Nutrition, Unit};
+use domain::menu::{Day, Ingredient, Meal, MenuPlan, Nutrition, Unit};
+use domain::vocabulary::{Complexity, MealTime};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};

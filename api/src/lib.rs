@@ -1,14 +1,14 @@
 //! The HTTP API: validates menu generation requests and enqueues them as jobs, and serves jobs,
 //! menus, preferences and coaching links (DESIGN.md §6). Generation itself happens in workers.
+//! Operating the service (the admin API, the dashboard and `api admin`) is one wing, [`admin`].
 //!
 //! [`AppState::new`] connects, [`router`] builds the routes, [`serve`] runs them on a listener
 //! until a shutdown future completes; [`run`] is the binary's whole life.
 
 pub mod admin;
 pub mod auth;
-pub mod cli;
 pub mod config;
-pub mod dashboard;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod views;
 
 use std::net::SocketAddr;
 
@@ -70,7 +71,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             migrate(&database).await?;
             tracing::info!("migrations applied");
         }
-        Command::Admin(args) => cli::run(args).await?,
+        Command::Admin(args) => admin::cli::run(args).await?,
         Command::Serve(args) => {
             let config = args.config;
             config.check()?;

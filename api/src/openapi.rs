@@ -12,9 +12,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::OpenApi;
+use std::collections::BTreeMap;
+
+use utoipa::openapi::response::Response;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, ToResponse};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa::{IntoResponses, Modify, ToResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -226,6 +229,61 @@ pub struct Internal(pub Envelope);
     ("Retry-After" = u64, description = "With `busy` and `database_unavailable`: seconds to wait before trying again")
 ))]
 pub struct Unavailable(pub Envelope);
+
+// The error responses that several operations give alike, as one set each: an operation lists
+// the set in its `responses(…)` after its own answers.
+
+/// What an admin's paged list (the audit log, the batch runs) may refuse with: 400
+/// `InvalidQuery`, 401 `Unauthenticated`, 403 `AdminOnly`, 422 `InvalidPage`, 500 `Internal`,
+/// 503 `Unavailable`.
+pub struct AdminPageRefusals;
+
+impl IntoResponses for AdminPageRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs([
+            (400, InvalidQuery::response().0),
+            (401, Unauthenticated::response().0),
+            (403, AdminOnly::response().0),
+            (422, InvalidPage::response().0),
+            (500, Internal::response().0),
+            (503, Unavailable::response().0),
+        ])
+    }
+}
+
+/// What an admin's bulk action (requeue or cancel every job a filter matches) may refuse with:
+/// 400 `MalformedJson`, 401 `Unauthenticated`, 403 `AdminOnly`, 413 `BodyTooLarge`, 415
+/// `NotJson`, 422 `InvalidFilter`, 500 `Internal`, 503 `Unavailable`.
+pub struct BulkRefusals;
+
+impl IntoResponses for BulkRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs([
+            (400, MalformedJson::response().0),
+            (401, Unauthenticated::response().0),
+            (403, AdminOnly::response().0),
+            (413, BodyTooLarge::response().0),
+            (415, NotJson::response().0),
+            (422, InvalidFilter::response().0),
+            (500, Internal::response().0),
+            (503, Unavailable::response().0),
+        ])
+    }
+}
+
+/// Each status with a reference to the response component of that name, as
+/// `(status = …, response = …)` gives it.
+fn refs<const N: usize>(answers: [(u16, &str); N]) -> BTreeMap<String, RefOr<Response>> {
+    answers
+        .into_iter()
+        .map(|(status, name)| {
+            (
+                status.to_string(),
+                RefOr::Ref(Ref::from_response_name(name)),
+            )
+        })
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {

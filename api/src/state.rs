@@ -142,8 +142,8 @@ impl AppState {
 
 impl AppState {
     /// The stores, for admin operations.
-    pub fn stores(&self) -> crate::admin::Stores<'_> {
-        crate::admin::Stores {
+    pub fn stores(&self) -> crate::admin::ops::Stores<'_> {
+        crate::admin::ops::Stores {
             db: &self.db,
             queue: &self.queue,
         }

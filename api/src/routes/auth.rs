@@ -1,5 +1,5 @@
-//! Accounts: register, log in, renew and end a session, change a password, who am I, and an
-//! admin's change of an account's role or state.
+//! Accounts: register, log in, renew and end a session, change a password, who am I, and what
+//! one's requests have cost. (An admin's change of an account is in `crate::admin`.)
 //!
 //! Whatever hashes a password runs under the per-address rate limit and the hashing bound. No
 //! database connection is held while a password is hashed.
@@ -7,59 +7,27 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::field_error::FieldError;
 use serde::{Deserialize, Serialize};
+use shared::db::jobs;
 use shared::db::sessions as sessions_db;
 use shared::db::users::{self, Role, User};
-use shared::db::{admin, jobs};
 use shared::password;
-use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use crate::auth::{self, AdminUser, CurrentUser};
+use crate::auth::{self, CurrentUser};
+use crate::email::{Email, checked_email};
 use crate::error::{ApiError, Envelope};
-use crate::extract::{Id, JsonBody};
+use crate::extract::JsonBody;
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidBody, MalformedJson, NotFound, NotJson,
-    TooManyRequests, Unauthenticated, Unavailable,
+    BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, TooManyRequests, Unauthenticated,
+    Unavailable,
 };
 use crate::rate_limit::ClientAddr;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
-
-/// What [`checked_email`] accepts, as an ECMA-262 pattern for the document: optional
-/// whitespace, 3 to 254 characters with no whitespace or control character, one `@` with
-/// something before it and a dot in the domain, which does not end with a dot.
-pub(crate) const EMAIL_PATTERN: &str = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?=[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{3,254}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$)[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+\.[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@.\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
-
-/// An email address as a client sends it: read as any string, checked by [`checked_email`],
-/// documented with [`EMAIL_PATTERN`] (a schema attribute takes only a literal, and the rule is
-/// used by more than one body).
-#[derive(Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Email(pub String);
-
-impl PartialSchema for Email {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(EMAIL_PATTERN))
-            .description(Some(
-                "An address of a plausible shape (`name@example.com`), at most 254 characters \
-                 once trimmed",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Email {}
-
-/// The longest address SMTP can deliver to.
-const EMAIL_CHARS: usize = 254;
+use crate::views::UserView;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -70,7 +38,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(change_password))
         .routes(routes!(usage))
-        .routes(routes!(update_account))
 }
 
 /// The roles anyone may sign up with; admins are made by operators.
@@ -120,41 +87,6 @@ struct PasswordChange {
     /// 12 to 1,024 characters, not the email.
     #[schema(min_length = 12, max_length = 1024)]
     new_password: String,
-}
-
-/// What an admin changes of an account; at least one field.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
-struct AccountChange {
-    #[serde(default, deserialize_with = "domain::request::present")]
-    #[schema(nullable = false)]
-    role: Option<Role>,
-    /// `true` ends its sessions and refuses its logins; `false` lets it log in again.
-    #[serde(default, deserialize_with = "domain::request::present")]
-    #[schema(nullable = false)]
-    disabled: Option<bool>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[schema(as = User)]
-struct UserView {
-    id: Uuid,
-    email: String,
-    role: Role,
-    /// Whether an admin disabled the account.
-    disabled: bool,
-}
-
-impl From<User> for UserView {
-    fn from(user: User) -> Self {
-        UserView {
-            id: user.id,
-            email: user.email,
-            role: user.role,
-            disabled: user.disabled_at.is_some(),
-        }
-    }
 }
 
 /// What register, login, refresh and a password change answer: the account, a short-lived
@@ -249,12 +181,7 @@ async fn register(
         return Err(ApiError::Validation(problems));
     }
     state.login_limit.check(&addr)?;
-    let password = body.password;
-    let hash = state
-        .hasher
-        .run(move || password::hash(&password))
-        .await?
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash a password: {e}")))?;
+    let hash = hash_password(&state, body.password).await?;
     let role = match body.role {
         SignupRole::User => Role::User,
         SignupRole::Coach => Role::Coach,
@@ -454,12 +381,7 @@ async fn change_password(
         Err(ApiError::InvalidCredentials) => return Err(ApiError::Forbidden(WRONG_PASSWORD)),
         other => other?,
     };
-    let new_password = body.new_password;
-    let hash = state
-        .hasher
-        .run(move || password::hash(&new_password))
-        .await?
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash a password: {e}")))?;
+    let hash = hash_password(&state, body.new_password).await?;
     let mut tx = state.db.begin().await?;
     users::set_password(&mut tx, user.id, &hash).await?;
     sessions_db::revoke_all(&mut tx, user.id, None).await?;
@@ -468,80 +390,17 @@ async fn change_password(
     Ok(Json(Session::open(&state, user).await?))
 }
 
+/// The argon2id hash of a new password, computed under the hashing bound, off the async threads.
+async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    state
+        .hasher
+        .run(move || password::hash(&password))
+        .await?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hash a password: {e}")))
+}
+
 /// What a password change answers when the current password is wrong.
 const WRONG_PASSWORD: &str = "current_password is not this account's password";
-
-/// Changes an account's role, or disables or re-enables it. Takes effect on the account's next
-/// request: its tokens carry the new role, and a disabled account's sessions end.
-#[utoipa::path(
-    patch,
-    path = "/v1/admin/users/{id}",
-    operation_id = "update_account",
-    tag = "admin",
-    security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The account")),
-    request_body = AccountChange,
-    responses(
-        (status = 200, description = "The account as it is now", body = UserView),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
-        (
-            status = 422,
-            description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
-                `validation_failed`: the body changes nothing (`empty_change`), or an admin \
-                would disable or demote their own account (`own_account`)",
-            body = Envelope,
-        ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
-    )
-)]
-async fn update_account(
-    State(state): State<AppState>,
-    admin: AdminUser,
-    Id(id): Id,
-    JsonBody(body): JsonBody<AccountChange>,
-) -> Result<Json<UserView>, ApiError> {
-    if body.role.is_none() && body.disabled.is_none() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "",
-            "empty_change",
-            "give role, disabled or both",
-        )]));
-    }
-    // An admin cannot lock themself out; another admin can.
-    if id == admin.id
-        && (body.disabled == Some(true) || body.role.is_some_and(|r| r != Role::Admin))
-    {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            if body.disabled == Some(true) {
-                "disabled"
-            } else {
-                "role"
-            },
-            "own_account",
-            "an admin cannot disable or demote their own account",
-        )]));
-    }
-    let user = {
-        let mut tx = state.db.begin().await?;
-        let user = users::update_account(&mut tx, id, body.role, body.disabled)
-            .await?
-            .ok_or(ApiError::NotFound("account"))?;
-        if body.disabled == Some(true) {
-            sessions_db::revoke_all(&mut tx, id, None).await?;
-        }
-        admin::record(&mut tx, admin.id, "update_account", None, None, 1).await?;
-        tx.commit().await?;
-        user
-    };
-    sessions::account_changed(&state, id).await;
-    Ok(Json(user.into()))
-}
 
 /// What the caller's requests have cost: LLM calls and tokens over every job they submitted.
 #[utoipa::path(
@@ -578,31 +437,6 @@ struct UsageView {
     total_tokens: i64,
 }
 
-/// A trimmed email address of a plausible shape: one `@`, something on each side, a dot in the
-/// domain, no spaces. Whether it is deliverable only a mail could tell.
-pub(crate) fn checked_email(field: &str, raw: &str) -> Result<String, FieldError> {
-    let email = raw.trim();
-    let plausible = email.chars().count() <= EMAIL_CHARS
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain
-                    .split_once('.')
-                    .is_some_and(|(head, tail)| !head.is_empty() && !tail.is_empty())
-                && !domain.ends_with('.')
-        });
-    if plausible {
-        Ok(email.to_string())
-    } else {
-        Err(FieldError::new(
-            field,
-            "invalid_email",
-            format!("{field} must be an email address like name@example.com"),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use utoipa::PartialSchema;
@@ -619,53 +453,6 @@ mod tests {
             let password = &schema["properties"][field];
             assert_eq!(password["minLength"], *password::LENGTH.start());
             assert_eq!(password["maxLength"], *password::LENGTH.end());
-        }
-    }
-
-    #[test]
-    fn the_documented_email_pattern_accepts_what_the_check_accepts() {
-        let pattern = fancy_regex::Regex::new(EMAIL_PATTERN).unwrap();
-        for email in [
-            "a@b.co",
-            " Ann.Lee+menus@example.org ",
-            "x@sub.domain.io",
-            "\tå@é.fr\n",
-            "",
-            "ann",
-            "@b.co",
-            "a@",
-            "a@b",
-            "a@@b.co",
-            "a b@c.co",
-            "a@b.",
-            "a@.co",
-            "a\u{7}@b.co",
-            "a@b.c\u{2028}o",
-            &format!("{}@b.co", "a".repeat(250)),
-            &format!("{}@b.co", "a".repeat(249)),
-        ] {
-            assert_eq!(
-                pattern.is_match(email).unwrap(),
-                checked_email("email", email).is_ok(),
-                "{email:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn plausible_emails_pass_and_others_are_named() {
-        for good in ["a@b.co", " Ann.Lee+menus@example.org ", "x@sub.domain.io"] {
-            assert!(checked_email("email", good).is_ok(), "{good}");
-        }
-        for bad in [
-            "", "ann", "@b.co", "a@", "a@b", "a@@b.co", "a b@c.co", "a@b.", "a@.co",
-        ] {
-            let e = checked_email("email", bad).unwrap_err();
-            assert_eq!(
-                (e.field.as_str(), e.code),
-                ("email", "invalid_email"),
-                "{bad}"
-            );
         }
     }
 }

@@ -14,15 +14,14 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::CurrentUser;
+use crate::email::{Email, checked_email};
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody};
 use crate::openapi::{
     BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, Unauthenticated, Unavailable,
 };
-use crate::routes::auth::{Email, checked_email};
 use crate::state::AppState;
 
 /// The coaching routes: invitations, links, and ending a link from either side.
@@ -53,29 +52,6 @@ struct Links {
 
 /// What anyone but a coach is told on the coach's routes.
 const COACHES_ONLY: &str = "only coach accounts may do this";
-
-/// Whose jobs and menus a request is about: the caller's own, or with `client_id` a linked
-/// client's (coaches only). A client who is not linked (or no longer is) is reported as not
-/// found.
-pub(crate) async fn acting_for(
-    conn: &mut PgConnection,
-    caller: &CurrentUser,
-    client_id: Option<Uuid>,
-) -> Result<Uuid, ApiError> {
-    let Some(client_id) = client_id else {
-        return Ok(caller.id);
-    };
-    if caller.role != Role::Coach {
-        return Err(ApiError::Forbidden(
-            "only coach accounts may act for a client (client_id)",
-        ));
-    }
-    if coaching::is_client(conn, caller.id, client_id).await? {
-        Ok(client_id)
-    } else {
-        Err(ApiError::ClientNotFound)
-    }
-}
 
 /// Invites a client by email; inviting the same address again answers the existing link.
 #[utoipa::path(

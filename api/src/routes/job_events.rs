@@ -20,8 +20,8 @@ use crate::error::ApiError;
 use crate::events::Listener;
 use crate::extract::Id;
 use crate::openapi::{Internal, NotFound, Unauthenticated, Unavailable};
-use crate::routes::jobs::{JobView, visible_job};
 use crate::state::AppState;
+use crate::views::{JobView, visible_job};
 
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

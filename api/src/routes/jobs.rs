@@ -6,25 +6,22 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use domain::field_error::FieldError;
-use domain::request::GenerationRequest;
-use serde::Serialize;
 use shared::db::Cursor;
 use shared::db::admin::{self, JobFilter};
-use shared::db::jobs::{self, JobRow, Target};
-use shared::job::{JobError, JobStatus};
-use utoipa::{IntoParams, ToSchema};
+use shared::db::jobs::Target;
+use shared::job::JobStatus;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
+use crate::admin::filter;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, Query, QueryParams};
 use crate::openapi::{Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
+use crate::views::{JobPage, JobView, visible_job};
 
 /// `?wait=` in seconds: long enough to save most polls, short enough for proxies' idle limits.
 const WAIT_SECS: (i64, i64) = (0, 25);
@@ -35,25 +32,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(show, cancel))
-}
-
-/// The `status` query parameter: one job status, or none when absent or empty.
-pub fn status_param(params: &QueryParams) -> Result<Option<JobStatus>, ApiError> {
-    params
-        .text("status")
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            serde_json::from_value::<JobStatus>(serde_json::Value::String(s.to_string())).map_err(
-                |_| {
-                    ApiError::Validation(vec![FieldError::new(
-                        "status",
-                        "invalid_value",
-                        "status must be one of queued, running, retrying, succeeded, failed, cancelled",
-                    )])
-                },
-            )
-        })
-        .transpose()
 }
 
 /// The query of `GET /v1/jobs`, besides the page.
@@ -68,7 +46,7 @@ impl FromQuery for JobListParams {
     fn from_query(params: &QueryParams) -> Result<Self, ApiError> {
         params.non_empty("status")?;
         Ok(JobListParams {
-            status: status_param(params)?,
+            status: filter::status_param(params)?,
         })
     }
 }
@@ -92,97 +70,6 @@ impl FromQuery for WaitParams {
             wait: Duration::from_secs(secs.unsigned_abs()),
         })
     }
-}
-
-/// Where a job's status can be read.
-pub fn status_url(id: Uuid) -> String {
-    format!("/v1/jobs/{id}")
-}
-
-/// Days generated and saved so far, of all the menu's days.
-#[derive(Serialize, ToSchema)]
-pub struct Progress {
-    pub days_done: i32,
-    pub days_total: i32,
-}
-
-/// What the job's LLM calls have cost so far.
-#[derive(Serialize, ToSchema)]
-#[schema(as = JobUsage)]
-pub struct UsageView {
-    pub llm_calls: i32,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-}
-
-/// A job as clients see it.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Job)]
-pub struct JobView {
-    pub id: Uuid,
-    pub owner_id: Uuid,
-    pub requested_by: Uuid,
-    pub status: JobStatus,
-    pub progress: Progress,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    /// The last error; cleared when the job succeeds.
-    pub error: Option<JobError>,
-    pub menu_id: Option<Uuid>,
-    pub menu_url: Option<String>,
-    /// The weekly batch that created the job; `null` for a job someone submitted.
-    pub batch_id: Option<Uuid>,
-    /// The request as resolved: explicit values, then stored preferences, then defaults.
-    pub request: GenerationRequest,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub usage: UsageView,
-}
-
-impl From<JobRow> for JobView {
-    fn from(row: JobRow) -> Self {
-        JobView {
-            id: row.id,
-            owner_id: row.owner_id,
-            requested_by: row.requested_by,
-            status: row.status,
-            progress: Progress {
-                days_done: row.days_done,
-                days_total: row.days_total,
-            },
-            attempts: row.attempts,
-            max_attempts: row.max_attempts,
-            error: row
-                .last_error_code
-                .zip(row.last_error_message)
-                .map(|(code, message)| JobError::new(code, message)),
-            menu_id: row.menu_id,
-            menu_url: row.menu_id.map(super::menus::menu_url),
-            batch_id: row.batch_id,
-            request: row.request.0,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            next_attempt_at: row.next_attempt_at,
-            finished_at: row.finished_at,
-            usage: UsageView {
-                llm_calls: row.llm_calls,
-                prompt_tokens: row.prompt_tokens,
-                completion_tokens: row.completion_tokens,
-                total_tokens: row.prompt_tokens + row.completion_tokens,
-            },
-        }
-    }
-}
-
-/// A page of jobs, newest first (also the admin list's).
-#[derive(Serialize, ToSchema)]
-pub struct JobPage {
-    pub items: Vec<JobView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// The caller's jobs, newest first.
@@ -296,18 +183,6 @@ async fn show(
         _ = state.stopping.cancelled() => {}
     }
     Ok(Json(visible_job(&state, id, caller.id).await?.into()))
-}
-
-/// The job `id` if `viewer` may see it (its owner, or the owner's coach); 404 otherwise.
-pub(crate) async fn visible_job(
-    state: &AppState,
-    id: Uuid,
-    viewer: Uuid,
-) -> Result<JobRow, ApiError> {
-    let mut conn = shared::db::hold(&state.db, "jobs").await?;
-    jobs::get_visible(&mut conn, id, viewer)
-        .await?
-        .ok_or(ApiError::NotFound("job"))
 }
 
 /// Cancels a job that has not finished.

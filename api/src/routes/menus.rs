@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use shared::db::Cursor;
 use shared::db::jobs::{self, Inserted, NewJob};
 use shared::db::menus::{self, MenuRow};
-use shared::db::preferences;
+use shared::db::users::Role;
+use shared::db::{coaching, preferences};
 use shared::job::JobStatus;
+use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -28,9 +30,8 @@ use crate::openapi::{
     BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, Unauthenticated, Unavailable,
 };
 use crate::pagination::{self, PageParams};
-use crate::routes::coaching::acting_for;
-use crate::routes::jobs::{JobView, status_url};
 use crate::state::AppState;
+use crate::views::{JobView, menu_url, status_url};
 
 /// What a submission refused for the jobs waiting suggests waiting: about one job's time.
 const WAITING_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -45,8 +46,27 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(groceries))
 }
 
-pub fn menu_url(id: Uuid) -> String {
-    format!("/v1/menus/{id}")
+/// Whose jobs and menus a request is about: the caller's own, or with `client_id` a linked
+/// client's (coaches only). A client who is not linked (or no longer is) is reported as not
+/// found.
+async fn acting_for(
+    conn: &mut PgConnection,
+    caller: &CurrentUser,
+    client_id: Option<Uuid>,
+) -> Result<Uuid, ApiError> {
+    let Some(client_id) = client_id else {
+        return Ok(caller.id);
+    };
+    if caller.role != Role::Coach {
+        return Err(ApiError::Forbidden(
+            "only coach accounts may act for a client (client_id)",
+        ));
+    }
+    if coaching::is_client(conn, caller.id, client_id).await? {
+        Ok(client_id)
+    } else {
+        Err(ApiError::ClientNotFound)
+    }
 }
 
 /// What a submission answers.

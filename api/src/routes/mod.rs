@@ -1,12 +1,12 @@
-//! The HTTP routes, one module per resource, merged into one router.
+//! The HTTP routes, one module per resource, merged into one router with the admin wing's
+//! (`crate::admin`: its JSON routes and its dashboard). No route module imports another: what
+//! several show is in `crate::views`.
 //!
 //! Every JSON route is registered with `utoipa_axum::routes!` in its module, which describes it in
 //! the OpenAPI document as it adds it to the router (see `crate::openapi`); a plain `.route(`
 //! would serve a route the document does not list, and `tests/openapi.rs` refuses one.
 
-pub mod admin;
 pub mod auth;
-pub mod batches;
 pub mod coaching;
 pub mod health;
 pub mod job_events;
@@ -18,6 +18,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::admin;
 use crate::middleware;
 use crate::openapi::{self, ApiDoc};
 use crate::state::AppState;
@@ -28,7 +29,7 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .merge(openapi::routes(document))
         // HTML pages for people, not part of the JSON API the document describes.
-        .merge(crate::dashboard::routes());
+        .merge(admin::pages::routes());
     middleware::apply(routes, &state).with_state(state)
 }
 
@@ -42,5 +43,5 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(job_events::routes())
         .merge(coaching::routes())
-        .merge(admin::routes())
+        .merge(admin::routes::routes())
 }

@@ -7,20 +7,19 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use shared::batch::RunStatus;
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::ScheduleConfig;
 use shared::config::{DatabaseConfig, RedisConfig};
-use shared::db::admin::JobFilter;
 use shared::db::users::{self, Role};
-use shared::job::JobStatus;
 use shared::lifecycle::Lifecycle;
 use shared::queue::Queue;
 use telemetry::LogConfig;
 use uuid::Uuid;
 
-use crate::admin::{self, Stores};
+use super::filter::FilterArgs;
+use super::ops::{self, Stores};
 use crate::pagination;
 
 /// How often `batch run` looks again at a batch another process is enqueuing.
@@ -122,46 +121,6 @@ pub enum RoleArg {
     Admin,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct FilterArgs {
-    /// Jobs in this state: queued, running, retrying, succeeded, failed or cancelled.
-    #[arg(long, value_parser = status)]
-    status: Option<JobStatus>,
-    /// Jobs whose last error has this code, such as llm_server_error.
-    #[arg(long)]
-    error_code: Option<String>,
-    /// The person the jobs are for.
-    #[arg(long)]
-    user_id: Option<Uuid>,
-    /// Jobs of one scheduled batch.
-    #[arg(long)]
-    batch_id: Option<Uuid>,
-    /// Jobs created at or after this time (RFC 3339, such as 2026-11-26T09:00:00Z).
-    #[arg(long)]
-    created_after: Option<DateTime<Utc>>,
-    /// Jobs created before this time (RFC 3339).
-    #[arg(long)]
-    created_before: Option<DateTime<Utc>>,
-}
-
-fn status(raw: &str) -> Result<JobStatus, String> {
-    serde_json::from_value(serde_json::Value::String(raw.to_string()))
-        .map_err(|_| "one of queued, running, retrying, succeeded, failed, cancelled".to_string())
-}
-
-impl FilterArgs {
-    fn filter(self) -> JobFilter {
-        JobFilter {
-            status: self.status,
-            error_code: self.error_code,
-            user_id: self.user_id,
-            batch_id: self.batch_id,
-            created_after: self.created_after,
-            created_before: self.created_before,
-        }
-    }
-}
-
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let db = shared::db::connect(&args.database)
@@ -194,29 +153,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             };
-            let n = admin::requeue_matching(
-                stores,
-                admin_id,
-                &filter.filter(),
-                reset_attempts,
-                &progress,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n =
+                ops::requeue_matching(stores, admin_id, &filter.into(), reset_attempts, &progress)
+                    .await?;
             bar.finish_and_clear();
             println!("requeued {n} job(s)");
         }
         AdminCommand::Cancel { admin, filter } => {
             let admin_id = admin_id(&db, &admin).await?;
-            let n = admin::cancel_matching(stores, admin_id, &filter.filter())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let n = ops::cancel_matching(stores, admin_id, &filter.into()).await?;
             println!("cancelled {n} job(s)");
         }
         AdminCommand::Stats => {
-            let stats = admin::stats(stores)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stats = ops::stats(stores).await?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }
         AdminCommand::Batch { command } => batch(stores, command).await?,
@@ -225,7 +174,6 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 }
 
 async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> {
-    let refused = |e: crate::ApiError| anyhow::anyhow!("{e}");
     match command {
         BatchCommand::Run {
             admin,
@@ -236,16 +184,13 @@ async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> 
         } => {
             let admin_id = admin_id(stores.db, &admin).await?;
             let tz = schedule.timezone;
-            let period_start = admin::batch_period(tz, period_start).map_err(refused)?;
+            let period_start = ops::batch_period(tz, period_start)?;
             if dry_run {
                 let plan = enqueue::dry_run(stores.db, period_start).await?;
                 println!("{}", serde_json::to_string_pretty(&plan)?);
                 return Ok(());
             }
-            let id = match admin::start_batch(stores, admin_id, tz, period_start)
-                .await
-                .map_err(refused)?
-            {
+            let id = match ops::start_batch(stores, admin_id, tz, period_start).await? {
                 Started::Created(run) => {
                     eprintln!("started batch {} for {period_start}", run.id);
                     run.id
@@ -261,7 +206,7 @@ async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> 
             };
             let life = Lifecycle::new(stores.db.clone(), stores.queue.clone());
             enqueue_to_the_end(&life, id, &enqueue).await?;
-            let summary = admin::batch(stores, id).await.map_err(refused)?;
+            let summary = ops::batch(stores, id).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         BatchCommand::List { limit, cursor } => {
@@ -269,15 +214,13 @@ async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> 
                 .as_deref()
                 .map(pagination::decode)
                 .transpose()
-                .map_err(refused)?;
-            let (items, next_cursor) = admin::batches_page(stores, cursor, limit)
-                .await
-                .map_err(refused)?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (items, next_cursor) = ops::batches_page(stores, cursor, limit).await?;
             let page = serde_json::json!({ "items": items, "next_cursor": next_cursor });
             println!("{}", serde_json::to_string_pretty(&page)?);
         }
         BatchCommand::Show { id } => {
-            let summary = admin::batch(stores, id).await.map_err(refused)?;
+            let summary = ops::batch(stores, id).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
     }

@@ -1,6 +1,6 @@
-//! The admin dashboard at `/admin`: server-rendered HTML over the admin operations, for admins
-//! logged in with their password. Pages need no JavaScript; actions are plain forms, each
-//! carrying a CSRF token bound to the session.
+//! The admin dashboard at `/admin`: server-rendered HTML over the admin operations
+//! (`super::ops`), for admins logged in with their password. Pages need no JavaScript; actions
+//! are plain forms, each carrying a CSRF token bound to the session.
 //!
 //! `session` (the cookie and who it says is asking), `csrf` (form tokens), `login`, the pages
 //! (`overview`, `jobs`, `batches`, `audit`), `actions` (requeue and cancel), and what they

@@ -1,6 +1,5 @@
-//! The weekly batch for admins (part of the admin API: role `admin`, anyone else gets 403):
-//! start one by hand for a period (or see what it would do), list and read batch runs with
-//! their jobs by status and cost, and requeue a batch's failed jobs.
+//! The weekly batch for admins: start one by hand for a period (or see what it would do), list
+//! and read batch runs with their jobs by status and cost, and requeue a batch's failed jobs.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,30 +14,25 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use crate::admin as ops;
+use super::Requeued;
+use crate::admin::ops;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, Query};
 use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, InvalidPage, InvalidQuery, MalformedJson, NotFound, NotJson,
+    AdminOnly, AdminPageRefusals, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson,
     Unauthenticated, Unavailable,
 };
 use crate::pagination::PageParams;
-use crate::routes::admin::Requeued;
 use crate::state::AppState;
+use crate::views::batch_url;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start, list))
         .routes(routes!(show))
         .routes(routes!(requeue_failed))
-}
-
-/// Where a batch run can be read.
-pub fn batch_url(id: Uuid) -> String {
-    format!("/v1/admin/batches/{id}")
 }
 
 /// What to start.
@@ -175,12 +169,7 @@ struct BatchPage {
     params(PageParams),
     responses(
         (status = 200, description = "A page of batch runs", body = BatchPage),
-        (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 422, response = InvalidPage),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminPageRefusals,
     )
 )]
 async fn list(

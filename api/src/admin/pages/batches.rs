@@ -9,9 +9,7 @@ use axum::extract::State;
 use maud::{Markup, html};
 use shared::batch::RunStatus;
 use shared::db::batch_runs::{BatchSummary, JobCounts};
-use shared::db::users;
 use shared::job::JobStatus;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::csrf;
@@ -19,7 +17,7 @@ use super::error::{InPage, PageError};
 use super::flash::Flash;
 use super::layout::{self, maybe_time, none, time};
 use super::session::Admin;
-use crate::admin as ops;
+use crate::admin::ops;
 use crate::extract::{Id, QueryParams};
 use crate::pagination;
 use crate::state::AppState;
@@ -33,7 +31,7 @@ pub async fn list(
     let limit = pagination::limit(&params)?;
     let cursor = pagination::cursor(&params)?;
     let (batches, next) = ops::batches_page(state.stores(), cursor, limit).await?;
-    let emails = emails(&state.db, &batches).await?;
+    let emails = emails(&state, &batches).await?;
     Ok(layout::page(
         "Batches",
         Some(&admin),
@@ -82,7 +80,7 @@ pub async fn show(
     InPage(params): InPage<QueryParams>,
 ) -> Result<Markup, PageError> {
     let batch = ops::batch(state.stores(), id).await?;
-    let emails = emails(&state.db, std::slice::from_ref(&batch)).await?;
+    let emails = emails(&state, std::slice::from_ref(&batch)).await?;
     let run = &batch.run;
     Ok(layout::page(
         &format!("Batch for {}", run.period_start),
@@ -142,16 +140,12 @@ pub async fn show(
 }
 
 /// The emails of the admins who started `batches` by hand, by id.
-async fn emails(db: &PgPool, batches: &[BatchSummary]) -> Result<HashMap<Uuid, String>, PageError> {
+async fn emails(
+    state: &AppState,
+    batches: &[BatchSummary],
+) -> Result<HashMap<Uuid, String>, PageError> {
     let admins: BTreeSet<Uuid> = batches.iter().filter_map(|b| b.run.triggered_by).collect();
-    let mut conn = shared::db::hold(db, "admin").await?;
-    let mut emails = HashMap::new();
-    for id in admins {
-        if let Some(user) = users::find_by_id(&mut conn, id).await? {
-            emails.insert(id, user.email);
-        }
-    }
-    Ok(emails)
+    Ok(ops::emails(state.stores(), admins).await?)
 }
 
 /// How the run started: the schedule (by name), or by hand (by whom).

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::layout;
+use crate::admin::AdminError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,6 +27,13 @@ pub enum PageError {
 impl From<ApiError> for PageError {
     fn from(error: ApiError) -> Self {
         PageError::Refused(error)
+    }
+}
+
+/// An operation's failure, shown as the JSON API would answer it.
+impl From<AdminError> for PageError {
+    fn from(error: AdminError) -> Self {
+        PageError::Refused(error.into())
     }
 }
 

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::csrf::Checked;
 use super::error::{InPage, PageError};
 use super::flash::Flash;
-use super::jobs::{filter_of, filter_query};
-use crate::admin as ops;
+use crate::admin::filter::{self, Reading};
+use crate::admin::ops;
 use crate::extract::{Id, QueryParams};
 use crate::state::AppState;
 
@@ -48,7 +48,7 @@ pub async fn requeue_matching(
     Checked(admin): Checked,
 ) -> Result<Redirect, PageError> {
     // An empty filter (`status=` alone) is refused; the page offers no form for one.
-    let filter = filter_of(&params)?;
+    let filter = filter::read(&params, Reading::Page)?;
     let requeued = ops::requeue_matching(
         state.stores(),
         admin.id,
@@ -59,7 +59,7 @@ pub async fn requeue_matching(
     .await?;
     Ok(Redirect::to(&format!(
         "/admin/jobs?{}&{}",
-        filter_query(&filter),
+        filter::to_query(&filter),
         Flash::RequeuedMatching(requeued).query()
     )))
 }

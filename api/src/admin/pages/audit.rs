@@ -7,22 +7,17 @@ use maud::{Markup, html};
 use super::error::{InPage, PageError};
 use super::layout::{self, none, time};
 use super::session::Admin;
-use crate::admin;
-use crate::extract::QueryParams;
-use crate::pagination;
+use crate::admin::audit_page::ActionPageParams;
+use crate::admin::ops;
+use crate::extract::Query;
 use crate::state::AppState;
 
 pub async fn list(
     State(state): State<AppState>,
     admin: Admin,
-    InPage(params): InPage<QueryParams>,
+    InPage(Query(ActionPageParams { limit, before })): InPage<Query<ActionPageParams>>,
 ) -> Result<Markup, PageError> {
-    let limit = pagination::limit(&params)?;
-    let before = params
-        .text("cursor")
-        .map(|c| c.parse::<i64>().map_err(|_| pagination::invalid_cursor()))
-        .transpose()?;
-    let (actions, next) = admin::actions_page(state.stores(), before, limit).await?;
+    let (actions, next) = ops::actions_page(state.stores(), before, limit).await?;
     Ok(layout::page(
         "Audit log",
         Some(&admin),

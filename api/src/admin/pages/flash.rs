@@ -2,7 +2,7 @@
 //! string as a code (and a count), never as free text, so a crafted link cannot put words of
 //! its own on a dashboard page.
 
-use crate::error::ApiError;
+use crate::admin::AdminError;
 use crate::extract::QueryParams;
 
 /// What an action did, or why it did nothing.
@@ -19,11 +19,11 @@ pub enum Flash {
 impl Flash {
     /// The operation's refusal as a flash; any other failure (the database away…) stays an
     /// error and is shown as an error page.
-    pub fn refusal(error: ApiError) -> Result<Flash, ApiError> {
+    pub fn refusal(error: AdminError) -> Result<Flash, AdminError> {
         match error {
-            ApiError::NotRequeueable(_) => Ok(Flash::NotRequeueable),
-            ApiError::JobFinished => Ok(Flash::AlreadyFinished),
-            ApiError::NotFound(_) => Ok(Flash::NoSuchJob),
+            AdminError::NotRequeueable(_) => Ok(Flash::NotRequeueable),
+            AdminError::JobFinished => Ok(Flash::AlreadyFinished),
+            AdminError::NotFound(_) => Ok(Flash::NoSuchJob),
             other => Err(other),
         }
     }

@@ -1,4 +1,4 @@
-//! `GET /admin`: the state of the system at a glance, from [`admin::stats`](crate::admin::stats):
+//! `GET /admin`: the state of the system at a glance, from [`ops::stats`](crate::admin::ops::stats):
 //! jobs by status, queue depth and lag, throughput and failure rate, LLM calls and 429s per
 //! model, open circuits, budget in use and the database pool.
 
@@ -11,11 +11,11 @@ use shared::job::JobStatus;
 use super::error::PageError;
 use super::layout::{self, age, percent};
 use super::session::Admin;
-use crate::admin::{self, Stats};
+use crate::admin::ops::{self, Stats};
 use crate::state::AppState;
 
 pub async fn show(State(state): State<AppState>, admin: Admin) -> Result<Markup, PageError> {
-    let stats = admin::stats(state.stores()).await?;
+    let stats = ops::stats(state.stores()).await?;
     Ok(layout::page(
         "Overview",
         Some(&admin),

@@ -4,8 +4,8 @@
 
 use axum::extract::State;
 use maud::{Markup, html};
-use shared::db::admin::{self, JobFilter};
-use shared::db::jobs::{self, JobRow};
+use shared::db::admin::JobFilter;
+use shared::db::jobs::JobRow;
 use shared::job::JobStatus;
 
 use super::csrf;
@@ -13,33 +13,11 @@ use super::error::{InPage, PageError};
 use super::flash::Flash;
 use super::layout::{self, maybe_time, none, time};
 use super::session::Admin;
-use crate::admin as ops;
-use crate::error::ApiError;
+use crate::admin::filter::{self, Reading};
+use crate::admin::ops;
 use crate::extract::{Id, QueryParams};
 use crate::pagination;
-use crate::routes::admin::filter_from;
 use crate::state::AppState;
-
-/// The filter of the jobs pages and of "requeue all": the JSON API's filter, with failed jobs
-/// when the query names no status (`status=` with no value means any status).
-pub fn filter_of(params: &QueryParams) -> Result<JobFilter, ApiError> {
-    let mut filter = filter_from(params)?;
-    if params.text("status").is_none() {
-        filter.status = Some(JobStatus::Failed);
-    }
-    Ok(filter)
-}
-
-/// The query string that names `filter` to [`filter_of`]: for links to the next page, the
-/// "requeue all" form and the way back after it.
-pub fn filter_query(filter: &JobFilter) -> String {
-    let query = serde_urlencoded::to_string(filter).expect("a filter is flat text");
-    match filter.status {
-        Some(_) => query,
-        None if query.is_empty() => "status=".to_string(),
-        None => format!("status=&{query}"),
-    }
-}
 
 /// `GET /admin/jobs`
 pub async fn list(
@@ -47,11 +25,11 @@ pub async fn list(
     admin: Admin,
     InPage(params): InPage<QueryParams>,
 ) -> Result<Markup, PageError> {
-    let filter = filter_of(&params)?;
+    let filter = filter::read(&params, Reading::Page)?;
     let limit = pagination::limit(&params)?;
     let cursor = pagination::cursor(&params)?;
     let (rows, next) = ops::jobs_page(state.stores(), &filter, cursor, limit).await?;
-    let query = filter_query(&filter);
+    let query = filter::to_query(&filter);
     let title = match filter.status {
         Some(status) => format!("Jobs: {}", status.as_str()),
         None => "Jobs".to_string(),
@@ -152,13 +130,7 @@ pub async fn show(
     InPage(Id(id)): InPage<Id>,
     InPage(params): InPage<QueryParams>,
 ) -> Result<Markup, PageError> {
-    let (job, attempts) = {
-        let mut conn = shared::db::hold(&state.db, "admin").await?;
-        let job = jobs::get(&mut conn, id)
-            .await?
-            .ok_or(ApiError::NotFound("job"))?;
-        (job, admin::attempts(&mut conn, id).await?)
-    };
+    let (job, attempts) = ops::job_with_attempts(state.stores(), id).await?;
     let request = serde_json::to_string_pretty(&job.request.0).unwrap_or_default();
     Ok(layout::page(
         &format!("Job {id}"),
@@ -236,33 +208,4 @@ pub async fn show(
             }
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use uuid::Uuid;
-
-    use super::*;
-
-    #[test]
-    fn a_filter_survives_its_query_string_and_any_status_stays_any() {
-        let filter = JobFilter {
-            status: Some(JobStatus::Failed),
-            error_code: Some("llm_server_error".into()),
-            user_id: Some(Uuid::now_v7()),
-            created_after: Some("2026-11-26T09:00:00Z".parse().unwrap()),
-            ..JobFilter::default()
-        };
-        let query = filter_query(&filter);
-        assert!(
-            query.starts_with("status=failed&error_code=llm_server_error"),
-            "{query}"
-        );
-        assert_eq!(filter_query(&JobFilter::default()), "status=");
-        let any = JobFilter {
-            error_code: Some("a b&c".into()),
-            ..JobFilter::default()
-        };
-        assert_eq!(filter_query(&any), "status=&error_code=a+b%26c");
-    }
 }

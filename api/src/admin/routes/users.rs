@@ -1,0 +1,79 @@
+//! Accounts for admins: change one's role, or disable or re-enable it.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use shared::db::users::Role;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::admin::ops;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, Envelope};
+use crate::extract::{Id, JsonBody};
+use crate::openapi::{
+    AdminOnly, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson, Unauthenticated,
+    Unavailable,
+};
+use crate::sessions;
+use crate::state::AppState;
+use crate::views::UserView;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(update_account))
+}
+
+/// What an admin changes of an account; at least one field.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+struct AccountChange {
+    #[serde(default, deserialize_with = "domain::request::present")]
+    #[schema(nullable = false)]
+    role: Option<Role>,
+    /// `true` ends its sessions and refuses its logins; `false` lets it log in again.
+    #[serde(default, deserialize_with = "domain::request::present")]
+    #[schema(nullable = false)]
+    disabled: Option<bool>,
+}
+
+/// Changes an account's role, or disables or re-enables it. Takes effect on the account's next
+/// request: its tokens carry the new role, and a disabled account's sessions end.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/users/{id}",
+    operation_id = "update_account",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account")),
+    request_body = AccountChange,
+    responses(
+        (status = 200, description = "The account as it is now", body = UserView),
+        (status = 400, response = MalformedJson),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = AdminOnly),
+        (status = 404, response = NotFound),
+        (status = 413, response = BodyTooLarge),
+        (status = 415, response = NotJson),
+        (
+            status = 422,
+            description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
+                `validation_failed`: the body changes nothing (`empty_change`), or an admin \
+                would disable or demote their own account (`own_account`)",
+            body = Envelope,
+        ),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn update_account(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Id(id): Id,
+    JsonBody(body): JsonBody<AccountChange>,
+) -> Result<Json<UserView>, ApiError> {
+    let user = ops::update_account(state.stores(), admin.id, id, body.role, body.disabled).await?;
+    sessions::account_changed(&state, id).await;
+    Ok(Json(user.into()))
+}

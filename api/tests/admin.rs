@@ -1,13 +1,11 @@
 //! The admin API: only admins get in; requeue one job or every job a filter matches, refused
 //! where it makes no sense; cancel; every action in the audit log; attempt history; statistics.
 
-mod common;
-
-use common::{TestApp, error_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::db::jobs;
 use shared::job::Usage;
+use testkit::{error_of, spawn_api};
 use uuid::Uuid;
 
 const ADMIN_ROUTES: &[(&str, &str)] = &[
@@ -39,7 +37,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn every_admin_route_refuses_non_admins_with_403_and_strangers_with_401() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let user = app.user().await;
     for (method, path) in ADMIN_ROUTES {
@@ -70,7 +68,7 @@ async fn every_admin_route_refuses_non_admins_with_403_and_strangers_with_401() 
 
 #[tokio::test]
 async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let job = app.failed_job(owner.id, "llm_server_error").await;
@@ -116,7 +114,7 @@ async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
 
 #[tokio::test]
 async fn requeueing_without_reset_gives_one_more_attempt_and_with_reset_all_of_them() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let spent = app.failed_job(owner.id, "llm_timeout").await;
@@ -151,7 +149,7 @@ async fn requeueing_without_reset_gives_one_more_attempt_and_with_reset_all_of_t
 
 #[tokio::test]
 async fn a_running_or_succeeded_job_is_not_requeued_and_an_unknown_one_is_404() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let running = app.queued_job(owner.id).await;
@@ -204,7 +202,7 @@ async fn a_running_or_succeeded_job_is_not_requeued_and_an_unknown_one_is_404() 
 
 #[tokio::test]
 async fn a_queued_job_redis_lost_is_pushed_again_by_an_admins_requeue() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     // Written but never pushed: what a Redis restart leaves behind.
@@ -234,7 +232,7 @@ async fn a_queued_job_redis_lost_is_pushed_again_by_an_admins_requeue() {
 
 #[tokio::test]
 async fn every_job_matching_a_filter_is_requeued_in_one_call() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let timeouts: Vec<Uuid> = {
@@ -312,7 +310,7 @@ async fn every_job_matching_a_filter_is_requeued_in_one_call() {
 
 #[tokio::test]
 async fn admins_cancel_one_job_or_every_job_a_filter_matches() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let other = app.user().await;
@@ -380,7 +378,7 @@ async fn admins_cancel_one_job_or_every_job_a_filter_matches() {
 
 #[tokio::test]
 async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let job = app.failed_job(owner.id, "llm_server_error").await;
@@ -413,7 +411,7 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
         &mut conn,
         fence,
         claimed.job.attempts,
-        &common::plan(),
+        &testkit::plan(),
         usage,
     )
     .await
@@ -447,7 +445,7 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
 
 #[tokio::test]
 async fn jobs_are_listed_by_filter_in_keyset_pages() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     let mut failed = Vec::new();
@@ -495,7 +493,7 @@ async fn jobs_are_listed_by_filter_in_keyset_pages() {
 
 #[tokio::test]
 async fn statistics_count_jobs_by_status_and_report_the_queue() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let owner = app.user().await;
     app.failed_job(owner.id, "llm_timeout").await;

@@ -1,13 +1,11 @@
 //! Accounts and tokens: registration, login, and what a missing, expired or forged token gets.
 
-mod common;
-
-use common::{SECRET, TestApp, error_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{JWT_SECRET, PASSWORD, TestApi, error_of, spawn_api};
 
-async fn register(app: &TestApp, body: Value) -> reqwest::Response {
+async fn register(app: &TestApi, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/v1/auth/register", None)
         .json(&body)
         .send()
@@ -15,7 +13,7 @@ async fn register(app: &TestApp, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+async fn login(app: &TestApi, email: &str, password: &str) -> reqwest::Response {
     app.request(Method::POST, "/v1/auth/login", None)
         .json(&json!({"email": email, "password": password}))
         .send()
@@ -38,7 +36,7 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn registering_answers_the_account_and_a_token_that_works() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let response = register(
         &app,
         json!({"email": "Ann@Example.com", "password": "long enough, really"}),
@@ -62,7 +60,7 @@ async fn registering_answers_the_account_and_a_token_that_works() {
 
 #[tokio::test]
 async fn a_coach_can_sign_up_as_a_coach_but_nobody_as_an_admin() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = register(
         &app,
         json!({"email": "c@example.com", "password": "long enough, really", "role": "coach"}),
@@ -89,7 +87,7 @@ async fn a_coach_can_sign_up_as_a_coach_but_nobody_as_an_admin() {
 
 #[tokio::test]
 async fn registering_a_taken_email_is_a_409_whatever_its_case() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let first = register(
         &app,
         json!({"email": "bo@example.com", "password": "long enough, really"}),
@@ -110,7 +108,7 @@ async fn registering_a_taken_email_is_a_409_whatever_its_case() {
 
 #[tokio::test]
 async fn registration_checks_the_email_shape_and_the_password_length() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (status, error) = error_of(
         register(
             &app,
@@ -145,7 +143,7 @@ async fn registration_checks_the_email_shape_and_the_password_length() {
 
 #[tokio::test]
 async fn registration_can_be_disabled() {
-    let app = TestApp::spawn_with(|c| c.registration_enabled = false).await;
+    let app = spawn_api(|c| c.registration_enabled = false).await;
     let (status, error) = error_of(
         register(
             &app,
@@ -162,7 +160,7 @@ async fn registration_can_be_disabled() {
 
 #[tokio::test]
 async fn a_missing_required_field_is_named() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let response = app
         .request(Method::POST, "/v1/auth/login", None)
         .json(&json!({"email": "x@example.com"}))
@@ -182,9 +180,9 @@ async fn a_missing_required_field_is_named() {
 
 #[tokio::test]
 async fn logging_in_with_the_right_password_answers_a_working_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
-    let response = login(&app, &account.email.to_uppercase(), "correct horse battery").await;
+    let response = login(&app, &account.email.to_uppercase(), PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["user"]["id"], account.id.to_string());
@@ -194,10 +192,10 @@ async fn logging_in_with_the_right_password_answers_a_working_token() {
 
 #[tokio::test]
 async fn a_wrong_password_gets_the_same_401_as_an_unknown_email() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let wrong_password = login(&app, &account.email, "not the password").await;
-    let unknown_email = login(&app, "nobody@example.com", "correct horse battery").await;
+    let unknown_email = login(&app, "nobody@example.com", PASSWORD).await;
     assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown_email.status(), StatusCode::UNAUTHORIZED);
     let (a, b): (Value, Value) = (
@@ -211,7 +209,7 @@ async fn a_wrong_password_gets_the_same_401_as_an_unknown_email() {
 
 #[tokio::test]
 async fn a_request_without_a_token_is_401_and_says_how_to_authenticate() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     for path in ["/v1/me", "/v1/preferences", "/v1/menus", "/v1/invitations"] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.headers()["www-authenticate"], "Bearer", "{path}");
@@ -233,7 +231,7 @@ async fn a_request_without_a_token_is_401_and_says_how_to_authenticate() {
 
 #[tokio::test]
 async fn an_expired_token_is_401_invalid_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let expired = sign(
         json!({
@@ -243,7 +241,7 @@ async fn an_expired_token_is_401_invalid_token() {
             "iat": now() - 7200,
             "exp": now() - 3600,
         }),
-        SECRET,
+        JWT_SECRET,
     );
     let response = app.get("/v1/me", &expired).await;
     let (status, error) = error_of(response).await;
@@ -256,7 +254,7 @@ async fn an_expired_token_is_401_invalid_token() {
 
 #[tokio::test]
 async fn a_forged_or_malformed_token_is_401_invalid_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let forged = sign(
         json!({"sub": account.id, "role": "coach", "iat": now(), "exp": now() + 3600}),
@@ -264,7 +262,7 @@ async fn a_forged_or_malformed_token_is_401_invalid_token() {
     );
     let without_exp = sign(
         json!({"sub": account.id, "role": "user", "iat": now()}),
-        SECRET,
+        JWT_SECRET,
     );
     for token in [forged.as_str(), without_exp.as_str(), "abc", "a.b.c"] {
         let response = app.get("/v1/me", token).await;
@@ -279,9 +277,7 @@ async fn a_forged_or_malformed_token_is_401_invalid_token() {
 
 #[tokio::test]
 async fn logins_over_the_per_address_budget_are_429_with_retry_after() {
-    let app =
-        TestApp::spawn_with(|c| c.login_rate_per_minute = std::num::NonZeroU32::new(3).unwrap())
-            .await;
+    let app = spawn_api(|c| c.login_rate_per_minute = std::num::NonZeroU32::new(3).unwrap()).await;
     for _ in 0..3 {
         assert_eq!(
             login(&app, "x@example.com", "whatever1").await.status(),

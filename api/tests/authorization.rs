@@ -14,17 +14,15 @@
 //! The test runs every cell, then reports every mismatch at once. It also fails when a route is
 //! served that the table does not list, or a route lacks a cell for one of the roles: the JSON
 //! routes are read from the OpenAPI document (which lists exactly the routes served, see
-//! `tests/openapi.rs`), the dashboard's from `src/dashboard/mod.rs`.
-
-mod common;
+//! `tests/openapi.rs`), the dashboard's from `src/admin/pages/mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{Account, PASSWORD, TestApp};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{Account, PASSWORD, TestApi, spawn_api};
 use uuid::Uuid;
 
 /// Who calls.
@@ -354,7 +352,7 @@ const LOGIN_COOKIE: &str = "menus_admin_login";
 
 /// The people and things the cells are about.
 struct World {
-    app: TestApp,
+    app: TestApi,
     /// Follows no redirect: the dashboard's are part of the answer.
     http: reqwest::Client,
     user: Account,
@@ -371,7 +369,7 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let app = TestApp::spawn().await;
+        let app = spawn_api(|_| {}).await;
         let user = app.user().await;
         let coach = app.coach().await;
         let admin = app.admin().await;
@@ -650,7 +648,7 @@ impl World {
 
 /// The CSRF token of `admin`'s dashboard session (the token in the session cookie), as the
 /// overview's forms carry it.
-async fn csrf_of(app: &TestApp, http: &reqwest::Client, admin: &Account) -> String {
+async fn csrf_of(app: &TestApi, http: &reqwest::Client, admin: &Account) -> String {
     let overview = http
         .get(app.url("/admin"))
         .header(COOKIE, format!("{SESSION_COOKIE}={}", admin.token))
@@ -682,7 +680,7 @@ fn route_key(method: &str, path: &str) -> (String, String) {
 /// The routes the server answers on: the OpenAPI document's (which `tests/openapi.rs` holds
 /// to be exactly the JSON routes served), and the dashboard's, read from where it registers
 /// them.
-async fn served_routes(app: &TestApp) -> BTreeSet<(String, String)> {
+async fn served_routes(app: &TestApi) -> BTreeSet<(String, String)> {
     let document: Value = app
         .request(Method::GET, "/openapi.json", None)
         .send()
@@ -698,7 +696,7 @@ async fn served_routes(app: &TestApp) -> BTreeSet<(String, String)> {
         }
     }
     let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dashboard/mod.rs"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/admin/pages/mod.rs"),
     )
     .unwrap();
     for registration in source.split(".route(").skip(1) {
@@ -786,7 +784,7 @@ async fn every_route_answers_every_role_and_relationship_as_the_matrix_says() {
 /// same way: the coach loses sight of the jobs and menus they submitted, the client keeps them.
 #[tokio::test]
 async fn after_the_client_leaves_the_coach_sees_none_of_their_things_and_the_client_keeps_them() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let client = app.user().await;
     app.link(&coach, &client).await;

@@ -3,12 +3,10 @@
 //! audited; bad bodies are refused naming the field; runs are listed and read with their jobs;
 //! a batch's failed jobs are requeued, and no others; a person lists and cancels their batch job.
 
-mod common;
-
 use chrono::{Days, NaiveDate, Utc};
-use common::{Account, TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{Account, TestApi, error_of, spawn_api};
 use uuid::Uuid;
 
 const BATCHES: &str = "/v1/admin/batches";
@@ -22,7 +20,7 @@ fn today_plus(days: i64) -> NaiveDate {
     }
 }
 
-async fn batch_rows(app: &TestApp) -> i64 {
+async fn batch_rows(app: &TestApi) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM batch_runs")
         .fetch_one(&app.db.pool)
         .await
@@ -30,7 +28,7 @@ async fn batch_rows(app: &TestApp) -> i64 {
 }
 
 /// Starts the batch for `period` as `admin`; the status and the body.
-async fn start(app: &TestApp, admin: &Account, period: NaiveDate) -> (StatusCode, Value) {
+async fn start(app: &TestApi, admin: &Account, period: NaiveDate) -> (StatusCode, Value) {
     let response = app
         .post(BATCHES, &admin.token, json!({"period_start": period}))
         .await;
@@ -39,7 +37,7 @@ async fn start(app: &TestApp, admin: &Account, period: NaiveDate) -> (StatusCode
 }
 
 /// Two people opted in, one not, and one opted in whose stored options no longer validate.
-async fn people(app: &TestApp) -> (Vec<Account>, Account) {
+async fn people(app: &TestApi) -> (Vec<Account>, Account) {
     let opted_in = vec![app.user().await, app.user().await];
     app.opt_in(&opted_in[0], "monday").await;
     app.opt_in(&opted_in[1], "thursday").await;
@@ -56,7 +54,7 @@ async fn people(app: &TestApp) -> (Vec<Account>, Account) {
 
 #[tokio::test]
 async fn a_dry_run_counts_the_people_a_batch_would_serve_and_skip_and_writes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     people(&app).await;
 
@@ -81,7 +79,7 @@ async fn a_dry_run_counts_the_people_a_batch_would_serve_and_skip_and_writes_not
 
 #[tokio::test]
 async fn a_period_is_started_once_however_often_it_is_asked_for_and_the_start_audited() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     people(&app).await;
     let period = today_plus(3);
@@ -132,7 +130,7 @@ async fn a_period_is_started_once_however_often_it_is_asked_for_and_the_start_au
 
 #[tokio::test]
 async fn a_bad_body_is_refused_naming_the_field_and_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     people(&app).await;
     for (body, code, field) in [
@@ -199,7 +197,7 @@ async fn a_bad_body_is_refused_naming_the_field_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_non_admin_cannot_start_a_batch_or_see_one() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     people(&app).await;
     let (_, batch) = start(&app, &admin, today_plus(2)).await;
@@ -232,7 +230,7 @@ async fn a_non_admin_cannot_start_a_batch_or_see_one() {
 
 #[tokio::test]
 async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let (opted_in, _) = people(&app).await;
     let mut ids = Vec::new();
@@ -320,7 +318,7 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
 
 #[tokio::test]
 async fn requeue_failed_requeues_the_failed_jobs_of_that_batch_and_no_others() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let mut people = vec![app.user().await, app.user().await, app.user().await];
     for who in &people {
@@ -342,12 +340,12 @@ async fn requeue_failed_requeues_the_failed_jobs_of_that_batch_and_no_others() {
     let outsider = people.pop().unwrap();
     let unbatched = app.failed_job(outsider.id, "llm_timeout").await;
     // An empty queue, so what the requeue pushes shows.
-    let keys = app.queue.keys();
+    let keys = app.queue.redis().keys();
     let _: () = redis::cmd("DEL")
         .arg(keys.ready())
         .arg(keys.ready_batch())
         .arg(keys.members())
-        .query_async(&mut app.queue.connection())
+        .query_async(&mut app.queue.redis().connection())
         .await
         .unwrap();
 
@@ -375,7 +373,7 @@ async fn requeue_failed_requeues_the_failed_jobs_of_that_batch_and_no_others() {
         .arg(keys.ready_batch())
         .arg(0)
         .arg(-1)
-        .query_async(&mut app.queue.connection())
+        .query_async(&mut app.queue.redis().connection())
         .await
         .unwrap();
     queued.sort();
@@ -411,7 +409,7 @@ async fn requeue_failed_requeues_the_failed_jobs_of_that_batch_and_no_others() {
 
 #[tokio::test]
 async fn a_person_sees_their_batch_job_and_cancels_it_and_nobody_else_can() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let person = app.user().await;
     let stranger = app.user().await;

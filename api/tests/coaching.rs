@@ -1,15 +1,13 @@
 //! Coaches and clients: the invitation flow, submitting for a client, who may see what, and
 //! ending a link from either side (the coach removes the client, the client leaves the coach).
 
-mod common;
-
-use common::{Account, TestApp, error_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::{Account, TestApi, error_of, spawn_api};
 
 #[tokio::test]
 async fn a_coach_invites_the_client_accepts_and_the_coach_submits_for_them() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let client = app.user().await;
     let stranger = app.user().await;
@@ -105,7 +103,7 @@ async fn a_coach_invites_the_client_accepts_and_the_coach_submits_for_them() {
 
 #[tokio::test]
 async fn someone_who_is_not_a_coach_may_not_act_for_a_client() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let user = app.user().await;
     let other = app.user().await;
     let (status, error) = error_of(app.submit(&user, json!({"client_id": other.id})).await).await;
@@ -137,7 +135,7 @@ async fn someone_who_is_not_a_coach_may_not_act_for_a_client() {
 
 #[tokio::test]
 async fn a_coach_acting_for_someone_not_linked_gets_client_not_found() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let invited_only = app.user().await;
     app.post(
@@ -160,7 +158,7 @@ async fn a_coach_acting_for_someone_not_linked_gets_client_not_found() {
 
 #[tokio::test]
 async fn an_invitation_can_only_be_accepted_by_the_person_it_was_sent_to() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let client = app.user().await;
     let intruder = app.user().await;
@@ -196,7 +194,7 @@ async fn an_invitation_can_only_be_accepted_by_the_person_it_was_sent_to() {
 }
 
 /// `DELETE` on `path` as `who`.
-async fn delete(app: &TestApp, path: &str, who: &Account) -> reqwest::Response {
+async fn delete(app: &TestApi, path: &str, who: &Account) -> reqwest::Response {
     app.request(reqwest::Method::DELETE, path, Some(&who.token))
         .send()
         .await
@@ -204,7 +202,7 @@ async fn delete(app: &TestApp, path: &str, who: &Account) -> reqwest::Response {
 }
 
 /// The `client_id`s of a coach's links (`null` for an open invitation).
-async fn client_ids(app: &TestApp, coach: &Account) -> Vec<Value> {
+async fn client_ids(app: &TestApi, coach: &Account) -> Vec<Value> {
     let links: Value = app
         .get("/v1/coach/clients", &coach.token)
         .await
@@ -220,7 +218,7 @@ async fn client_ids(app: &TestApp, coach: &Account) -> Vec<Value> {
 }
 
 /// The `coach_id`s of a client's links.
-async fn coach_ids(app: &TestApp, client: &Account) -> Vec<String> {
+async fn coach_ids(app: &TestApi, client: &Account) -> Vec<String> {
     let links: Value = app
         .get("/v1/me/coaches", &client.token)
         .await
@@ -237,7 +235,7 @@ async fn coach_ids(app: &TestApp, client: &Account) -> Vec<String> {
 
 #[tokio::test]
 async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_them() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let client = app.user().await;
     let other = app.user().await;
@@ -291,7 +289,7 @@ async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_the
 
 #[tokio::test]
 async fn a_client_leaves_one_coach_and_keeps_the_others() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let left = app.coach().await;
     let kept = app.coach().await;
     let client = app.user().await;
@@ -327,7 +325,7 @@ async fn a_client_leaves_one_coach_and_keeps_the_others() {
 
 #[tokio::test]
 async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let rival = app.coach().await;
     let client = app.user().await;
@@ -392,7 +390,7 @@ async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs(
 
 #[tokio::test]
 async fn an_open_invitation_is_not_a_link_to_end() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let invited = app.user().await;
     let link: Value = app
@@ -441,7 +439,7 @@ async fn rest_of(stream: &mut reqwest::Response, within: std::time::Duration) ->
 
 #[tokio::test]
 async fn a_coach_watching_a_job_stops_seeing_it_when_the_client_leaves() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let client = app.user().await;
     app.link(&coach, &client).await;
@@ -471,7 +469,7 @@ async fn a_coach_watching_a_job_stops_seeing_it_when_the_client_leaves() {
         let left = delete(&app, &format!("/v1/me/coaches/{}", coach.id), &client).await;
         assert_eq!(left.status(), StatusCode::NO_CONTENT);
         app.claim(job).await;
-        shared::events::jobs_changed(&app.queue, &[job])
+        shared::events::jobs_changed(app.queue.redis(), &[job])
             .await
             .unwrap();
     };

@@ -3,14 +3,12 @@
 //! accepted; what it refuses is refused, with a 4xx whose code and field say why; and every
 //! status an operation answers is one the document lists for it.
 
-mod common;
-
-use common::{Account, TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{Account, TestApi, error_of, spawn_api};
 
 /// The document as served.
-async fn document(app: &TestApp) -> Value {
+async fn document(app: &TestApi) -> Value {
     let response = app
         .request(Method::GET, "/openapi.json", None)
         .send()
@@ -29,7 +27,7 @@ fn statuses(document: &Value, path: &str, method: &str) -> Vec<String> {
         .collect()
 }
 
-async fn put_preferences(app: &TestApp, who: &Account, body: Value) -> reqwest::Response {
+async fn put_preferences(app: &TestApi, who: &Account, body: Value) -> reqwest::Response {
     app.request(Method::PUT, "/v1/preferences", Some(&who.token))
         .json(&body)
         .send()
@@ -39,7 +37,7 @@ async fn put_preferences(app: &TestApp, who: &Account, body: Value) -> reqwest::
 
 #[tokio::test]
 async fn an_empty_cursor_is_the_first_page_of_every_paged_list() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     for path in [
         "/v1/jobs",
@@ -55,7 +53,7 @@ async fn an_empty_cursor_is_the_first_page_of_every_paged_list() {
 
 #[tokio::test]
 async fn any_cursor_of_the_documented_shape_is_a_position_and_others_are_named() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     // Never given by the API, but of the documented shape: a page (empty or not), never a 500.
     for cursor in [
@@ -95,7 +93,7 @@ async fn any_cursor_of_the_documented_shape_is_a_position_and_others_are_named()
 
 #[tokio::test]
 async fn a_query_parameter_given_empty_is_refused_where_its_schema_has_no_empty_value() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     for (path, name) in [
         ("/v1/jobs?status=", "status"),
@@ -114,7 +112,7 @@ async fn a_query_parameter_given_empty_is_refused_where_its_schema_has_no_empty_
 
 #[tokio::test]
 async fn an_empty_bulk_filter_is_refused_and_documented_so() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let document = document(&app).await;
     assert_eq!(
@@ -147,7 +145,7 @@ async fn an_empty_bulk_filter_is_refused_and_documented_so() {
 
 #[tokio::test]
 async fn a_reused_idempotency_key_is_a_documented_409() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let document = document(&app).await;
     assert!(statuses(&document, "/v1/menus", "post").contains(&"409".to_string()));
@@ -167,7 +165,7 @@ async fn a_reused_idempotency_key_is_a_documented_409() {
 
 #[tokio::test]
 async fn a_number_with_a_zero_fraction_is_an_integer() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let body = json!({"days": 3.0, "macros": {"protein": 40.0, "carbs": 30, "fat": 30}});
     let response = put_preferences(&app, &who, body).await;
@@ -191,7 +189,7 @@ async fn a_number_with_a_zero_fraction_is_an_integer() {
 
 #[tokio::test]
 async fn an_array_where_the_document_says_object_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     for (body, field) in [
         (json!({"time_limits": [30, 45]}), "time_limits"),
@@ -219,7 +217,7 @@ async fn an_array_where_the_document_says_object_is_refused() {
 
 #[tokio::test]
 async fn the_document_states_the_rules_the_fuzzer_found_unstated() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let document = document(&app).await;
     let schemas = &document["components"]["schemas"];
     // The email's shape where an account or an invitation is made (an empty invitation email
@@ -263,7 +261,7 @@ async fn the_document_states_the_rules_the_fuzzer_found_unstated() {
 
 #[tokio::test]
 async fn a_submission_links_to_its_job_and_the_job_to_its_menu() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let document = document(&app).await;
     let links = |path: &str, method: &str, status: &str| {
         document["paths"][path][method]["responses"][status]["links"].clone()

@@ -3,11 +3,9 @@
 //! every action needs the session's CSRF token and changes nothing without it; requeue and
 //! cancel through the forms do what the admin operations do; the pages show the data.
 
-mod common;
-
-use common::{Account, PASSWORD, TestApp};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
+use testkit::{Account, PASSWORD, TestApi, spawn_api};
 use uuid::Uuid;
 
 const SESSION_COOKIE: &str = "menus_admin_session";
@@ -74,13 +72,13 @@ impl Page {
 /// A browser on the dashboard: it follows no redirect (tests look at each) and sends back the
 /// cookies it was given.
 struct Browser<'a> {
-    app: &'a TestApp,
+    app: &'a TestApi,
     http: reqwest::Client,
     cookies: Vec<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Browser<'a> {
+    fn new(app: &'a TestApi) -> Browser<'a> {
         Browser {
             app,
             http: reqwest::Client::builder()
@@ -92,14 +90,14 @@ impl<'a> Browser<'a> {
     }
 
     /// A browser whose session cookie holds `token`, any bearer token.
-    fn with_session(app: &'a TestApp, token: &str) -> Browser<'a> {
+    fn with_session(app: &'a TestApi, token: &str) -> Browser<'a> {
         let mut browser = Browser::new(app);
         browser.cookies.push((SESSION_COOKIE.into(), token.into()));
         browser
     }
 
     /// A browser logged in as a new admin, and the admin.
-    async fn admin(app: &'a TestApp) -> (Browser<'a>, Account) {
+    async fn admin(app: &'a TestApi) -> (Browser<'a>, Account) {
         let admin = app.admin().await;
         let mut browser = Browser::new(app);
         browser
@@ -206,7 +204,7 @@ fn actions() -> Vec<String> {
 }
 
 /// No job changed, none was queued and no admin action was recorded.
-async fn assert_nothing_changed(app: &TestApp, failed: Uuid, queued: Uuid) {
+async fn assert_nothing_changed(app: &TestApi, failed: Uuid, queued: Uuid) {
     assert_eq!(app.status_of(failed).await.0, "failed");
     assert_eq!(app.status_of(queued).await.0, "queued");
     assert!(app.ready_ids().await.is_empty(), "nothing was queued");
@@ -215,7 +213,7 @@ async fn assert_nothing_changed(app: &TestApp, failed: Uuid, queued: Uuid) {
 
 #[tokio::test]
 async fn the_login_page_is_a_form_whose_csrf_token_is_bound_to_a_login_cookie() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let mut browser = Browser::new(&app);
     let page = browser.get("/admin/login").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -240,7 +238,7 @@ async fn the_login_page_is_a_form_whose_csrf_token_is_bound_to_a_login_cookie() 
 
 #[tokio::test]
 async fn an_admin_logs_in_to_a_strict_http_only_session_that_no_page_shows_and_logs_out() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let mut browser = Browser::new(&app);
 
@@ -295,7 +293,7 @@ async fn an_admin_logs_in_to_a_strict_http_only_session_that_no_page_shows_and_l
 
 #[tokio::test]
 async fn a_demoted_admin_is_refused_by_the_dashboard_on_the_next_page() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let other_admin = app.admin().await;
     let mut browser = Browser::new(&app);
@@ -320,7 +318,7 @@ async fn a_demoted_admin_is_refused_by_the_dashboard_on_the_next_page() {
 
 #[tokio::test]
 async fn a_wrong_password_or_unknown_email_gets_the_form_again_and_a_non_admin_a_403() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let user = app.user().await;
     let coach = app.coach().await;
@@ -353,7 +351,7 @@ async fn a_wrong_password_or_unknown_email_gets_the_form_again_and_a_non_admin_a
 
 #[tokio::test]
 async fn without_a_valid_session_every_page_and_action_goes_to_the_login_page() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let forged = api::auth::Tokens::new(
         &secrecy::SecretString::from("another-secret-0123456789abcdef-0123"),
@@ -385,7 +383,7 @@ async fn without_a_valid_session_every_page_and_action_goes_to_the_login_page() 
 
 #[tokio::test]
 async fn a_logged_in_non_admin_gets_403_on_every_page_and_action_and_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let user = app.user().await;
     let coach = app.coach().await;
     let failed = app.failed_job(user.id, "llm_timeout").await;
@@ -417,7 +415,7 @@ async fn a_logged_in_non_admin_gets_403_on_every_page_and_action_and_changes_not
 
 #[tokio::test]
 async fn every_action_refuses_a_missing_or_wrong_csrf_token_and_changes_nothing() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let (mut other_admin, _) = Browser::admin(&app).await;
     let owner = app.user().await;
@@ -479,7 +477,7 @@ async fn every_action_refuses_a_missing_or_wrong_csrf_token_and_changes_nothing(
 
 #[tokio::test]
 async fn a_failed_job_requeued_through_its_form_is_queued_and_the_action_recorded() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, admin) = Browser::admin(&app).await;
     let owner = app.user().await;
     let job = app.failed_job(owner.id, "llm_server_error").await;
@@ -516,7 +514,7 @@ async fn a_failed_job_requeued_through_its_form_is_queued_and_the_action_recorde
 
 #[tokio::test]
 async fn requeue_all_requeues_every_job_the_pages_filter_matches() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let owner = app.user().await;
     let timeouts = [
@@ -575,7 +573,7 @@ async fn requeue_all_requeues_every_job_the_pages_filter_matches() {
 
 #[tokio::test]
 async fn a_job_is_cancelled_through_its_form_and_a_refused_action_says_why() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
@@ -625,7 +623,7 @@ async fn a_job_is_cancelled_through_its_form_and_a_refused_action_says_why() {
 
 #[tokio::test]
 async fn the_failed_jobs_page_lists_failed_jobs_with_their_errors_in_pages() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let owner = app.user().await;
     let mut failed = Vec::new();
@@ -678,7 +676,7 @@ async fn the_failed_jobs_page_lists_failed_jobs_with_their_errors_in_pages() {
 
 #[tokio::test]
 async fn the_job_page_lists_every_attempt_with_its_worker_outcome_and_error() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let owner = app.user().await;
     let job = app.failed_job(owner.id, "llm_server_error").await;
@@ -706,7 +704,7 @@ async fn the_job_page_lists_every_attempt_with_its_worker_outcome_and_error() {
 
 #[tokio::test]
 async fn the_overview_shows_jobs_by_status_and_the_queue() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     let owner = app.user().await;
     app.failed_job(owner.id, "llm_timeout").await;
@@ -734,7 +732,7 @@ async fn the_overview_shows_jobs_by_status_and_the_queue() {
 
 #[tokio::test]
 async fn a_missing_job_or_a_bad_query_is_an_html_page_not_json() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;
     for (path, status) in [
         (
@@ -759,7 +757,7 @@ async fn a_missing_job_or_a_bad_query_is_an_html_page_not_json() {
 
 #[tokio::test]
 async fn the_batch_pages_show_each_run_and_requeue_its_failed_jobs_through_a_form() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (mut browser, admin) = Browser::admin(&app).await;
     let people = [app.user().await, app.user().await];
     for who in &people {

@@ -1,16 +1,14 @@
 //! Bad input to the menu endpoint: every kind is a 4xx with a stable code and the field named,
 //! and changes nothing (no job row, nothing in the Redis ready list).
 
-mod common;
-
-use common::{Account, TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{Account, PASSWORD, TestApi, error_of, spawn_api};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `body` as a menu request and checks the refusal.
 async fn assert_refused(
-    app: &TestApp,
+    app: &TestApi,
     who: &Account,
     body: Value,
     status: StatusCode,
@@ -26,7 +24,7 @@ async fn assert_refused(
 }
 
 /// Sends `raw` as a JSON menu request, as it is (not re-encoded); the refusal.
-async fn submit_raw(app: &TestApp, who: &Account, raw: &'static str) -> (StatusCode, Value) {
+async fn submit_raw(app: &TestApi, who: &Account, raw: &'static str) -> (StatusCode, Value) {
     let response = app
         .request(Method::POST, "/v1/menus", Some(&who.token))
         .header("content-type", "application/json")
@@ -37,7 +35,7 @@ async fn submit_raw(app: &TestApp, who: &Account, raw: &'static str) -> (StatusC
     error_of(response).await
 }
 
-async fn assert_nothing_queued(app: &TestApp) {
+async fn assert_nothing_queued(app: &TestApi) {
     assert_eq!(app.job_rows().await, 0, "a refused request left a job row");
     assert!(
         app.ready_ids().await.is_empty(),
@@ -47,7 +45,7 @@ async fn assert_nothing_queued(app: &TestApp) {
 
 #[tokio::test]
 async fn every_out_of_range_menu_field_is_refused_with_its_name() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let cases = [
         (json!({"days": 0}), "days"),
@@ -108,7 +106,7 @@ async fn every_out_of_range_menu_field_is_refused_with_its_name() {
 
 #[tokio::test]
 async fn every_problem_of_a_request_is_listed_in_details() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let (_, error) = error_of(app.submit(&who, json!({"days": 9, "servings": 0})).await).await;
     let fields: Vec<&str> = error["details"]
@@ -124,7 +122,7 @@ async fn every_problem_of_a_request_is_listed_in_details() {
 
 #[tokio::test]
 async fn a_menu_field_of_the_wrong_type_is_refused_with_its_path() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let cases = [
         (json!({"days": "7"}), "days"),
@@ -162,7 +160,7 @@ async fn a_menu_field_of_the_wrong_type_is_refused_with_its_path() {
 
 #[tokio::test]
 async fn a_value_outside_a_closed_set_is_refused_with_its_field() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let cases = [
         (json!({"diet_type": "carnivore"}), "diet_type"),
@@ -187,7 +185,7 @@ async fn a_value_outside_a_closed_set_is_refused_with_its_field() {
 
 #[tokio::test]
 async fn an_unknown_field_is_refused_by_name_including_for_client_id() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let client = uuid::Uuid::new_v4();
     for (body, field) in [
@@ -222,7 +220,7 @@ async fn an_unknown_field_is_refused_by_name_including_for_client_id() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     for raw in [r#"{"days": 3,"#, "", "{days: 3}", r#"{"days": 3} trailing"#] {
         let (status, error) = submit_raw(&app, &who, raw).await;
@@ -245,7 +243,7 @@ async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
 /// naming the field, never a 500, and nothing changes.
 #[tokio::test]
 async fn text_holding_the_nul_character_is_refused_by_field_wherever_it_is_sent() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let admin = app.admin().await;
     let bodies = [
@@ -258,7 +256,7 @@ async fn text_holding_the_nul_character_is_refused_by_field_wherever_it_is_sent(
         (
             "/v1/auth/register",
             None,
-            json!({"email": "a\u{0}b@example.com", "password": "correct horse battery"}),
+            json!({"email": "a\u{0}b@example.com", "password": PASSWORD}),
             "email",
         ),
         (
@@ -316,7 +314,7 @@ async fn text_holding_the_nul_character_is_refused_by_field_wherever_it_is_sent(
 /// others the first), so a body that repeats a key anywhere is refused, naming it.
 #[tokio::test]
 async fn a_key_repeated_in_an_object_is_a_400_naming_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     for (raw, path) in [
         (r#"{"days": 1, "days": 2}"#, "days"),
@@ -343,7 +341,7 @@ async fn a_key_repeated_in_an_object_is_a_400_naming_it() {
 
 #[tokio::test]
 async fn a_body_not_declared_as_json_is_a_415() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     for content_type in [
         Some("text/plain"),
@@ -371,7 +369,7 @@ async fn a_body_not_declared_as_json_is_a_415() {
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413_whether_its_length_is_declared_or_not() {
-    let app = TestApp::spawn_with(|c| c.body_limit_bytes = 1_024).await;
+    let app = spawn_api(|c| c.body_limit_bytes = 1_024).await;
     let who = app.user().await;
     let big = json!({"disliked_foods": vec!["kale"; 400]});
     let (status, error) = error_of(app.submit(&who, big.clone()).await).await;
@@ -407,7 +405,7 @@ async fn an_oversized_body_is_a_413_whether_its_length_is_declared_or_not() {
 
 #[tokio::test]
 async fn an_idempotency_key_that_is_too_long_or_not_printable_is_a_400() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     for key in ["k".repeat(201), "tab\there".to_string()] {
         let response = app
@@ -428,7 +426,7 @@ async fn an_idempotency_key_that_is_too_long_or_not_printable_is_a_400() {
 
 #[tokio::test]
 async fn an_unknown_route_and_a_wrong_method_answer_in_json() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (status, error) = error_of(
         app.http
             .get(app.url("/v1/nothing-here"))
@@ -458,7 +456,7 @@ async fn an_unknown_route_and_a_wrong_method_answer_in_json() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_the_one_sent() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let generated = app.http.get(app.url("/healthz")).send().await.unwrap();
     let id = generated.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");

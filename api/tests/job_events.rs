@@ -1,13 +1,11 @@
 //! `GET /v1/jobs/{id}/events`: a job's changes as Server-Sent Events, from the job now to its
 //! end, resumable with `Last-Event-ID`, for the job's viewers only.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, error_of};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
+use testkit::{error_of, spawn_api};
 
 /// Reads a stream's events (`id` and the job in `data`) as they come, until `want` of them or
 /// the stream's end; fails after `within`.
@@ -69,7 +67,7 @@ impl Events {
 
 #[tokio::test]
 async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}/events");
@@ -80,7 +78,7 @@ async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
     assert_eq!(view["id"], job.to_string());
 
     app.claim(job).await;
-    shared::events::jobs_changed(&app.queue, &[job])
+    shared::events::jobs_changed(app.queue.redis(), &[job])
         .await
         .unwrap();
     let (second, view) = events.next().await.unwrap();
@@ -107,7 +105,7 @@ async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
 
 #[tokio::test]
 async fn a_reconnect_with_the_last_event_id_gets_only_what_it_has_not_seen() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}/events");
@@ -124,7 +122,7 @@ async fn a_reconnect_with_the_last_event_id_gets_only_what_it_has_not_seen() {
         .unwrap();
     let mut events = Events::of(resumed);
     app.claim(job).await;
-    shared::events::jobs_changed(&app.queue, &[job])
+    shared::events::jobs_changed(app.queue.redis(), &[job])
         .await
         .unwrap();
     let (next, view) = events.next().await.unwrap();
@@ -156,7 +154,7 @@ async fn a_reconnect_with_the_last_event_id_gets_only_what_it_has_not_seen() {
 
 #[tokio::test]
 async fn only_the_jobs_viewers_get_its_stream() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let stranger = app.user().await;
     let job = app.queued_job(owner.id).await;

@@ -1,19 +1,17 @@
 //! Job status: cancelling, long polls that wake on job events or end at their deadline, and
 //! the list of one's own jobs.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shared::db::jobs;
 use shared::job::{JobError, Usage};
+use testkit::{error_of, spawn_api};
 
 #[tokio::test]
 async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}");
@@ -41,7 +39,7 @@ async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
 
 #[tokio::test]
 async fn a_long_poll_answers_as_soon_as_its_job_changes() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}?wait=20");
@@ -61,7 +59,7 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
         jobs::fail_attempt(&mut conn, fence, &error, Some(retry_at), usage)
             .await
             .unwrap();
-        shared::events::jobs_changed(&app.queue, &[job])
+        shared::events::jobs_changed(app.queue.redis(), &[job])
             .await
             .unwrap();
     };
@@ -83,14 +81,14 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
 
 #[tokio::test]
 async fn a_long_poll_without_a_change_answers_at_its_deadline() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     // An event for another job must not end the wait.
     let other = app.queued_job(owner.id).await;
     let noise = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        shared::events::jobs_changed(&app.queue, &[other])
+        shared::events::jobs_changed(app.queue.redis(), &[other])
             .await
             .unwrap();
     };
@@ -108,9 +106,9 @@ async fn a_long_poll_without_a_change_answers_at_its_deadline() {
 
 #[tokio::test]
 async fn a_long_poll_holds_no_database_connection_while_it_waits() {
-    let app = TestApp::spawn_with(|c| {
+    let app = spawn_api(|c| {
         c.database.max_connections = 1;
-        c.database.acquire_timeout_ms = 5_000;
+        c.database.acquire_timeout = Duration::from_secs(5);
     })
     .await;
     let owner = app.user().await;
@@ -133,7 +131,7 @@ async fn a_long_poll_holds_no_database_connection_while_it_waits() {
 
 #[tokio::test]
 async fn a_long_poll_on_a_finished_job_answers_at_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     app.request(
@@ -157,7 +155,7 @@ async fn a_long_poll_on_a_finished_job_answers_at_once() {
 
 #[tokio::test]
 async fn a_wait_out_of_range_or_not_a_number_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     for (wait, code) in [
@@ -180,7 +178,7 @@ async fn a_wait_out_of_range_or_not_a_number_is_refused() {
 
 #[tokio::test]
 async fn a_long_poll_answers_at_once_when_the_server_shuts_down() {
-    let mut app = TestApp::spawn().await;
+    let mut app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}?wait=20");
@@ -205,7 +203,7 @@ async fn a_long_poll_answers_at_once_when_the_server_shuts_down() {
 
 #[tokio::test]
 async fn the_job_list_holds_the_callers_jobs_newest_first_in_pages() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let other = app.user().await;
     let mut mine = Vec::new();

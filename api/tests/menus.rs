@@ -1,12 +1,10 @@
 //! Submitting menu requests (idempotency, rate limits, visibility) and reading menus.
 
-mod common;
-
-use common::{TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{TestApi, error_of, spawn_api};
 
-async fn submit_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> reqwest::Response {
+async fn submit_with_key(app: &TestApi, token: &str, key: &str, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/v1/menus", Some(token))
         .header("idempotency-key", key)
         .json(&body)
@@ -17,7 +15,7 @@ async fn submit_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> 
 
 #[tokio::test]
 async fn a_valid_request_creates_one_queued_job_and_pushes_it_once() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let response = app
         .submit(&who, json!({"days": 2, "diet_type": "vegan"}))
@@ -49,7 +47,7 @@ async fn a_valid_request_creates_one_queued_job_and_pushes_it_once() {
 
 #[tokio::test]
 async fn the_same_idempotency_key_twice_gives_one_job_and_one_push() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let body = json!({"days": 2, "start_date": "2030-01-07"});
     let first = submit_with_key(&app, &who.token, "key-1", body.clone()).await;
@@ -70,7 +68,7 @@ async fn the_same_idempotency_key_twice_gives_one_job_and_one_push() {
 
 #[tokio::test]
 async fn an_idempotency_key_reused_for_a_different_request_is_a_409_conflict() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let first = submit_with_key(&app, &who.token, "key-2", json!({"days": 2})).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
@@ -86,9 +84,7 @@ async fn an_idempotency_key_reused_for_a_different_request_is_a_409_conflict() {
 
 #[tokio::test]
 async fn submissions_over_the_per_user_budget_are_429() {
-    let app =
-        TestApp::spawn_with(|c| c.submit_rate_per_minute = std::num::NonZeroU32::new(2).unwrap())
-            .await;
+    let app = spawn_api(|c| c.submit_rate_per_minute = std::num::NonZeroU32::new(2).unwrap()).await;
     let who = app.user().await;
     for _ in 0..2 {
         assert_eq!(
@@ -114,7 +110,7 @@ async fn submissions_over_the_per_user_budget_are_429() {
 
 #[tokio::test]
 async fn a_person_with_too_many_jobs_waiting_is_told_to_wait_for_one() {
-    let app = TestApp::spawn_with(|c| c.waiting_jobs_per_user = 2).await;
+    let app = spawn_api(|c| c.waiting_jobs_per_user = 2).await;
     let who = app.user().await;
     let keyed = |key: &str| {
         app.request(Method::POST, "/v1/menus", Some(&who.token))
@@ -162,7 +158,7 @@ async fn a_person_with_too_many_jobs_waiting_is_told_to_wait_for_one() {
 
 #[tokio::test]
 async fn another_users_job_and_menu_are_404_like_ones_that_do_not_exist() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let stranger = app.user().await;
     let job = app.queued_job(owner.id).await;
@@ -207,7 +203,7 @@ async fn another_users_job_and_menu_are_404_like_ones_that_do_not_exist() {
 
 #[tokio::test]
 async fn a_menu_shows_its_days_and_request_and_its_grocery_list_sums_ingredients() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let menu_id = app.finished_menu(owner.id).await;
     let menu: Value = app
@@ -253,7 +249,7 @@ async fn a_menu_shows_its_days_and_request_and_its_grocery_list_sums_ingredients
 
 #[tokio::test]
 async fn menus_are_listed_newest_first_a_page_at_a_time() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let mut made = Vec::new();
     for _ in 0..5 {

@@ -1,22 +1,20 @@
 //! The OpenAPI document at `/openapi.json`: it is valid OpenAPI 3.1, it describes every route the
 //! API serves and no other, and it says what clients rely on.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{TestApp, error_of};
 use oas3::spec::{Operation, ParameterIn};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use testkit::{TestApi, error_of, spawn_api};
 
 /// Routes served outside the JSON API, which the document rightly leaves out: the admin
 /// dashboard's HTML pages (a UI for people, under `/admin`) and Swagger UI (`/docs`).
 const UNDOCUMENTED_PREFIXES: [&str; 2] = ["/admin", "/docs"];
 
 /// The document as served, as JSON and as parsed by `oas3`'s OpenAPI 3.1 model.
-async fn document(app: &TestApp) -> (Value, oas3::Spec) {
+async fn document(app: &TestApi) -> (Value, oas3::Spec) {
     let response = app
         .request(Method::GET, "/openapi.json", None)
         .send()
@@ -84,7 +82,7 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test]
 async fn the_served_document_is_valid_openapi_3_1() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, spec) = document(&app).await;
 
     let version = spec
@@ -218,7 +216,7 @@ async fn the_served_document_is_valid_openapi_3_1() {
 
 #[tokio::test]
 async fn every_documented_operation_is_served() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (_, spec) = document(&app).await;
     // The check tells a missing route from a handler's answer.
     let missing = app.request(Method::GET, "/v1/no-such-route", None);
@@ -247,7 +245,7 @@ async fn every_documented_operation_is_served() {
 /// such call in the API's sources must name a documented path or an allowed undocumented one.
 #[tokio::test]
 async fn no_route_is_served_that_the_document_does_not_list() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, _) = document(&app).await;
     let documented: BTreeSet<&str> = json["paths"]
         .as_object()
@@ -346,7 +344,7 @@ fn plain_registrations(file: &Path) -> Vec<(String, Option<String>)> {
 
 #[tokio::test]
 async fn submitting_a_menu_documents_its_answers_and_the_idempotency_key() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, _) = document(&app).await;
     let submit = &json["paths"]["/v1/menus"]["post"];
     for status in ["202", "200", "400", "401", "413", "415", "422", "429"] {
@@ -385,7 +383,7 @@ async fn submitting_a_menu_documents_its_answers_and_the_idempotency_key() {
 
 #[tokio::test]
 async fn reading_a_job_documents_the_long_poll() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, _) = document(&app).await;
     let parameters = json["paths"]["/v1/jobs/{id}"]["get"]["parameters"]
         .as_array()
@@ -403,7 +401,7 @@ async fn reading_a_job_documents_the_long_poll() {
 
 #[tokio::test]
 async fn the_error_schema_is_the_shape_errors_have() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, _) = document(&app).await;
     let documented: BTreeSet<&str> =
         json["components"]["schemas"]["ApiError"]["properties"]["error"]["properties"]
@@ -435,7 +433,7 @@ async fn the_error_schema_is_the_shape_errors_have() {
 
 #[tokio::test]
 async fn the_weekly_batch_is_documented_for_admins_and_the_people_it_serves() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let (json, _) = document(&app).await;
     let schemas = &json["components"]["schemas"];
     let days = json!([

@@ -1,18 +1,15 @@
 //! Probes, the hashing bound under a burst of logins, and job events across a Redis restart.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
-use testkit::PrivateRedis;
+use testkit::{PASSWORD, PrivateRedis, spawn_api};
 
 #[tokio::test]
 async fn healthz_answers_alive() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -21,7 +18,7 @@ async fn healthz_answers_alive() {
 
 #[tokio::test]
 async fn readyz_is_ready_when_postgres_and_redis_answer() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -34,7 +31,7 @@ async fn readyz_is_ready_when_postgres_and_redis_answer() {
 #[tokio::test]
 async fn readyz_names_redis_when_redis_is_down() {
     let mut redis = PrivateRedis::start().await;
-    let app = TestApp::spawn_on(redis.config(), None, |_| {}).await;
+    let app = spawn_api(|c| c.redis = redis.config()).await;
     redis.stop();
     let response = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -56,7 +53,7 @@ async fn readyz_names_redis_when_redis_is_down() {
 
 #[tokio::test]
 async fn readyz_names_postgres_when_its_database_refuses_connections() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     // From another database: a database cannot lock itself out.
     let mut admin = app
         .db
@@ -88,7 +85,7 @@ async fn readyz_names_postgres_when_its_database_refuses_connections() {
 // One async thread, shared with the client: a hash computed on it would stall everything.
 #[tokio::test]
 async fn a_burst_of_logins_does_not_stall_other_requests() {
-    let app = TestApp::spawn_with(|c| {
+    let app = spawn_api(|c| {
         c.login_concurrency = std::num::NonZeroUsize::MIN;
         // Logins must not keep the one connection while they hash.
         c.database.max_connections = 1;
@@ -100,7 +97,7 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
         .map(|_| {
             let request = app
                 .request(Method::POST, "/v1/auth/login", None)
-                .json(&json!({"email": account.email, "password": "correct horse battery"}));
+                .json(&json!({"email": account.email, "password": PASSWORD}));
             tokio::spawn(async move { request.send().await.map(|r| r.status()) })
         })
         .collect();
@@ -136,7 +133,7 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
 #[tokio::test]
 async fn a_long_poll_wakes_when_the_event_subscription_returns_after_a_redis_restart() {
     let mut redis = PrivateRedis::start().await;
-    let app = TestApp::spawn_on(redis.config(), None, |_| {}).await;
+    let app = spawn_api(|c| c.redis = redis.config()).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let started = Instant::now();
@@ -161,14 +158,14 @@ async fn a_long_poll_wakes_when_the_event_subscription_returns_after_a_redis_res
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_answered_503_timeout_in_json() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     // Registered through a process without the short limit: a loaded machine may take longer
     // than it to register.
     let account = app.user().await;
     let strict = app
         .another_process(|c| {
             c.login_concurrency = std::num::NonZeroUsize::MIN;
-            c.request_timeout_ms = 200;
+            c.request_timeout = Duration::from_millis(200);
         })
         .await;
     // Queued behind one another for the single hashing permit, the last logins run out of time.
@@ -177,7 +174,7 @@ async fn a_request_over_the_time_limit_is_answered_503_timeout_in_json() {
             let request = strict
                 .http
                 .post(strict.url("/v1/auth/login"))
-                .json(&json!({"email": account.email, "password": "correct horse battery"}));
+                .json(&json!({"email": account.email, "password": PASSWORD}));
             tokio::spawn(async move {
                 let response = request.send().await.unwrap();
                 (response.status(), response.json::<Value>().await.unwrap())
@@ -202,9 +199,12 @@ async fn a_handler_that_panics_is_answered_500_internal_in_json() {
 
     let db = testkit::TestDb::new().await;
     let redis = testkit::TestRedis::new();
-    let state = api::AppState::new(&common::config(&db, redis.config()))
-        .await
-        .unwrap();
+    let state = api::AppState::new(&testkit::api_config(
+        db.config(5, Duration::from_secs(3)),
+        redis.config(),
+    ))
+    .await
+    .unwrap();
     async fn boom() -> &'static str {
         let secret = "hunter2";
         panic!("lost {secret}")

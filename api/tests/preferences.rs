@@ -1,14 +1,12 @@
 //! Stored preferences: reading and replacing them (the weekly batch's start day included), and
 //! how a menu request is merged with them.
 
-mod common;
-
-use common::{TestApp, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::db::jobs;
+use testkit::{TestApi, error_of, spawn_api};
 
-async fn put(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+async fn put(app: &TestApi, token: &str, body: Value) -> reqwest::Response {
     app.request(Method::PUT, "/v1/preferences", Some(token))
         .json(&body)
         .send()
@@ -18,7 +16,7 @@ async fn put(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
 
 #[tokio::test]
 async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let empty: Value = app
         .get("/v1/preferences", &who.token)
@@ -55,7 +53,7 @@ async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
 
 #[tokio::test]
 async fn free_text_is_stored_as_a_request_would_use_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let body = json!({"disliked_foods": ["  cafe\u{301} ", "Olives", "olives"]});
     let answer = put(&app, &who.token, body).await;
@@ -79,7 +77,7 @@ async fn free_text_is_stored_as_a_request_would_use_it() {
 
 #[tokio::test]
 async fn an_invalid_preference_is_422_and_the_saved_ones_are_kept() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     put(&app, &who.token, json!({"days": 4})).await;
     for (body, code, field) in [
@@ -112,7 +110,7 @@ async fn an_invalid_preference_is_422_and_the_saved_ones_are_kept() {
 
 #[tokio::test]
 async fn an_explicit_field_wins_then_the_stored_preference_then_the_default() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     put(&app, &who.token, json!({"days": 5, "servings": 4})).await;
 
@@ -147,7 +145,7 @@ async fn an_explicit_field_wins_then_the_stored_preference_then_the_default() {
 
 #[tokio::test]
 async fn the_weekly_start_day_is_saved_and_read_back_monday_when_absent_and_checked() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let read = || async {
         app.get("/v1/preferences", &who.token)

@@ -3,16 +3,14 @@
 //! next request; wrong passwords for one account locked out with a growing wait; and a login
 //! that takes as long whether or not the email has an account.
 
-mod common;
-
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
-use common::{Account, PASSWORD, TestApp, error_of};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use testkit::{Account, PASSWORD, TestApi, error_of, spawn_api};
 
-async fn login(app: &TestApp, email: &str, password: &str) -> Response {
+async fn login(app: &TestApi, email: &str, password: &str) -> Response {
     app.request(Method::POST, "/v1/auth/login", None)
         .json(&json!({"email": email, "password": password}))
         .send()
@@ -20,7 +18,7 @@ async fn login(app: &TestApp, email: &str, password: &str) -> Response {
         .unwrap()
 }
 
-async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
+async fn refresh(app: &TestApi, refresh_token: &str) -> Response {
     app.request(Method::POST, "/v1/auth/refresh", None)
         .json(&json!({"refresh_token": refresh_token}))
         .send()
@@ -29,7 +27,7 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
 }
 
 /// Logs `account` in again: a second session, with its tokens.
-async fn session(app: &TestApp, account: &Account) -> Value {
+async fn session(app: &TestApi, account: &Account) -> Value {
     let response = login(app, &account.email, PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
@@ -62,7 +60,7 @@ fn retry_after(response: &Response) -> u64 {
 
 #[tokio::test]
 async fn a_refresh_token_renews_the_access_token_once_and_a_second_use_ends_the_session() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let first = session(&app, &account).await;
     assert_eq!(first["expires_in"], 3600);
@@ -121,7 +119,7 @@ async fn a_refresh_token_renews_the_access_token_once_and_a_second_use_ends_the_
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once_and_only_that_one() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let other = session(&app, &account).await;
     let this = session(&app, &account).await;
@@ -148,7 +146,7 @@ async fn logout_ends_the_session_at_once_and_only_that_one() {
     assert_status(app.get("/v1/me", token(&other)).await, StatusCode::OK, None).await;
 }
 
-async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Response {
+async fn change_password(app: &TestApi, token: &str, current: &str, new: &str) -> Response {
     app.request(Method::PUT, "/v1/me/password", Some(token))
         .json(&json!({"current_password": current, "new_password": new}))
         .send()
@@ -158,7 +156,7 @@ async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -
 
 #[tokio::test]
 async fn a_password_change_ends_every_other_session_and_checks_the_rules() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let account = app.user().await;
     let other = session(&app, &account).await;
 
@@ -214,7 +212,7 @@ async fn a_password_change_ends_every_other_session_and_checks_the_rules() {
     .await;
 }
 
-async fn update_account(app: &TestApp, admin: &Account, id: uuid::Uuid, body: Value) -> Response {
+async fn update_account(app: &TestApi, admin: &Account, id: uuid::Uuid, body: Value) -> Response {
     app.request(
         Method::PATCH,
         &format!("/v1/admin/users/{id}"),
@@ -228,7 +226,7 @@ async fn update_account(app: &TestApp, admin: &Account, id: uuid::Uuid, body: Va
 
 #[tokio::test]
 async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let account = app.user().await;
     let admin_only = "/v1/admin/jobs";
@@ -329,7 +327,7 @@ async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
 async fn a_role_change_reaches_another_api_process_at_once() {
     // Two API processes on one database and one Redis: the change is made through one, the
     // token is used on the other, which remembered the session's old role.
-    let app = TestApp::spawn().await;
+    let app = spawn_api(|_| {}).await;
     let admin = app.admin().await;
     let account = app.user().await;
     let other = app.another_process(|_| {}).await;
@@ -357,8 +355,7 @@ async fn a_role_change_reaches_another_api_process_at_once() {
 
 #[tokio::test]
 async fn wrong_passwords_for_one_account_lock_it_with_a_growing_wait_whoever_tries() {
-    let app =
-        TestApp::spawn_with(|c| c.login_failures_per_account = NonZeroU32::new(5).unwrap()).await;
+    let app = spawn_api(|c| c.login_failures_per_account = NonZeroU32::new(5).unwrap()).await;
     let account = app.user().await;
     let bystander = app.user().await;
     for _ in 0..5 {
@@ -442,7 +439,7 @@ async fn wrong_passwords_for_one_account_lock_it_with_a_growing_wait_whoever_tri
 
 #[tokio::test]
 async fn a_login_takes_as_long_whether_or_not_the_email_has_an_account() {
-    let app = TestApp::spawn_with(|c| {
+    let app = spawn_api(|c| {
         c.login_failures_per_account = NonZeroU32::new(1_000).unwrap();
         c.login_concurrency = std::num::NonZeroUsize::new(1).unwrap();
     })

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{KEY, body, body_for, brief, client, client_with_timeout, day_of, header, post};
+use common::{KEY, body, body_for, brief, client, day_of, header, post};
 use domain::rules::check_day;
 use serde_json::{Value, json};
 use standin::{
@@ -338,9 +338,13 @@ async fn extra_latency_and_a_short_hang_delay_the_answer() {
 async fn a_hang_outlasts_the_client_timeout_without_blocking_other_calls() {
     let server = spawn(Config::default()).await.unwrap();
     server.script([Step::once(Fault::Hang { ms: 600_000 })]);
-    let impatient = client_with_timeout(Duration::from_millis(500));
     let url = format!("{}/chat/completions", server.base_url());
-    let hung = impatient.post(&url).bearer_auth(KEY).json(&body()).send();
+    let hung = client()
+        .post(&url)
+        .timeout(Duration::from_millis(500))
+        .bearer_auth(KEY)
+        .json(&body())
+        .send();
     let other = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         post(&client(), &server.base_url(), &body()).await

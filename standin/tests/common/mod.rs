@@ -1,6 +1,5 @@
-//! What the HTTP tests share: a client, a realistic request, and small readers.
-
-#![allow(dead_code)]
+//! What the HTTP tests share: a client, a realistic request, and small readers. Every test
+//! binary that declares this module uses all of it.
 
 use std::time::Duration;
 
@@ -11,16 +10,17 @@ use domain::request::{GenerationRequest, MenuOptions};
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
 
+/// The API key the tests' calls carry.
 pub const KEY: &str = "sk-test-standin";
 
-/// A plain-HTTP client; reqwest's rustls build needs a crypto provider even then.
-pub fn client_with_timeout(timeout: Duration) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(timeout).build().unwrap()
-}
-
+/// A plain-HTTP client whose calls give up after 30 s; reqwest's rustls build needs a crypto
+/// provider even then.
 pub fn client() -> Client {
-    client_with_timeout(Duration::from_secs(30))
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// The brief for day 1 of a default request with two snacks, as the worker writes it.

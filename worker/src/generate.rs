@@ -26,6 +26,7 @@ pub struct Generation<'a> {
 impl Generation<'_> {
     /// Asks for day `day_number` given the days before it. `usage` collects what the calls
     /// cost whatever the outcome.
+    #[tracing::instrument(skip_all, fields(day = day_number))]
     pub async fn day(
         &self,
         day_number: u8,

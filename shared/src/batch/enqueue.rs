@@ -121,6 +121,7 @@ pub fn start_of_day<Tz: TimeZone>(tz: &Tz, date: NaiveDate) -> chrono::DateTime<
 /// `period_start` 00:00 in `tz`). Inserts the run unleased (status enqueuing) so a worker's
 /// scheduler (or the caller, via [`drive`]) enqueues it; the same period again returns the
 /// existing run. `by`: the admin (a user id).
+#[tracing::instrument(skip_all, fields(period_start = %period_start, by = %by), err)]
 pub async fn start_manual(
     pool: &PgPool,
     tz: chrono_tz::Tz,
@@ -151,6 +152,7 @@ pub async fn start_manual(
 /// What a batch for that period would do now, without writing anything: every opted-in
 /// person is read (a page at a time) and their stored options checked as the enqueue checks
 /// them. It does not look at runs already made for the period.
+#[tracing::instrument(skip_all, fields(period_start = %period_start), err)]
 pub async fn dry_run(pool: &PgPool, period_start: NaiveDate) -> Result<Plan, sqlx::Error> {
     let mut plan = Plan::default();
     let mut after = None;
@@ -205,6 +207,7 @@ fn avoid_titles(titles: &[String]) -> Vec<String> {
 /// Per chunk: one read of the people (each with their menu's start and previous-week titles),
 /// then one short transaction (lock the run under the fence, insert the jobs, advance the counters, cursor
 /// and lease); the connection goes back to the pool before the jobs are pushed to Redis.
+#[tracing::instrument(skip_all, fields(batch_id = %id), err)]
 pub async fn drive(
     life: &Lifecycle,
     id: Uuid,
@@ -222,6 +225,7 @@ pub async fn drive(
 }
 
 /// Enqueues the run `fence` holds to the end, from its cursor on (see [`drive`]).
+#[tracing::instrument(skip_all, fields(batch_id = %leased.run.id), err)]
 pub(crate) async fn enqueue(
     life: &Lifecycle,
     leased: Leased,

@@ -254,6 +254,7 @@ async fn settle(
 /// the latest one recorded for this schedule (or, when none is, within the catch-up window)
 /// that have no run, the latest is run once (trigger `catch_up`) if it was missed by at most
 /// `catch_up_secs`, and the others are recorded as skipped. Returns the run it enqueued.
+#[tracing::instrument(skip_all, fields(schedule = %config.name), err)]
 pub async fn catch_up(
     life: &Lifecycle,
     config: &ScheduleConfig,
@@ -275,6 +276,7 @@ pub async fn catch_up(
 
 /// Takes over and enqueues the runs still enqueuing that nobody holds (see
 /// `batch_runs::unleased`), a few per call. Returns how many this call finished.
+#[tracing::instrument(skip_all, err)]
 pub async fn resume(life: &Lifecycle, enqueue: &EnqueueConfig) -> Result<usize, Error> {
     let ids = {
         let mut conn = db::hold(life.pool(), "batch_resume").await?;

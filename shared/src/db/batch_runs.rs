@@ -91,6 +91,7 @@ pub struct Holder {
 
 /// Records the run (held by `holder`, or unleased), unless its (schedule, fire time) is
 /// recorded already: then `None`, and the run belongs to whoever recorded it.
+#[tracing::instrument(skip_all, fields(schedule = run.schedule, fire_at = %run.fire_at), err(level = "warn"))]
 pub async fn insert(
     conn: &mut PgConnection,
     run: &NewRun<'_>,
@@ -120,6 +121,7 @@ pub async fn insert(
 /// Records missed fire times of `schedule` as skipped runs, in one statement; times already
 /// recorded are left as they are. `fires` pairs each fire time with its period's first day.
 /// Returns how many rows were added.
+#[tracing::instrument(skip_all, fields(schedule = schedule, runs = fires.len()), err(level = "warn"))]
 pub async fn insert_skipped(
     conn: &mut PgConnection,
     schedule: &str,
@@ -144,6 +146,7 @@ pub async fn insert_skipped(
 }
 
 /// The run of `schedule` recorded for `fire_at`, if any.
+#[tracing::instrument(skip_all, fields(schedule = schedule, fire_at = %fire_at), err(level = "warn"))]
 pub async fn get_by_key(
     conn: &mut PgConnection,
     schedule: &str,
@@ -160,6 +163,7 @@ pub async fn get_by_key(
 }
 
 /// The latest fire time recorded for `schedule` (whatever became of it).
+#[tracing::instrument(skip_all, fields(schedule = schedule), err(level = "warn"))]
 pub async fn latest_fire_at(
     conn: &mut PgConnection,
     schedule: &str,
@@ -172,6 +176,7 @@ pub async fn latest_fire_at(
 
 /// Runs still enqueuing whose enqueue nobody holds: never leased (a manual run, a crash right
 /// after the insert) or whose lease lapsed (its enqueuer died). At most `limit`, oldest first.
+#[tracing::instrument(skip_all, fields(limit = limit), err(level = "warn"))]
 pub async fn unleased(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM batch_runs
@@ -193,6 +198,7 @@ pub struct Leased {
 
 /// Takes the run's lease for `lease` under the new `fence` if the run is enqueuing and its
 /// lease is free or lapsed; `None` otherwise (another process holds it, or it is done).
+#[tracing::instrument(skip_all, fields(batch_id = %id), err(level = "warn"))]
 pub async fn take_lease(
     conn: &mut PgConnection,
     id: Uuid,
@@ -217,6 +223,7 @@ pub async fn take_lease(
 
 /// Locks the run for the rest of the transaction if `fence` still holds its enqueue; `false`:
 /// another process took the run over (or it is done), and this enqueue must stop.
+#[tracing::instrument(skip_all, fields(batch_id = %id), err(level = "warn"))]
 pub async fn hold(conn: &mut PgConnection, id: Uuid, fence: Uuid) -> Result<bool, sqlx::Error> {
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM batch_runs
@@ -246,6 +253,7 @@ pub struct Progress {
 /// Adds a chunk's progress to the run held under `fence` and renews its lease for `lease`;
 /// on the last chunk the run becomes `enqueued` and its lease is released. `None`: the fence
 /// no longer holds the run. Call within the chunk's transaction, after [`hold`].
+#[tracing::instrument(skip_all, fields(batch_id = %id, targeted = progress.targeted, last = progress.last), err(level = "warn"))]
 pub async fn advance(
     conn: &mut PgConnection,
     id: Uuid,
@@ -306,6 +314,7 @@ pub struct Person {
 /// when `None`), for the period from `period_start`: one statement per page (each person's
 /// previous menu is an index probe of `menus_owner_idx`), so a walk over everyone keeps one
 /// page in memory.
+#[tracing::instrument(skip_all, fields(period_start = %period_start, limit = limit), err(level = "warn"))]
 pub async fn people_after(
     conn: &mut PgConnection,
     after: Option<Uuid>,
@@ -342,6 +351,7 @@ pub async fn people_after(
     .await
 }
 
+#[tracing::instrument(skip_all, fields(batch_id = %id), err(level = "warn"))]
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<BatchRun>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM batch_runs WHERE id = $1"
@@ -447,6 +457,7 @@ async fn summarize(
 }
 
 /// One run with its jobs by status and their cost; `None` if there is no such run.
+#[tracing::instrument(skip_all, fields(batch_id = %id), err(level = "warn"))]
 pub async fn summary(
     conn: &mut PgConnection,
     id: Uuid,
@@ -459,6 +470,7 @@ pub async fn summary(
 
 /// A page of runs, newest first (`created_at DESC, id DESC`), after `before` (the last run of
 /// the previous page), with their jobs counted in one statement for the whole page.
+#[tracing::instrument(skip_all, fields(limit = limit), err(level = "warn"))]
 pub async fn list(
     conn: &mut PgConnection,
     before: Option<Cursor>,

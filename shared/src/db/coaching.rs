@@ -32,6 +32,7 @@ pub struct Link {
 }
 
 /// Invites a client; inviting the same email twice returns the existing link.
+#[tracing::instrument(skip_all, fields(coach_id = %coach_id), err(level = "warn"))]
 pub async fn invite(
     conn: &mut PgConnection,
     coach_id: Uuid,
@@ -56,6 +57,7 @@ pub async fn invite(
 }
 
 /// Invitations addressed to this email that are still open.
+#[tracing::instrument(skip_all, err(level = "warn"))]
 pub async fn pending_for(conn: &mut PgConnection, email: &str) -> Result<Vec<Link>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
@@ -67,6 +69,7 @@ pub async fn pending_for(conn: &mut PgConnection, email: &str) -> Result<Vec<Lin
 }
 
 /// Accepts an open invitation addressed to this client; `None` if there is no such invitation.
+#[tracing::instrument(skip_all, fields(link_id = %link_id, client_id = %client_id), err(level = "warn"))]
 pub async fn accept(
     conn: &mut PgConnection,
     link_id: Uuid,
@@ -86,6 +89,7 @@ pub async fn accept(
 }
 
 /// Every link of a coach, accepted or not.
+#[tracing::instrument(skip_all, fields(coach_id = %coach_id), err(level = "warn"))]
 pub async fn links_of(conn: &mut PgConnection, coach_id: Uuid) -> Result<Vec<Link>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, coach_id, client_email, client_id, accepted_at, created_at FROM coach_links
@@ -98,6 +102,7 @@ pub async fn links_of(conn: &mut PgConnection, coach_id: Uuid) -> Result<Vec<Lin
 
 /// Whether `client_id` accepted `coach_id`'s invitation, and neither side has ended the link
 /// since.
+#[tracing::instrument(skip_all, fields(coach_id = %coach_id, client_id = %client_id), err(level = "warn"))]
 pub async fn is_client(
     conn: &mut PgConnection,
     coach_id: Uuid,
@@ -113,6 +118,7 @@ pub async fn is_client(
 }
 
 /// The accepted links of a client: the coaches who may act for them now, oldest first.
+#[tracing::instrument(skip_all, fields(client_id = %client_id), err(level = "warn"))]
 pub async fn coaches_of(
     conn: &mut PgConnection,
     client_id: Uuid,
@@ -128,6 +134,7 @@ pub async fn coaches_of(
 
 /// Ends the accepted link between `coach_id` and `client_id` (either side may); whether there
 /// was one. Open invitations are not touched: they have no `client_id` yet.
+#[tracing::instrument(skip_all, fields(coach_id = %coach_id, client_id = %client_id), err(level = "warn"))]
 pub async fn unlink(
     conn: &mut PgConnection,
     coach_id: Uuid,

@@ -76,6 +76,7 @@ pub enum Inserted {
 }
 
 /// Creates a queued job, or finds the one created earlier with the same idempotency key.
+#[tracing::instrument(skip_all, fields(user_id = %job.owner_id), err(level = "warn"))]
 pub async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, sqlx::Error> {
     let mut inserted = insert_many(conn, std::slice::from_ref(job)).await?;
     Ok(inserted.pop().expect("one job in, one out"))
@@ -84,6 +85,7 @@ pub async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, s
 /// [`insert`] for many jobs in one statement and one commit (concurrent submissions, grouped):
 /// one [`Inserted`] per job, in order. Two jobs of the group with the same requester and
 /// idempotency key are one job: the first creates it, the second finds it.
+#[tracing::instrument(skip_all, fields(jobs = jobs.len()), err(level = "warn"))]
 pub async fn insert_many(
     conn: &mut PgConnection,
     jobs: &[NewJob],
@@ -148,6 +150,7 @@ pub async fn insert_many(
         .collect()
 }
 
+#[tracing::instrument(skip_all, fields(job_id = %id), err(level = "warn"))]
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM generation_jobs WHERE id = $1")
         .bind(id)
@@ -156,6 +159,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, sq
 }
 
 /// The job if `viewer` may see it (its owner, or the owner's coach).
+#[tracing::instrument(skip_all, fields(job_id = %id, viewer = %viewer), err(level = "warn"))]
 pub async fn get_visible(
     conn: &mut PgConnection,
     id: Uuid,
@@ -275,6 +279,7 @@ pub struct ClaimRequest {
 /// unless its owner already runs `owner_cap` jobs (0: no cap; checked under a per-owner lock,
 /// see `owner_has_room` in the migrations). The attempt gets a new fence and the lease `lease`;
 /// the job's deadline starts at its first claim.
+#[tracing::instrument(skip_all, fields(job_id = %request.id), err(level = "warn"))]
 pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Claim, sqlx::Error> {
     let mut claims = claim_many(conn, std::slice::from_ref(request)).await?;
     Ok(claims.pop().expect("one request in, one claim out"))
@@ -284,6 +289,7 @@ pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Cl
 /// in order. A job asked for twice in the group is claimed once; the other request finds the
 /// live attempt (`NotBefore`). The owners' locks are taken first, in one global order, so two
 /// groups never wait on each other in a cycle.
+#[tracing::instrument(skip_all, fields(jobs = requests.len()), err(level = "warn"))]
 pub async fn claim_many(
     conn: &mut PgConnection,
     requests: &[ClaimRequest],
@@ -430,6 +436,7 @@ struct ClaimedRow {
 /// Extends the leases of running attempts, in one statement: `held` are the attempts a worker
 /// runs. Returns the jobs whose lease was renewed; an attempt missing from it was cancelled or
 /// taken over, and must stop.
+#[tracing::instrument(skip_all, fields(jobs = held.len()), err(level = "warn"))]
 pub async fn renew_leases(
     conn: &mut PgConnection,
     held: &[Fence],
@@ -474,6 +481,7 @@ pub struct DayWrite {
 /// for all of them; one result per day, in order. `false`: that attempt was fenced out
 /// (cancelled or superseded) and nothing was written for it. Saving a day the attempt already
 /// saved (a retry after a lost reply) writes nothing more and is `true`.
+#[tracing::instrument(skip_all, fields(days = days.len()), err(level = "warn"))]
 pub async fn save_days(
     conn: &mut PgConnection,
     days: &[DayWrite],
@@ -571,6 +579,7 @@ impl Completion {
 /// Saves the plan's last day (the checkpoint it would have had, unless an earlier attempt
 /// saved it), stores the menu and marks the job succeeded, in one statement: a job's last day
 /// costs no commit of its own. `None`: fenced out, nothing written.
+#[tracing::instrument(skip_all, fields(job_id = %fence.job, attempt = attempt_number), err(level = "warn"))]
 pub async fn complete(
     conn: &mut PgConnection,
     fence: Fence,
@@ -585,6 +594,7 @@ pub async fn complete(
 
 /// [`complete`] for many attempts in one statement and one commit: the new menu's id per
 /// attempt, in order (`None`: fenced out).
+#[tracing::instrument(skip_all, fields(jobs = done.len()), err(level = "warn"))]
 pub async fn complete_many(
     conn: &mut PgConnection,
     done: &[Completion],
@@ -664,6 +674,7 @@ pub async fn complete_many(
 
 /// Ends an attempt that failed: `retry_at` schedules another attempt, `None` fails the job.
 /// Returns the job's new status, or `None` if the attempt was fenced out.
+#[tracing::instrument(skip_all, fields(job_id = %fence.job, error_code = error.code), err(level = "warn"))]
 pub async fn fail_attempt(
     conn: &mut PgConnection,
     fence: Fence,
@@ -704,6 +715,7 @@ pub async fn fail_attempt(
 /// Records what an attempt that stopped without a transition of its own cost (its job was
 /// cancelled, or another attempt took it over), and ends the attempt's row. Returns the job's
 /// status (`None`: the job is gone).
+#[tracing::instrument(skip_all, fields(job_id = %fence.job), err(level = "warn"))]
 pub async fn stop_attempt(
     conn: &mut PgConnection,
     fence: Fence,
@@ -733,6 +745,7 @@ pub async fn stop_attempt(
 
 /// How an attempt ended, as its row records it (`None` while it runs): tells a write retried
 /// after a lost reply whether its first try had committed.
+#[tracing::instrument(skip_all, fields(job_id = %fence.job), err(level = "warn"))]
 pub async fn attempt_outcome(
     conn: &mut PgConnection,
     fence: Fence,
@@ -768,6 +781,7 @@ impl Release {
 /// Gives an unfinished attempt back without counting it. A provider outage pushes the job's
 /// deadline back by the wait, since it is not the job's doing. `false`: fenced out, nothing
 /// changed.
+#[tracing::instrument(skip_all, fields(job_id = %fence.job, why = ?why), err(level = "warn"))]
 pub async fn release(
     conn: &mut PgConnection,
     fence: Fence,
@@ -811,6 +825,7 @@ pub async fn release(
 /// `limit`, newest first; ids are v7 UUIDs, so by creation), with their lanes: queued or retrying jobs that are
 /// due, and running jobs whose lease lapsed more than `grace` ago (the grace lets a live worker
 /// renew after a database outage before its jobs are given to others).
+#[tracing::instrument(skip_all, fields(limit = limit), err(level = "warn"))]
 pub async fn due_before(
     conn: &mut PgConnection,
     before: Uuid,
@@ -850,6 +865,7 @@ pub struct UsageTotals {
 /// Whether `owner_id` has `limit` jobs (or more) waiting or running, and whether
 /// `requested_by` already used `idempotency_key` (its retry must find its job, not the limit).
 /// Reads at most `limit` index entries, however many jobs wait.
+#[tracing::instrument(skip_all, fields(user_id = %owner_id, limit = limit), err(level = "warn"))]
 pub async fn waiting_at_limit(
     conn: &mut PgConnection,
     owner_id: Uuid,
@@ -872,6 +888,7 @@ pub async fn waiting_at_limit(
     .await
 }
 
+#[tracing::instrument(skip_all, fields(user_id = %requested_by), err(level = "warn"))]
 pub async fn usage_of(
     conn: &mut PgConnection,
     requested_by: Uuid,
@@ -891,6 +908,7 @@ pub async fn usage_of(
 /// each person (owner and requester alike) with their request. A person who already has a job
 /// in the batch, or a batch job starting the same day, gets no second one. Returns the ids of
 /// the jobs created.
+#[tracing::instrument(skip_all, fields(batch_id = %batch_id, jobs = people.len()), err(level = "warn"))]
 pub async fn insert_batch(
     conn: &mut PgConnection,
     batch_id: Uuid,

@@ -31,6 +31,7 @@ pub struct MenuSummary {
 }
 
 /// The menu if `viewer` may see it (its owner, or the owner's coach).
+#[tracing::instrument(skip_all, fields(menu_id = %id, viewer = %viewer), err(level = "warn"))]
 pub async fn get_visible(
     conn: &mut PgConnection,
     id: Uuid,
@@ -48,6 +49,7 @@ pub async fn get_visible(
 
 /// One owner's menus, newest first, `limit` at most, after `cursor` (keyset pagination, so a
 /// page costs the same however deep it is).
+#[tracing::instrument(skip_all, fields(user_id = %owner_id, limit = limit), err(level = "warn"))]
 pub async fn list(
     conn: &mut PgConnection,
     owner_id: Uuid,

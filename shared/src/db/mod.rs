@@ -3,6 +3,10 @@
 //! Query functions take a `&mut PgConnection` (or an executor) and never begin a transaction of
 //! their own: the caller owns the transaction and keeps it short. Nothing here awaits anything
 //! but the database.
+//!
+//! Each query function runs in a span named after it, with the ids at hand as fields and no
+//! argument recorded (`skip_all`: no password hash, token digest or email reaches a log). Its
+//! error is recorded at WARN: the caller decides whether it is fatal, retried or an answer.
 
 pub mod admin;
 pub mod batch_runs;
@@ -34,18 +38,20 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 }
 
 /// As [`connect`], with connect options already built (tests point them at their own database).
+#[tracing::instrument(skip_all, fields(max_connections = config.max_connections), err(level = "warn"))]
 pub async fn connect_with(
     config: &DatabaseConfig,
     options: PgConnectOptions,
 ) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(config.max_connections)
-        .acquire_timeout(config.acquire_timeout())
+        .acquire_timeout(config.acquire_timeout)
         .connect_with(options.application_name("menus"))
         .await
 }
 
 /// Applies every migration that has not run yet.
+#[tracing::instrument(skip_all, err(level = "warn"))]
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
@@ -59,6 +65,7 @@ pub struct Held {
 }
 
 /// Takes a connection from the pool for `op` (a short name: `claim`, `submit`, …).
+#[tracing::instrument(skip_all, fields(op = op), err(level = "warn"))]
 pub async fn hold(pool: &PgPool, op: &'static str) -> Result<Held, sqlx::Error> {
     let conn = pool.acquire().await?;
     Ok(Held {

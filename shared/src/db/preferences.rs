@@ -42,6 +42,7 @@ pub fn weekday_of(iso: i16) -> Weekday {
 }
 
 /// The person's preferences, or empty ones if they never saved any.
+#[tracing::instrument(skip_all, fields(user_id = %user_id), err(level = "warn"))]
 pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Preferences, sqlx::Error> {
     let row: Option<(Json<MenuOptions>, bool, i16)> = sqlx::query_as(
         "SELECT options, auto_generate_weekly, weekly_start_day FROM preferences
@@ -62,6 +63,7 @@ pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Preferences, 
 }
 
 /// Replaces the person's preferences; callers validate them first.
+#[tracing::instrument(skip_all, fields(user_id = %user_id), err(level = "warn"))]
 pub async fn put(
     conn: &mut PgConnection,
     user_id: Uuid,

@@ -32,6 +32,7 @@ pub enum Rotation {
 }
 
 /// Starts a session for `user_id` that can be refreshed for `lifetime`; returns its id and end.
+#[tracing::instrument(skip_all, fields(user_id = %user_id), err(level = "warn"))]
 pub async fn create(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -54,6 +55,7 @@ pub async fn create(
 }
 
 /// The session's state, `None` for an id never issued (or whose account was deleted).
+#[tracing::instrument(skip_all, fields(session_id = %id), err(level = "warn"))]
 pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionState>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.user_id, u.role,
@@ -68,6 +70,7 @@ pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionSt
 
 /// Replaces the refresh digest `presented` of session `id` with `next`, in one statement (the
 /// row lock orders two refreshes of one session: the second finds the digest changed).
+#[tracing::instrument(skip_all, fields(session_id = %id), err(level = "warn"))]
 pub async fn rotate(
     conn: &mut PgConnection,
     id: Uuid,
@@ -97,6 +100,7 @@ pub async fn rotate(
 }
 
 /// Ends one session (a logout). Ending one already ended changes nothing.
+#[tracing::instrument(skip_all, fields(session_id = %id), err(level = "warn"))]
 pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
         .bind(id)
@@ -106,6 +110,7 @@ pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
 }
 
 /// Ends every session of `user_id` but `except` (the one a password change is made from).
+#[tracing::instrument(skip_all, fields(user_id = %user_id), err(level = "warn"))]
 pub async fn revoke_all(
     conn: &mut PgConnection,
     user_id: Uuid,

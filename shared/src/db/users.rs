@@ -43,6 +43,7 @@ pub struct User {
 const COLUMNS: &str = "id, email, password_hash, role, created_at, disabled_at";
 
 /// Creates an account; a taken email fails with a unique violation on `users_email_key`.
+#[tracing::instrument(skip_all, fields(role = ?role), err(level = "info"))]
 pub async fn insert(
     conn: &mut PgConnection,
     email: &str,
@@ -62,6 +63,7 @@ pub async fn insert(
 }
 
 /// Emails are matched case-insensitively.
+#[tracing::instrument(skip_all, err(level = "warn"))]
 pub async fn find_by_email(
     conn: &mut PgConnection,
     email: &str,
@@ -74,6 +76,7 @@ pub async fn find_by_email(
     .await
 }
 
+#[tracing::instrument(skip_all, fields(user_id = %id), err(level = "warn"))]
 pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE id = $1"
@@ -84,6 +87,7 @@ pub async fn find_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User
 }
 
 /// Replaces the account's password hash.
+#[tracing::instrument(skip_all, fields(user_id = %id), err(level = "warn"))]
 pub async fn set_password(
     conn: &mut PgConnection,
     id: Uuid,
@@ -99,6 +103,7 @@ pub async fn set_password(
 
 /// Changes the role and/or disables (`Some(true)`) or re-enables (`Some(false)`) the account;
 /// `None` for an unknown id.
+#[tracing::instrument(skip_all, fields(user_id = %id), err(level = "warn"))]
 pub async fn update_account(
     conn: &mut PgConnection,
     id: Uuid,

@@ -102,7 +102,7 @@ pub async fn run_pipeline(
         tokio::spawn(pipeline.leases().clone().listen(background.clone())),
         tokio::spawn(reconcile::run(
             life.clone(),
-            jobs.reconcile_interval(),
+            jobs.reconcile_interval,
             RENEWAL_GRACE,
             background.clone(),
         )),
@@ -130,10 +130,14 @@ pub async fn run_pipeline(
     let batch_slots = jobs.batch_slots();
     let monitor = Monitor::new()
         .register(move |_restarts| {
-            // A new backend, hence a new worker id, for every start.
-            let backend = RedisBackend::new(queue.clone(), queue_config.clone())
-                .with_batch_slots(batch_slots);
-            WorkerBuilder::new(backend.worker_id().to_string())
+            // The pipeline's worker id: its attempts and its in-flight list carry the same one.
+            let backend = RedisBackend::new(
+                queue.clone(),
+                queue_config.clone(),
+                pipeline.worker_id().to_string(),
+            )
+            .with_batch_slots(batch_slots);
+            WorkerBuilder::new(pipeline.worker_id())
                 .backend(backend)
                 .data(pipeline.clone())
                 .concurrency(concurrency)

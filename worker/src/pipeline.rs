@@ -16,6 +16,7 @@ use shared::lifecycle::{Attempt, Lifecycle};
 use shared::llm::wait::backoff;
 use shared::llm::{ErrorClass, LlmError};
 use shared::queue::ack::Settle;
+use shared::queue::backend::new_worker_id;
 use shared::queue::{Lane, Queue};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -38,8 +39,9 @@ pub struct Pipeline {
     leases: Leases,
     caller: Caller,
     config: JobConfig,
-    /// Written on the job row, to tell which process ran an attempt.
-    worker_label: String,
+    /// This process's worker id ([`new_worker_id`]): written on the attempts it claims, and
+    /// the name of its in-flight list and heartbeat in Redis.
+    worker_id: String,
 }
 
 /// How an attempt ended, short of an infrastructure failure. Each carries what the attempt's
@@ -67,7 +69,7 @@ impl Pipeline {
             life,
             caller,
             config,
-            worker_label: shared::queue::backend::new_worker_id(),
+            worker_id: new_worker_id(),
         })
     }
 
@@ -81,18 +83,23 @@ impl Pipeline {
         &self.leases
     }
 
+    /// This process's worker id, for its queue backend.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
     pub fn config(&self) -> &JobConfig {
         &self.config
     }
 
     /// Handles one delivery of a job id; returns what becomes of the delivery.
-    #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt))]
+    #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt), err)]
     pub async fn process(&self, id: Uuid) -> Result<Settle, PipelineError> {
         let claim = self
             .life
             .claim(
                 id,
-                &self.worker_label,
+                &self.worker_id,
                 self.config.lease(),
                 self.config.deadline(),
                 self.config.user_running_cap,
@@ -103,7 +110,7 @@ impl Pipeline {
             // Redelivered early (a duplicate push, a live attempt elsewhere): look again then.
             Claim::NotBefore(at) => return Ok(Settle::At(at)),
             // The owner runs their share already: this one waits, other people's jobs go on.
-            Claim::OwnerBusy => return Ok(Settle::At(Utc::now() + self.config.user_cap_recheck())),
+            Claim::OwnerBusy => return Ok(Settle::At(Utc::now() + self.config.user_cap_recheck)),
             Claim::Claimed(c) => *c,
         };
         let attempt = claimed.attempt();
@@ -136,6 +143,7 @@ impl Pipeline {
     }
 
     /// Generates the missing days and the menu. No connection is held while the model works.
+    #[tracing::instrument(skip_all)]
     async fn run(&self, claimed: &ClaimedJob, lease: &Lease) -> Result<Ended, PipelineError> {
         let job = &claimed.job;
         let attempt = claimed.attempt();
@@ -203,6 +211,7 @@ impl Pipeline {
     }
 
     /// Writes how the attempt ended; returns what becomes of the delivery.
+    #[tracing::instrument(skip_all, err)]
     async fn end(
         &self,
         claimed: &ClaimedJob,
@@ -241,6 +250,7 @@ impl Pipeline {
 
     /// Ends a failed attempt: a permanent error fails the job, anything else retries it later
     /// while attempts remain (not before the server's wait, capped).
+    #[tracing::instrument(skip_all, err)]
     async fn fail(
         &self,
         attempt: Attempt,
@@ -255,10 +265,10 @@ impl Pipeline {
                 let server_wait = error.wait.unwrap_or_default();
                 let wait = backoff(
                     attempt.number as u32,
-                    self.config.retry_base_delay(),
-                    self.config.retry_max_delay(),
+                    self.config.retry_base_delay,
+                    self.config.retry_max_delay,
                 )
-                .max(server_wait.min(self.config.server_wait_cap()));
+                .max(server_wait.min(self.config.server_wait_cap));
                 Some(Utc::now() + wait)
             }
         };

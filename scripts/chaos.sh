@@ -14,9 +14,9 @@ scripts/services.sh
 
 if [ "${1:-}" = "--reduced" ]; then
   profile=debug
-  cargo build --locked -p api -p worker -p bench --bin api --bin worker --bin chaos
+  cargo build --locked -p api -p worker -p e2e --bin api --bin worker --bin chaos
 else
   profile=release
-  cargo build --locked --release -p api -p worker -p bench --bin api --bin worker --bin chaos
+  cargo build --locked --release -p api -p worker -p e2e --bin api --bin worker --bin chaos
 fi
 exec "target/$profile/chaos" --bin-dir "target/$profile" "$@"

@@ -1,13 +1,11 @@
-//! The whole system in one process, on a database and a Redis prefix of its own, for the
-//! end-to-end tests (`tests/`) and the benchmarks (`src/bin/`), which both drive it as a client
-//! would, over HTTP; and the chaos suite, which runs it as separate processes.
+//! What the benchmarks (`src/bin/`) share: the workspace's binaries started as processes of
+//! their own with what `/proc` says they used ([`process`]), the stores they run on, direct or
+//! scaled out ([`stores`], [`pgbouncer`]), Prometheus text read back ([`prometheus`]), and how
+//! figures are summed up ([`stats`]). The in-process system they also measure is
+//! `testkit::spawn_system`.
 
-pub mod chaos;
 pub mod pgbouncer;
 pub mod process;
 pub mod prometheus;
 pub mod stats;
 pub mod stores;
-pub mod system;
-
-pub use system::{Account, Options, PASSWORD, System};

@@ -149,7 +149,7 @@ impl Api {
         }
         anyhow::ensure!(up, "the api did not come up");
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
-        let body = json!({"email": email, "password": "correct horse battery staple"});
+        let body = json!({"email": email, "password": testkit::PASSWORD});
         let registered = http
             .post(format!("{base}/v1/auth/register"))
             .json(&body)

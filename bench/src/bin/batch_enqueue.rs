@@ -173,8 +173,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let pushed: u64 = redis::AsyncCommands::llen(
-        &mut life.queue().connection(),
-        life.queue().keys().ready_of(Lane::Batch),
+        &mut life.queue().redis().connection(),
+        life.queue().redis().keys().ready_of(Lane::Batch),
     )
     .await?;
 

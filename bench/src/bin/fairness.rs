@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::stats::Sample;
-use bench::{Account, Options, System};
 use chrono::{DateTime, Utc};
 use domain::request::MenuOptions;
 use serde_json::json;
 use standin::{Latency, RateLimits};
+use testkit::{Account, SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
 struct Args {
@@ -65,7 +65,7 @@ struct Probe {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
-    let mut options = Options {
+    let mut options = SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(200)),
             limits: RateLimits {
@@ -75,21 +75,21 @@ async fn main() -> anyhow::Result<()> {
             },
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     };
     options.jobs.concurrency = args.concurrency;
     // Production's defaults for fairness: a cap of two running jobs per person, 30 % of the
     // slots and of the budget kept for people.
     options.jobs.user_running_cap = 2;
-    options.jobs.user_cap_recheck_ms = 1_000;
+    options.jobs.user_cap_recheck = Duration::from_secs(1);
     options.budget.rpm = Some(args.rpm);
-    options.budget.max_wait_ms = 60_000;
+    options.budget.max_wait = Duration::from_secs(60);
     options.jobs.deadline_secs = 3_600;
-    let idle = Duration::from_millis(options.budget.interactive_idle_ms);
-    let system = System::start(options).await;
+    let idle = options.budget.interactive_idle;
+    let system = spawn_system(options).await;
     let mut people = Vec::new();
     for _ in 0..20 {
-        people.push(system.register().await);
+        people.push(system.api.user().await);
     }
     println!(
         "fairness: {} one-day batch menus, budget {} RPM (stand-in enforcing it), stand-in 200 ms, concurrency {}, people submitting {}/s",
@@ -202,7 +202,7 @@ fn report(name: &str, probes: &[Probe]) {
 /// Submits one-day menus at `rate` a second for `length`, round-robin over `people`, then
 /// waits for them and reads what each waited for from the database.
 async fn probe(
-    system: &System,
+    system: &TestSystem,
     people: &[Account],
     rate: f64,
     length: Duration,
@@ -213,7 +213,10 @@ async fn probe(
     while started.elapsed() < length {
         tick.tick().await;
         let who = jobs.len() % people.len();
-        jobs.push((who, system.submit(&people[who], json!({"days": 1})).await));
+        jobs.push((
+            who,
+            system.submit_job(&people[who], json!({"days": 1})).await,
+        ));
     }
     let mut probes = Vec::new();
     for (who, job) in jobs {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use bench::stats::Sample;
-use bench::{Options, System};
 use serde_json::json;
 use shared::queue::Queue;
 use shared::queue::ack::Settle;
-use shared::queue::backend::RedisBackend;
+use shared::queue::backend::{RedisBackend, new_worker_id};
+use testkit::{SystemOptions, TestSystem, spawn_system};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -32,17 +32,17 @@ async fn main() -> anyhow::Result<()> {
             .line("idle pick-up (push → handler)")
     );
 
-    let api_only = System::start(Options {
+    let api_only = spawn_system(SystemOptions {
         workers: 0,
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
-    let cook = api_only.register().await;
+    let cook = api_only.api.user().await;
     let mut submits = Vec::with_capacity(REQUESTS);
     let mut jobs = Vec::with_capacity(REQUESTS);
     for _ in 0..REQUESTS {
         let started = Instant::now();
-        jobs.push(api_only.submit(&cook, json!({"days": 3})).await);
+        jobs.push(api_only.submit_job(&cook, json!({"days": 3})).await);
         submits.push(started.elapsed());
     }
     println!(
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let mut polls = Vec::with_capacity(REQUESTS);
     for job in &jobs {
         let started = Instant::now();
-        let (status, _) = api_only.get(&cook, &format!("/v1/jobs/{job}")).await;
+        let (status, _) = api_only.get_json(&cook, &format!("/v1/jobs/{job}")).await;
         polls.push(started.elapsed());
         anyhow::ensure!(status.is_success(), "poll answered {status}");
     }
@@ -63,12 +63,12 @@ async fn main() -> anyhow::Result<()> {
     dashboard(&api_only, jobs[0]).await?;
     api_only.stop().await;
 
-    let system = System::start(Options::default()).await;
-    let cook = system.register().await;
+    let system = spawn_system(SystemOptions::default()).await;
+    let cook = system.api.user().await;
     let mut runs = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        let job = system.submit(&cook, json!({"days": 3})).await;
+        let job = system.submit_job(&cook, json!({"days": 3})).await;
         let view = system
             .wait_until_finished(&cook, job, Duration::from_secs(30))
             .await;
@@ -85,9 +85,9 @@ async fn main() -> anyhow::Result<()> {
 
 /// Times the dashboard's pages (and the JSON statistics they are built from) as an admin's
 /// browser fetches them: 200 requests each, with the session cookie.
-async fn dashboard(system: &System, job: Uuid) -> anyhow::Result<()> {
+async fn dashboard(system: &TestSystem, job: Uuid) -> anyhow::Result<()> {
     const PAGES: usize = 200;
-    let admin = system.admin().await;
+    let admin = system.api.admin().await;
     let cookie = format!("menus_admin_session={}", admin.token);
     for (name, path) in [
         ("/admin", "/admin".to_string()),
@@ -103,8 +103,9 @@ async fn dashboard(system: &System, job: Uuid) -> anyhow::Result<()> {
         for _ in 0..PAGES {
             let started = Instant::now();
             let response = system
+                .api
                 .http
-                .get(system.url(&path))
+                .get(system.api.url(&path))
                 .header("cookie", &cookie)
                 .bearer_auth(&admin.token)
                 .send()
@@ -135,7 +136,8 @@ async fn idle_pick_up(samples: usize) -> anyhow::Result<Sample> {
         tokio::spawn(async move {
             Monitor::new()
                 .register(move |_| {
-                    let backend = RedisBackend::new(queue.clone(), bench::system::queue_config());
+                    let backend =
+                        RedisBackend::new(queue.clone(), testkit::queue_config(), new_worker_id());
                     WorkerBuilder::new(backend.worker_id().to_string())
                         .backend(backend)
                         .data(tx.clone())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use shared::queue::Queue;
 use shared::queue::ack::Settle;
-use shared::queue::backend::RedisBackend;
+use shared::queue::backend::{RedisBackend, new_worker_id};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -37,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..workers {
             let (queue, seen) = (queue.clone(), seen.clone());
             monitor = monitor.register(move |_| {
-                let backend = RedisBackend::new(queue.clone(), bench::system::queue_config());
+                let backend =
+                    RedisBackend::new(queue.clone(), testkit::queue_config(), new_worker_id());
                 WorkerBuilder::new(backend.worker_id().to_string())
                     .backend(backend)
                     .data(seen.clone())

@@ -134,7 +134,7 @@ async fn run(
         .execute(&db.pool)
         .await?;
         let published = Instant::now();
-        shared::events::jobs_changed(&queue, &[job]).await?;
+        shared::events::jobs_changed(queue.redis(), &[job]).await?;
         let at = tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .map_err(|_| anyhow::anyhow!("change {i}: no answer within 10 s"))??;

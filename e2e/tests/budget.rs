@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use bench::{Options, System};
 use serde_json::json;
 use shared::llm::budget::BudgetConfig;
 use standin::{LoggedRequest, RateLimits};
+use testkit::{SystemOptions, spawn_system};
 
 /// Calls the provider answered with `status` that arrived within `span` of the first call.
 fn answered(calls: &[LoggedRequest], status: u16, span: Duration) -> usize {
@@ -19,8 +19,8 @@ fn answered(calls: &[LoggedRequest], status: u16, span: Duration) -> usize {
         .count()
 }
 
-fn options(limit: u32, window: Duration, workers: usize) -> Options {
-    let mut options = Options {
+fn options(limit: u32, window: Duration, workers: usize) -> SystemOptions {
+    let mut options = SystemOptions {
         workers,
         standin: standin::Config {
             limits: RateLimits {
@@ -34,13 +34,13 @@ fn options(limit: u32, window: Duration, workers: usize) -> Options {
         budget: BudgetConfig {
             rpm: Some(limit),
             tpm: None,
-            window_ms: window.as_millis() as u64,
+            window,
             // 3 % of a 5-second window leaves 150 ms for the slot-to-arrival delay.
             utilization: 0.97,
-            max_wait_ms: 30_000,
-            ..Options::default().budget
+            max_wait: Duration::from_secs(30),
+            ..SystemOptions::default().budget
         },
-        ..Options::default()
+        ..SystemOptions::default()
     };
     options.jobs.deadline_secs = 600;
     options
@@ -49,11 +49,11 @@ fn options(limit: u32, window: Duration, workers: usize) -> Options {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_sharing_the_budget_use_it_fully_without_a_single_429() {
     let (limit, window, run) = (30, Duration::from_secs(5), Duration::from_secs(15));
-    let system = System::start(options(limit, window, 2)).await;
-    let cook = system.register().await;
+    let system = spawn_system(options(limit, window, 2)).await;
+    let cook = system.api.user().await;
     // More work than the budget allows in the run.
     for _ in 0..40 {
-        system.submit(&cook, json!({"days": 3})).await;
+        system.submit_job(&cook, json!({"days": 3})).await;
     }
     tokio::time::sleep(run + Duration::from_millis(500)).await;
     let calls = system.standin.requests();
@@ -74,14 +74,14 @@ async fn two_workers_sharing_the_budget_use_it_fully_without_a_single_429() {
 async fn without_redis_each_worker_keeps_calling_within_its_share_and_rejoins_the_fleet_after() {
     let mut redis = testkit::PrivateRedis::start().await;
     let (limit, window) = (20, Duration::from_secs(2));
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         redis: Some(redis.config()),
         ..options(limit, window, 2)
     })
     .await;
-    let cook = system.register().await;
+    let cook = system.api.user().await;
     for _ in 0..8 {
-        system.submit(&cook, json!({"days": 7})).await;
+        system.submit_job(&cook, json!({"days": 7})).await;
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 

@@ -4,25 +4,25 @@
 
 use std::time::Duration;
 
-use bench::{Options, System};
 use chrono::{DateTime, Utc};
 use domain::request::MenuOptions;
 use serde_json::json;
 use standin::Latency;
+use testkit::{SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
-fn with_latency(ms: u64) -> Options {
-    Options {
+fn with_latency(ms: u64) -> SystemOptions {
+    SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(ms)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     }
 }
 
 /// When the job was created and when its first attempt started.
-async fn created_and_started(system: &System, job: Uuid) -> (DateTime<Utc>, DateTime<Utc>) {
+async fn created_and_started(system: &TestSystem, job: Uuid) -> (DateTime<Utc>, DateTime<Utc>) {
     let (created, started): (DateTime<Utc>, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT created_at, started_at FROM generation_jobs WHERE id = $1")
             .bind(job)
@@ -32,7 +32,7 @@ async fn created_and_started(system: &System, job: Uuid) -> (DateTime<Utc>, Date
     (created, started.expect("started"))
 }
 
-async fn unfinished_in(system: &System, batch: Uuid) -> i64 {
+async fn unfinished_in(system: &TestSystem, batch: Uuid) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM generation_jobs WHERE batch_id = $1 AND finished_at IS NULL",
     )
@@ -47,7 +47,7 @@ async fn a_persons_job_starts_at_once_behind_a_two_thousand_job_batch() {
     // Sixteen slots, four of them kept for people; each call takes 50 ms.
     let mut options = with_latency(50);
     options.jobs.concurrency = 16;
-    let system = System::start(options).await;
+    let system = spawn_system(options).await;
     let one_day = MenuOptions {
         days: Some(1),
         ..MenuOptions::default()
@@ -56,8 +56,8 @@ async fn a_persons_job_starts_at_once_behind_a_two_thousand_job_batch() {
     // Let the batch fill its twelve slots.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(60))
         .await;
@@ -81,14 +81,14 @@ async fn one_persons_ten_jobs_run_two_at_a_time_and_hold_up_nobody() {
     let mut options = with_latency(300);
     options.jobs.concurrency = 4;
     options.jobs.user_running_cap = 2;
-    let system = System::start(options).await;
-    let busy = system.register().await;
+    let system = spawn_system(options).await;
+    let busy = system.api.user().await;
     let mut jobs = Vec::new();
     for _ in 0..10 {
-        jobs.push(system.submit(&busy, json!({"days": 1})).await);
+        jobs.push(system.submit_job(&busy, json!({"days": 1})).await);
     }
-    let other = system.register().await;
-    let theirs = system.submit(&other, json!({"days": 1})).await;
+    let other = system.api.user().await;
+    let theirs = system.submit_job(&other, json!({"days": 1})).await;
     let mine = jobs.iter().map(|job| (&busy, *job));
     for (who, job) in mine.chain([(&other, theirs)]) {
         let view = system

@@ -85,7 +85,7 @@ impl Client {
 
     pub async fn register(&self, email: &str) -> anyhow::Result<User> {
         let url = format!("{}/v1/auth/register", self.base);
-        let body = json!({"email": email, "password": "correct horse battery"});
+        let body = json!({"email": email, "password": testkit::PASSWORD});
         let (status, body, _) = self.send(|http| http.post(&url).json(&body)).await?;
         anyhow::ensure!(status == StatusCode::CREATED, "register: {status} {body}");
         Ok(User {

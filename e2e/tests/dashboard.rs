@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bench::{Account, Options, PASSWORD, System};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use standin::{BodyStyle, Fault, Step};
+use testkit::{Account, PASSWORD, SystemOptions, TestSystem, spawn_system};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -117,22 +117,22 @@ impl Drop for Driver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_admin_requeues_a_failed_job_in_the_browser_and_watches_it_succeed() {
     let driver = Driver::start().await;
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         max_attempts: 2,
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     system.standin.script(vec![Step::always(Fault::ServerError {
         status: 500,
         body: BodyStyle::Json,
     })]);
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;
     assert_eq!(view["status"], "failed", "{view}");
-    let admin = system.admin().await;
+    let admin = system.api.admin().await;
 
     let browser = driver.browser().await;
     // The session is closed whatever happens, so no Chromium outlives the test.
@@ -154,7 +154,7 @@ async fn an_admin_requeues_a_failed_job_in_the_browser_and_watches_it_succeed() 
     system.stop().await;
 }
 
-async fn requeue_in_the_browser(browser: &Client, system: &System, admin: &Account, job: Uuid) {
+async fn requeue_in_the_browser(browser: &Client, system: &TestSystem, admin: &Account, job: Uuid) {
     // A page whose script would change its text: this browser runs none.
     browser
         .goto("data:text/html,<p>off</p><script>document.querySelector('p').textContent='on'</script>")
@@ -163,14 +163,14 @@ async fn requeue_in_the_browser(browser: &Client, system: &System, admin: &Accou
     assert_eq!(text_of(browser, "p").await, "off", "JavaScript is off");
 
     // Any dashboard page sends a stranger to the login form.
-    browser.goto(&system.url("/admin")).await.unwrap();
+    browser.goto(&system.api.url("/admin")).await.unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/admin/login");
     type_into(browser, "input[name=email]", &admin.email).await;
     type_into(browser, "input[name=password]", PASSWORD).await;
     click(browser, "form.login button[type=submit]").await;
     wait_for_heading(browser, "Overview").await;
 
-    browser.goto(&system.url("/admin/jobs")).await.unwrap();
+    browser.goto(&system.api.url("/admin/jobs")).await.unwrap();
     let row = browser
         .find(Locator::XPath(&format!("//tr[td/a[text()='{job}']]")))
         .await

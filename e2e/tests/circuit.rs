@@ -4,18 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use bench::{Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use standin::{Fault, Step};
+use testkit::{SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
-async fn readyz(system: &System) -> (StatusCode, Value) {
-    let response = system.http.get(system.url("/readyz")).send().await.unwrap();
+async fn readyz(system: &TestSystem) -> (StatusCode, Value) {
+    let response = system
+        .api
+        .http
+        .get(system.api.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     (response.status(), response.json().await.unwrap())
 }
 
-async fn statuses(system: &System, jobs: &[Uuid]) -> Vec<(String, i32)> {
+async fn statuses(system: &TestSystem, jobs: &[Uuid]) -> Vec<(String, i32)> {
     let mut out = Vec::new();
     for job in jobs {
         out.push(
@@ -29,7 +35,7 @@ async fn statuses(system: &System, jobs: &[Uuid]) -> Vec<(String, i32)> {
     out
 }
 
-async fn answered_calls(system: &System) -> usize {
+async fn answered_calls(system: &TestSystem) -> usize {
     system
         .standin
         .requests()
@@ -52,10 +58,10 @@ async fn each_fleet_error_opens_the_circuit_and_leaves_the_job_queued() {
         ),
     ];
     for (what, fault, code) in fleet_errors {
-        let system = System::start(Options::default()).await;
+        let system = spawn_system(SystemOptions::default()).await;
         system.standin.script(vec![Step::always(fault)]);
-        let cook = system.register().await;
-        let job = system.submit(&cook, json!({"days": 1})).await;
+        let cook = system.api.user().await;
+        let job = system.submit_job(&cook, json!({"days": 1})).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         let body = loop {
             let (status, body) = readyz(&system).await;
@@ -88,18 +94,18 @@ async fn each_fleet_error_opens_the_circuit_and_leaves_the_job_queued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exhausted_quota_stops_every_call_until_a_probe_finds_the_provider_back() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         workers: 2,
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     system
         .standin
         .script(vec![Step::always(Fault::InsufficientQuota)]);
-    let cook = system.register().await;
+    let cook = system.api.user().await;
     let mut jobs = Vec::new();
     for _ in 0..4 {
-        jobs.push(system.submit(&cook, json!({"days": 2})).await);
+        jobs.push(system.submit_job(&cook, json!({"days": 2})).await);
     }
     // The first answer opens the circuit; calls already under way may still land.
     while answered_calls(&system).await == 0 {

@@ -1,4 +1,4 @@
-//! The chaos suite (see `bench::chaos`): runs the system as separate processes through every
+//! The chaos suite (see `e2e::chaos`): runs the system as separate processes through every
 //! failure production brings, then prints what held and exits non-zero when anything did not.
 //!
 //! Run: `scripts/chaos.sh` (the full form: release build, 1,000 jobs) or
@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use bench::chaos::{self, Plan, verdict};
 use clap::Parser;
+use e2e::chaos::{self, Plan, verdict};
 
 #[derive(Parser)]
 #[command(

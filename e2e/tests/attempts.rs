@@ -4,24 +4,24 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bench::{Options, System};
 use serde_json::{Value, json};
 use shared::db::jobs::{self, Target};
 use standin::Latency;
+use testkit::{SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
-fn slow(latency_ms: u64) -> Options {
-    Options {
+fn slow(latency_ms: u64) -> SystemOptions {
+    SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(latency_ms)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     }
 }
 
 /// Waits until the stand-in has seen `n` calls.
-async fn calls_arrived(system: &System, n: usize) {
+async fn calls_arrived(system: &TestSystem, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while system.standin.requests().len() < n {
         assert!(Instant::now() < deadline, "no call {n} within 30 s");
@@ -34,10 +34,10 @@ fn unix_ms(at: SystemTime) -> u64 {
 }
 
 /// The outcome and cost recorded for the job's attempts, first first.
-async fn attempts(system: &System, job: Uuid) -> Vec<(Option<String>, i32)> {
+async fn attempts(system: &TestSystem, job: Uuid) -> Vec<(Option<String>, i32)> {
     sqlx::query_as("SELECT outcome, llm_calls FROM job_attempts WHERE job_id = $1 ORDER BY id")
         .bind(job)
-        .fetch_all(&system.db.pool)
+        .fetch_all(&system.api.db.pool)
         .await
         .unwrap()
 }
@@ -46,9 +46,9 @@ async fn attempts(system: &System, job: Uuid) -> Vec<(Option<String>, i32)> {
 async fn a_cancel_stops_the_running_attempts_calls_within_a_second_and_frees_its_slot() {
     let mut options = slow(2_000);
     options.jobs.concurrency = 1;
-    let system = System::start(options).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 5})).await;
+    let system = spawn_system(options).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 5})).await;
     calls_arrived(&system, 1).await;
 
     assert_eq!(system.cancel(&cook, job).await, 200);
@@ -78,7 +78,7 @@ async fn a_cancel_stops_the_running_attempts_calls_within_a_second_and_frees_its
         answered_after.is_empty(),
         "the call in flight at the cancel was dropped, not answered: {answered_after:?}"
     );
-    let (view_status, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    let (view_status, view) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
     assert_eq!(view_status, 200);
     assert_eq!(view["status"], "cancelled");
     assert_eq!(
@@ -89,7 +89,7 @@ async fn a_cancel_stops_the_running_attempts_calls_within_a_second_and_frees_its
     assert_eq!(view["usage"]["llm_calls"], calls.len());
 
     // Its one slot is free: the next job runs.
-    let next = system.submit(&cook, json!({"days": 1})).await;
+    let next = system.submit_job(&cook, json!({"days": 1})).await;
     let view: Value = system
         .wait_until_finished(&cook, next, Duration::from_secs(30))
         .await;
@@ -102,12 +102,12 @@ async fn a_cancel_whose_message_is_lost_stops_the_attempt_at_its_next_lease_rene
     let mut options = slow(1_000);
     options.jobs.lease_secs = 3;
     options.jobs.lease_renew_secs = 1;
-    let system = System::start(options).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 7})).await;
+    let system = spawn_system(options).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 7})).await;
     calls_arrived(&system, 1).await;
     // Cancelled in the database alone: no message reaches the worker.
-    let mut conn = system.db.pool.acquire().await.unwrap();
+    let mut conn = system.api.db.pool.acquire().await.unwrap();
     let cancelled = jobs::cancel(
         &mut conn,
         Target::Job {
@@ -140,9 +140,9 @@ async fn a_day_slower_than_the_lease_keeps_its_lease_and_is_not_taken_over() {
     // Renewed every second: a renewal could run 3 s late on a loaded machine and still hold it.
     options.jobs.lease_secs = 4;
     options.jobs.lease_renew_secs = 1;
-    let system = System::start(options).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+    let system = spawn_system(options).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     calls_arrived(&system, 1).await;
     // Deliver it again to the other worker while the call runs, past the first lease, as a lost
     // acknowledgement or a reconciler would: the renewed lease turns it away.
@@ -161,29 +161,29 @@ async fn a_day_slower_than_the_lease_keeps_its_lease_and_is_not_taken_over() {
 async fn a_shutdown_leaves_no_job_running_without_a_worker() {
     let mut options = slow(1_500);
     options.jobs.shutdown_grace_secs = 1;
-    let mut system = System::start(options).await;
-    let cook = system.register().await;
+    let mut system = spawn_system(options).await;
+    let cook = system.api.user().await;
     let mut ids = Vec::new();
     for _ in 0..8 {
-        ids.push(system.submit(&cook, json!({"days": 4})).await);
+        ids.push(system.submit_job(&cook, json!({"days": 4})).await);
     }
     calls_arrived(&system, 8).await;
     system.stop_worker().await;
 
     let running: i64 =
         sqlx::query_scalar("SELECT count(*) FROM generation_jobs WHERE status = 'running'")
-            .fetch_one(&system.db.pool)
+            .fetch_one(&system.api.db.pool)
             .await
             .unwrap();
     assert_eq!(running, 0, "every running job was handed back");
     let open: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE ended_at IS NULL")
-        .fetch_one(&system.db.pool)
+        .fetch_one(&system.api.db.pool)
         .await
         .unwrap();
     assert_eq!(open, 0, "every attempt ended");
     let mut ready: Vec<String> = redis::AsyncCommands::lrange(
-        &mut system.queue.connection(),
-        system.queue.keys().ready(),
+        &mut system.api.queue.redis().connection(),
+        system.api.queue.redis().keys().ready(),
         0,
         -1,
     )

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bench::{Options, System};
 use serde_json::json;
+use testkit::{SystemOptions, TestSystem, spawn_system};
 
 /// Every sample as `name{label="value",…}` → value, parsed from Prometheus text.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -43,10 +43,11 @@ fn sum(samples: &HashMap<String, f64>, name: &str) -> f64 {
         .sum()
 }
 
-async fn scrape(system: &System) -> HashMap<String, f64> {
+async fn scrape(system: &TestSystem) -> HashMap<String, f64> {
     let response = system
+        .api
         .http
-        .get(system.url("/metrics"))
+        .get(system.api.url("/metrics"))
         .send()
         .await
         .unwrap();
@@ -61,11 +62,11 @@ async fn scrape(system: &System) -> HashMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_parse_name_the_series_and_move_when_a_job_runs() {
-    let system = System::start(Options::default()).await;
-    let cook = system.register().await;
+    let system = spawn_system(SystemOptions::default()).await;
+    let cook = system.api.user().await;
     let before = scrape(&system).await;
 
-    let job = system.submit(&cook, json!({"days": 2})).await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;

@@ -4,46 +4,46 @@
 
 use std::time::{Duration, Instant};
 
-use bench::{Options, System};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use standin::Latency;
-use testkit::rows;
+use testkit::{SystemOptions, TestSystem, rows, spawn_system};
 
-fn cuttable(latency_ms: u64) -> Options {
-    Options {
+fn cuttable(latency_ms: u64) -> SystemOptions {
+    SystemOptions {
         cuttable_database: true,
         acquire_timeout: Duration::from_secs(1),
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(latency_ms)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     }
 }
 
-async fn jobs_in_database(system: &System) -> i64 {
+async fn jobs_in_database(system: &TestSystem) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM generation_jobs")
-        .fetch_one(&system.db.pool)
+        .fetch_one(&system.api.db.pool)
         .await
         .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_api_answers_503_with_retry_after_while_the_database_is_down_and_creates_nothing() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         workers: 0,
         ..cuttable(0)
     })
     .await;
-    let cook = system.register().await;
+    let cook = system.api.user().await;
     let link = system.db_link.as_ref().unwrap();
     link.cut();
 
     let started = Instant::now();
     let response = system
+        .api
         .http
-        .post(system.url("/v1/menus"))
+        .post(system.api.url("/v1/menus"))
         .bearer_auth(&cook.token)
         .header("idempotency-key", "outage-1")
         .json(&json!({"days": 2}))
@@ -66,12 +66,13 @@ async fn the_api_answers_503_with_retry_after_while_the_database_is_down_and_cre
     );
     // The acquire timeout is 1 s; the rest is slack for a loaded machine, not a speed target.
     assert!(took < Duration::from_secs(10), "answered after {took:?}");
-    let (status, body) = system.get(&cook, "/v1/menus").await;
+    let (status, body) = system.get_json(&cook, "/v1/menus").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let login = system
+        .api
         .http
-        .post(system.url("/v1/auth/login"))
-        .json(&json!({"email": cook.email, "password": bench::system::PASSWORD}))
+        .post(system.api.url("/v1/auth/login"))
+        .json(&json!({"email": cook.email, "password": testkit::PASSWORD}))
         .send()
         .await
         .unwrap();
@@ -83,8 +84,8 @@ async fn the_api_answers_503_with_retry_after_while_the_database_is_down_and_cre
         0,
         "the 503 created nothing"
     );
-    let job = system.submit(&cook, json!({"days": 2})).await;
-    let (status, _) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
+    let (status, _) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -95,9 +96,9 @@ async fn the_api_answers_503_with_retry_after_while_the_database_is_down_and_cre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_day_finished_while_the_database_is_down_is_kept_and_saved_when_it_returns() {
-    let system = System::start(cuttable(1_500)).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 2})).await;
+    let system = spawn_system(cuttable(1_500)).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
     // Cut while the first day's call is out: its answer comes back to a worker that cannot
     // write it.
     while system.standin.requests().is_empty() {
@@ -128,16 +129,16 @@ async fn a_day_finished_while_the_database_is_down_is_kept_and_saved_when_it_ret
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claiming_pauses_while_the_database_is_down_and_resumes_by_itself() {
-    let system = System::start(cuttable(0)).await;
-    let cook = system.register().await;
+    let system = spawn_system(cuttable(0)).await;
+    let cook = system.api.user().await;
     system.db_link.as_ref().unwrap().cut();
     // Jobs written past the cut link and queued, as another API replica would while this
     // worker's database link is down.
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(rows::queued_job(&system.db.pool, cook.id, 2).await);
+        ids.push(rows::queued_job(&system.api.db.pool, cook.id, 2).await);
     }
-    system.queue.push(&ids).await.unwrap();
+    system.api.queue.push(&ids).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         system.standin.requests().is_empty(),
@@ -156,7 +157,7 @@ async fn claiming_pauses_while_the_database_is_down_and_resumes_by_itself() {
         "SELECT count(*) FROM job_attempts WHERE job_id = ANY($1) AND outcome <> 'succeeded'",
     )
     .bind(&ids)
-    .fetch_one(&system.db.pool)
+    .fetch_one(&system.api.db.pool)
     .await
     .unwrap();
     assert_eq!(failed_attempts, 0, "the outage cost no attempt");

@@ -7,13 +7,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bench::system::{JWT_SECRET, LLM_API_KEY};
-use bench::{Options, PASSWORD, System};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::config::RedisConfig;
 use standin::{Fault, Step};
+use testkit::{JWT_SECRET, LLM_API_KEY, PASSWORD, SystemOptions, TestSystem, spawn_system};
 
 const DATABASE_PASSWORD: &str = "pg-pass-5e8b2f71c9a4";
 const REDIS_PASSWORD: &str = "redis-pass-a13f6d09e7c2";
@@ -127,12 +126,12 @@ impl Seen {
 
 /// Drives `system` through logins gone wrong, forged and ended tokens, a submission, the
 /// metrics and readiness; returns the submitted job and its owner's token.
-async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
-    let http = &system.http;
-    let cook = system.register().await;
+async fn exercise(system: &TestSystem, seen: &mut Seen) -> (uuid::Uuid, String) {
+    let http = &system.api.http;
+    let cook = system.api.user().await;
     seen.tokens.push(cook.token.clone());
     let login = |password: &str| {
-        http.post(system.url("/v1/auth/login"))
+        http.post(system.api.url("/v1/auth/login"))
             .json(&json!({"email": cook.email, "password": password}))
             .send()
     };
@@ -142,7 +141,7 @@ async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
     for _ in 0..2 {
         // The second use of one refresh token ends the session (and is logged as such).
         let response = http
-            .post(system.url("/v1/auth/refresh"))
+            .post(system.api.url("/v1/auth/refresh"))
             .json(&json!({"refresh_token": refresh}))
             .send()
             .await
@@ -156,7 +155,7 @@ async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
         "garbage",
     ] {
         let response = http
-            .get(system.url("/v1/me"))
+            .get(system.api.url("/v1/me"))
             .bearer_auth(token)
             .send()
             .await
@@ -164,7 +163,7 @@ async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
         seen.keep(response).await;
     }
     let response = http
-        .post(system.url("/v1/menus"))
+        .post(system.api.url("/v1/menus"))
         .bearer_auth(&cook.token)
         .json(&json!({"days": 2}))
         .send()
@@ -173,7 +172,7 @@ async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
     let (status, body) = seen.keep(response).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     for path in ["/metrics", "/readyz", "/healthz"] {
-        let response = http.get(system.url(path)).send().await.unwrap();
+        let response = http.get(system.api.url(path)).send().await.unwrap();
         seen.keep(response).await;
     }
     (
@@ -183,12 +182,13 @@ async fn exercise(system: &System, seen: &mut Seen) -> (uuid::Uuid, String) {
 }
 
 /// Waits until `job` has finished (succeeded or failed) and keeps its view.
-async fn finished(system: &System, token: &str, job: uuid::Uuid, seen: &mut Seen) -> Value {
+async fn finished(system: &TestSystem, token: &str, job: uuid::Uuid, seen: &mut Seen) -> Value {
     let started = Instant::now();
     loop {
         let response = system
+            .api
             .http
-            .get(system.url(&format!("/v1/jobs/{job}?wait=5")))
+            .get(system.api.url(&format!("/v1/jobs/{job}?wait=5")))
             .bearer_auth(token)
             .send()
             .await
@@ -217,25 +217,26 @@ async fn no_secret_reaches_a_log_an_answer_or_a_metric_through_failures() {
 
     // A provider that refuses the workers' key.
     let redis = RedisUser::create().await;
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         redis: Some(redis.config()),
         database_password: Some(DATABASE_PASSWORD.into()),
         standin: standin::Config {
             api_key: Some(SecretString::from("sk-the-provider-wants-another-key")),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     let (job, owner) = exercise(&system, &mut seen).await;
-    let admin = system.admin().await;
+    let admin = system.api.admin().await;
     seen.tokens.push(admin.token.clone());
     // The call is refused: the circuit opens and the job waits for a key that works.
     let started = Instant::now();
     loop {
         let response = system
+            .api
             .http
-            .get(system.url(&format!("/v1/jobs/{job}")))
+            .get(system.api.url(&format!("/v1/jobs/{job}")))
             .bearer_auth(&owner)
             .send()
             .await
@@ -253,8 +254,9 @@ async fn no_secret_reaches_a_log_an_answer_or_a_metric_through_failures() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let response = system
+        .api
         .http
-        .get(system.url("/v1/admin/jobs?status=queued"))
+        .get(system.api.url("/v1/admin/jobs?status=queued"))
         .bearer_auth(&admin.token)
         .send()
         .await
@@ -266,12 +268,12 @@ async fn no_secret_reaches_a_log_an_answer_or_a_metric_through_failures() {
     // A provider that answers malformed, cut, failing and rule-breaking days, and a database
     // that goes away meanwhile.
     let redis = RedisUser::create().await;
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         redis: Some(redis.config()),
         database_password: Some(DATABASE_PASSWORD.into()),
         cuttable_database: true,
         acquire_timeout: Duration::from_secs(1),
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     // The first calls are answered malformed, cut, dropped and failed, then well.
@@ -290,19 +292,26 @@ async fn no_secret_reaches_a_log_an_answer_or_a_metric_through_failures() {
     link.cut();
     // While it is down: a login and a submission are answered 503, saying nothing more.
     let login = system
+        .api
         .http
-        .post(system.url("/v1/auth/login"))
+        .post(system.api.url("/v1/auth/login"))
         .json(&json!({"email": "cook@example.com", "password": PASSWORD}))
         .send()
         .await
         .unwrap();
     let (status, body) = seen.keep(login).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    let readiness = system.http.get(system.url("/readyz")).send().await.unwrap();
+    let readiness = system
+        .api
+        .http
+        .get(system.api.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
     seen.keep(readiness).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     link.restore();
-    let admin = system.admin().await;
+    let admin = system.api.admin().await;
     seen.tokens.push(admin.token.clone());
     let second = finished(&system, &owner, job, &mut seen).await;
     let system_calls = system.standin.requests().len();

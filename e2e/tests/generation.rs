@@ -4,19 +4,19 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use bench::{Options, System};
 use domain::foods;
 use domain::menu::{MenuPlan, Unit, UnitKind};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use standin::{BrokenRule, Fault, Latency, Step};
+use testkit::{SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
 fn plan_of(menu: &Value) -> MenuPlan {
     serde_json::from_value(json!({"days": menu["days"]})).expect("menu days are a plan")
 }
 
-async fn menus_of_job(system: &System, job: Uuid) -> i64 {
+async fn menus_of_job(system: &TestSystem, job: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM menus WHERE job_id = $1")
         .bind(job)
         .fetch_one(&system.pool)
@@ -26,10 +26,10 @@ async fn menus_of_job(system: &System, job: Uuid) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list() {
-    let system = System::start(Options::default()).await;
-    let cook = system.register().await;
+    let system = spawn_system(SystemOptions::default()).await;
+    let cook = system.api.user().await;
     let job = system
-        .submit(
+        .submit_job(
             &cook,
             json!({"days": 3, "meal_times": ["breakfast", "dinner"], "snacks_per_day": 1,
                    "servings": 2, "diet_type": "vegetarian", "calorie_goal": 2200}),
@@ -48,7 +48,9 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
     );
     let menu_id = view["menu_id"].as_str().expect("menu id");
 
-    let (status, menu) = system.get(&cook, &format!("/v1/menus/{menu_id}")).await;
+    let (status, menu) = system
+        .get_json(&cook, &format!("/v1/menus/{menu_id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let plan = plan_of(&menu);
     assert_eq!(plan.days.len(), 3);
@@ -71,7 +73,7 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
     }
 
     let (status, list) = system
-        .get(&cook, &format!("/v1/menus/{menu_id}/grocery-list"))
+        .get_json(&cook, &format!("/v1/menus/{menu_id}/grocery-list"))
         .await;
     assert_eq!(status, StatusCode::OK);
     // Every gram in the menu is in the list, once.
@@ -104,7 +106,7 @@ async fn a_submitted_request_becomes_the_menu_it_asked_for_with_its_grocery_list
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_call() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         pool_size: 2,
         // Below the LLM's 300 ms, so a connection held across a call makes others time out;
         // room above a statement's few ms for a loaded machine (100 ms failed once under a
@@ -114,13 +116,13 @@ async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_cal
             latency: Latency::fixed(Duration::from_millis(300)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
-    let cook = system.register().await;
+    let cook = system.api.user().await;
     let mut jobs = Vec::new();
     for _ in 0..50 {
-        jobs.push(system.submit(&cook, json!({"days": 2})).await);
+        jobs.push(system.submit_job(&cook, json!({"days": 2})).await);
     }
 
     // Poll every job's status while they run; every poll must be answered.
@@ -130,7 +132,7 @@ async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_cal
     loop {
         let mut finished = 0;
         for job in &jobs {
-            let (status, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+            let (status, view) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
             polls += 1;
             if status != StatusCode::OK {
                 failed_polls.push((status, view));
@@ -155,7 +157,7 @@ async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_cal
         &failed_polls[..failed_polls.len().min(3)]
     );
     for job in &jobs {
-        let (_, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+        let (_, view) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
         assert_eq!(view["status"], "succeeded", "{view}");
     }
     println!("{polls} status polls answered while 50 jobs ran on 2 connections");
@@ -164,7 +166,7 @@ async fn fifty_jobs_share_two_connections_because_none_is_held_across_an_llm_cal
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
-    let system = System::start(Options::default()).await;
+    let system = spawn_system(SystemOptions::default()).await;
     // The first answer uses a disliked food, the next one repeats a title.
     system.standin.script(vec![
         Step::once(Fault::BrokenRule {
@@ -175,9 +177,9 @@ async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
             rule: BrokenRule::RepeatedTitle,
         }),
     ]);
-    let cook = system.register().await;
+    let cook = system.api.user().await;
     let job = system
-        .submit(
+        .submit_job(
             &cook,
             json!({"days": 2, "disliked_foods": ["mushrooms", "feta"]}),
         )
@@ -205,7 +207,7 @@ async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
     assert!(calls[3].problems.unwrap_or(0) > 0);
 
     let (_, menu) = system
-        .get(
+        .get_json(
             &cook,
             &format!("/v1/menus/{}", view["menu_id"].as_str().unwrap()),
         )
@@ -233,16 +235,16 @@ async fn a_day_that_breaks_the_rules_is_asked_again_with_the_problems() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_cancelled_while_running_ends_cancelled_and_stores_no_menu() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(400)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 5})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 5})).await;
     system
         .wait_for(&cook, job, Duration::from_secs(20), |v| {
             v["progress"]["days_done"].as_i64() >= Some(1)
@@ -252,7 +254,7 @@ async fn a_job_cancelled_while_running_ends_cancelled_and_stores_no_menu() {
     assert_eq!(system.cancel(&cook, job).await, StatusCode::OK);
     // Let the worker reach its next write, which must be refused.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (_, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    let (_, view) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
     assert_eq!(view["status"], "cancelled");
     assert!(view["menu_id"].is_null());
     assert_eq!(menus_of_job(&system, job).await, 0);
@@ -272,13 +274,13 @@ async fn a_job_cancelled_while_running_ends_cancelled_and_stores_no_menu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_whose_llm_keeps_failing_fails_with_a_code_after_its_attempts() {
-    let system = System::start(Options::default()).await;
+    let system = spawn_system(SystemOptions::default()).await;
     system.standin.script(vec![Step::always(Fault::ServerError {
         status: 500,
         body: standin::BodyStyle::Json,
     })]);
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 2})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;
@@ -289,7 +291,7 @@ async fn a_job_whose_llm_keeps_failing_fails_with_a_code_after_its_attempts() {
         "attempts counted in PostgreSQL, bounded by the limit"
     );
     assert_eq!(view["max_attempts"], 3);
-    let retries = Options::default().jobs.llm_max_retries as usize;
+    let retries = SystemOptions::default().jobs.llm_max_retries as usize;
     assert_eq!(
         system.standin.requests().len(),
         3 * (1 + retries),
@@ -301,12 +303,12 @@ async fn a_job_whose_llm_keeps_failing_fails_with_a_code_after_its_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refusal_fails_the_job_at_once() {
-    let system = System::start(Options::default()).await;
+    let system = spawn_system(SystemOptions::default()).await;
     system.standin.script(vec![Step::always(Fault::Refusal {
         message: "I can't help with that.".into(),
     })]);
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;
@@ -318,16 +320,16 @@ async fn a_refusal_fails_the_job_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_job_delivered_twice_produces_one_menu() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(100)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 2})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
     system.deliver_again(job).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
@@ -345,13 +347,13 @@ async fn the_same_job_delivered_twice_produces_one_menu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn json_object_mode_works_for_servers_without_structured_outputs() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         json_mode: shared::config::JsonMode::JsonObject,
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     let view = system
         .wait_until_finished(&cook, job, Duration::from_secs(30))
         .await;
@@ -363,17 +365,17 @@ async fn json_object_mode_works_for_servers_without_structured_outputs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_stopping_hands_back_its_unfinished_job_keeping_the_finished_days() {
-    let mut options = Options {
+    let mut options = SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(1_500)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     };
     options.jobs.shutdown_grace_secs = 1;
-    let mut system = System::start(options).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 4})).await;
+    let mut system = spawn_system(options).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 4})).await;
     system
         .wait_for(&cook, job, Duration::from_secs(20), |v| {
             v["progress"]["days_done"].as_i64() >= Some(1)
@@ -386,7 +388,7 @@ async fn a_worker_stopping_hands_back_its_unfinished_job_keeping_the_finished_da
         stopping.elapsed() < Duration::from_secs(5),
         "the grace period bounds shutdown"
     );
-    let (_, view) = system.get(&cook, &format!("/v1/jobs/{job}")).await;
+    let (_, view) = system.get_json(&cook, &format!("/v1/jobs/{job}")).await;
     assert_eq!(
         view["status"], "queued",
         "handed back, ready for another worker: {view}"
@@ -397,8 +399,8 @@ async fn a_worker_stopping_hands_back_its_unfinished_job_keeping_the_finished_da
         "finished days are kept"
     );
     let ready: Vec<String> = redis::AsyncCommands::lrange(
-        &mut system.queue.connection(),
-        system.queue.keys().ready(),
+        &mut system.api.queue.redis().connection(),
+        system.api.queue.redis().keys().ready(),
         0,
         -1,
     )

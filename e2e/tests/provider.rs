@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use bench::{Account, Options, System};
 use domain::tokens::{CAP_FRAME, CAP_PER_MEAL};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::config::JsonMode;
 use shared::llm::CallId;
 use standin::{BodyStyle, BrokenRule, Fault, LoggedRequest, RateLimitFault, Step};
+use testkit::{Account, SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
-async fn job_row(system: &System, job: Uuid) -> (String, i32, i32) {
+async fn job_row(system: &TestSystem, job: Uuid) -> (String, i32, i32) {
     sqlx::query_as("SELECT status::text, attempts, snoozes FROM generation_jobs WHERE id = $1")
         .bind(job)
         .fetch_one(&system.pool)
@@ -39,13 +39,13 @@ fn quiet_429() -> RateLimitFault {
     }
 }
 
-async fn one_day_job(system: &System) -> (Account, Uuid) {
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 1})).await;
+async fn one_day_job(system: &TestSystem) -> (Account, Uuid) {
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 1})).await;
     (cook, job)
 }
 
-async fn finished(system: &System, who: &Account, job: Uuid) -> Value {
+async fn finished(system: &TestSystem, who: &Account, job: Uuid) -> Value {
     system
         .wait_until_finished(who, job, Duration::from_secs(30))
         .await
@@ -90,7 +90,7 @@ async fn a_rate_limit_is_waited_out_as_the_server_says_without_using_an_attempt(
         ),
     ];
     for (form, fault, wait_ms) in forms {
-        let system = System::start(Options::default()).await;
+        let system = spawn_system(SystemOptions::default()).await;
         system.standin.script(vec![rate_limited(fault)]);
         let (cook, job) = one_day_job(&system).await;
         let view = finished(&system, &cook, job).await;
@@ -119,17 +119,17 @@ async fn a_rate_limit_is_waited_out_as_the_server_says_without_using_an_attempt(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         workers: 2,
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     system.standin.script(vec![rate_limited(RateLimitFault {
         retry_after_ms: Some(1_200),
         ..quiet_429()
     })]);
-    let cook = system.register().await;
-    let first = system.submit(&cook, json!({"days": 1})).await;
+    let cook = system.api.user().await;
+    let first = system.submit_job(&cook, json!({"days": 1})).await;
     // Let the first call come back with its 429 before the other jobs start.
     while system
         .standin
@@ -142,7 +142,7 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
     }
     let mut jobs = vec![first];
     for _ in 0..4 {
-        jobs.push(system.submit(&cook, json!({"days": 1})).await);
+        jobs.push(system.submit_job(&cook, json!({"days": 1})).await);
     }
     for job in &jobs {
         assert_eq!(finished(&system, &cook, *job).await["status"], "succeeded");
@@ -162,9 +162,9 @@ async fn a_429_pauses_every_worker_not_just_the_one_that_got_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_wait_beyond_the_cap_puts_the_job_back_in_the_queue_until_then() {
-    let mut options = Options::default();
-    options.jobs.max_server_wait_ms = 300;
-    let system = System::start(options).await;
+    let mut options = SystemOptions::default();
+    options.jobs.max_server_wait = Duration::from_millis(300);
+    let system = spawn_system(options).await;
     system.standin.script(vec![rate_limited(RateLimitFault {
         retry_after_ms: Some(1_500),
         ..quiet_429()
@@ -190,9 +190,9 @@ async fn a_server_wait_beyond_the_cap_puts_the_job_back_in_the_queue_until_then(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limit_waits_are_capped_per_job() {
-    let mut options = Options::default();
+    let mut options = SystemOptions::default();
     options.jobs.max_snoozes = 2;
-    let system = System::start(options).await;
+    let system = spawn_system(options).await;
     system
         .standin
         .script(vec![Step::always(Fault::RateLimited(RateLimitFault {
@@ -259,7 +259,7 @@ async fn transient_failures_are_retried_within_the_attempt() {
         ("null code", Fault::NullCode { status: 503 }),
     ];
     for (what, fault) in transient {
-        let system = System::start(Options::default()).await;
+        let system = spawn_system(SystemOptions::default()).await;
         system.standin.script(vec![Step::once(fault)]);
         let (cook, job) = one_day_job(&system).await;
         let view = finished(&system, &cook, job).await;
@@ -285,9 +285,9 @@ async fn transient_failures_are_retried_within_the_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_answer_cut_at_its_cap_is_asked_again_with_the_ceiling_never_the_same_cap() {
-    let system = System::start(Options::default()).await;
+    let system = spawn_system(SystemOptions::default()).await;
     let ceiling = i64::from(
-        bench::system::llm_config(String::new(), JsonMode::JsonSchema, Duration::ZERO)
+        testkit::llm_config(String::new(), JsonMode::JsonSchema, Duration::ZERO)
             .max_completion_tokens,
     );
     // Default options: three meals, no snack.
@@ -313,9 +313,9 @@ async fn an_answer_cut_at_its_cap_is_asked_again_with_the_ceiling_never_the_same
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_week_reserves_at_most_15k_tokens_and_no_answer_is_cut() {
-    let system = System::start(Options::default()).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 7})).await;
+    let system = spawn_system(SystemOptions::default()).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 7})).await;
     let view = finished(&system, &cook, job).await;
     assert_eq!(view["status"], "succeeded", "{view}");
     let calls = system.standin.requests();
@@ -338,8 +338,8 @@ async fn a_week_reserves_at_most_15k_tokens_and_no_answer_is_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transient_failures_past_the_retries_fail_the_attempt_and_the_next_succeeds() {
-    let system = System::start(Options::default()).await;
-    let retries = Options::default().jobs.llm_max_retries;
+    let system = spawn_system(SystemOptions::default()).await;
+    let retries = SystemOptions::default().jobs.llm_max_retries;
     system.standin.script(vec![Step::times(
         1 + retries,
         Fault::ServerError {
@@ -375,9 +375,9 @@ async fn transient_failures_past_the_retries_fail_the_attempt_and_the_next_succe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_call_that_hangs_times_out_and_is_retried_within_the_attempt() {
-    let system = System::start(Options {
+    let system = spawn_system(SystemOptions {
         call_timeout: Duration::from_millis(800),
-        ..Options::default()
+        ..SystemOptions::default()
     })
     .await;
     system
@@ -398,11 +398,11 @@ async fn a_call_that_hangs_times_out_and_is_retried_within_the_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_server_wait_of_zero_or_in_the_past_or_unreadable_waits_the_backoff_instead() {
-    let mut options = Options::default();
+    let mut options = SystemOptions::default();
     // The production default: no retry sooner than a second, whatever the server says.
-    options.jobs.llm_retry_base_ms = 1_000;
-    options.jobs.llm_retry_max_ms = 8_000;
-    let system = System::start(options).await;
+    options.jobs.llm_retry_base = Duration::from_secs(1);
+    options.jobs.llm_retry_max = Duration::from_secs(8);
+    let system = spawn_system(options).await;
     let says = |value: &str| {
         rate_limited(RateLimitFault {
             retry_after: Some(value.to_string()),
@@ -441,10 +441,10 @@ async fn a_server_wait_of_zero_or_in_the_past_or_unreadable_waits_the_backoff_in
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_very_long_server_wait_is_capped_for_the_job_and_the_fleet_pause() {
-    let mut options = Options::default();
-    options.jobs.max_server_wait_ms = 300;
-    options.jobs.server_wait_cap_ms = 2_000;
-    let system = System::start(options).await;
+    let mut options = SystemOptions::default();
+    options.jobs.max_server_wait = Duration::from_millis(300);
+    options.jobs.server_wait_cap = Duration::from_secs(2);
+    let system = spawn_system(options).await;
     system.standin.script(vec![rate_limited(RateLimitFault {
         // A day: a misconfigured proxy, say.
         retry_after_s: Some(86_400.0),
@@ -455,8 +455,8 @@ async fn a_very_long_server_wait_is_capped_for_the_job_and_the_fleet_pause() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let pause: i64 = redis::cmd("PTTL")
-        .arg(system.queue.keys().llm_pause("gpt-4o-mini"))
-        .query_async(&mut system.queue.connection())
+        .arg(system.api.queue.redis().keys().llm_pause("gpt-4o-mini"))
+        .query_async(&mut system.api.queue.redis().connection())
         .await
         .unwrap();
     assert!(pause <= 2_000, "the fleet is paused for {pause} ms");
@@ -489,7 +489,7 @@ async fn errors_that_are_the_jobs_fail_it_at_once() {
         ),
     ];
     for (what, fault, code) in permanent {
-        let system = System::start(Options::default()).await;
+        let system = spawn_system(SystemOptions::default()).await;
         system.standin.script(vec![Step::always(fault)]);
         let (cook, job) = one_day_job(&system).await;
         let view = finished(&system, &cook, job).await;
@@ -503,10 +503,10 @@ async fn errors_that_are_the_jobs_fail_it_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answers_that_keep_breaking_the_rules_use_up_the_asks_then_the_attempts() {
-    let mut options = Options::default();
+    let mut options = SystemOptions::default();
     options.jobs.day_max_asks = 2;
     options.max_attempts = 2;
-    let system = System::start(options).await;
+    let system = spawn_system(options).await;
     system.standin.script(vec![Step::always(Fault::BrokenRule {
         rule: BrokenRule::CaloriesOff,
     })]);
@@ -528,17 +528,17 @@ async fn answers_that_keep_breaking_the_rules_use_up_the_asks_then_the_attempts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_past_its_deadline_fails() {
-    let mut options = Options {
+    let mut options = SystemOptions {
         standin: standin::Config {
             latency: standin::Latency::fixed(Duration::from_millis(700)),
             ..Default::default()
         },
-        ..Options::default()
+        ..SystemOptions::default()
     };
     options.jobs.deadline_secs = 1;
-    let system = System::start(options).await;
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 4})).await;
+    let system = spawn_system(options).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 4})).await;
     let view = finished(&system, &cook, job).await;
     assert_eq!(view["status"], "failed");
     assert_eq!(view["error"]["code"], "deadline_exceeded");
@@ -551,12 +551,12 @@ async fn a_job_past_its_deadline_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_calls_tokens_are_counted_for_the_job_and_its_requester() {
-    let system = System::start(Options::default()).await;
+    let system = spawn_system(SystemOptions::default()).await;
     system.standin.script(vec![Step::once(Fault::BrokenRule {
         rule: BrokenRule::MissingMeal,
     })]);
-    let cook = system.register().await;
-    let job = system.submit(&cook, json!({"days": 2})).await;
+    let cook = system.api.user().await;
+    let job = system.submit_job(&cook, json!({"days": 2})).await;
     let view = finished(&system, &cook, job).await;
     assert_eq!(view["status"], "succeeded");
     let calls = system.standin.requests();
@@ -572,7 +572,7 @@ async fn every_calls_tokens_are_counted_for_the_job_and_its_requester() {
     assert_eq!(view["usage"]["llm_calls"], 3);
     assert_eq!(view["usage"]["prompt_tokens"], prompt);
     assert_eq!(view["usage"]["completion_tokens"], completion);
-    let (status, usage) = system.get(&cook, "/v1/me/usage").await;
+    let (status, usage) = system.get_json(&cook, "/v1/me/usage").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(usage["jobs"], 1);
     assert_eq!(usage["total_tokens"], prompt + completion);

@@ -40,10 +40,14 @@ async fn claim(life: &Lifecycle, id: Uuid, lease: Duration) -> ClaimedJob {
 
 /// Every id in the ready list, in order.
 async fn ready(queue: &Queue) -> Vec<Uuid> {
-    let ids: Vec<String> =
-        redis::AsyncCommands::lrange(&mut queue.connection(), queue.keys().ready(), 0, -1)
-            .await
-            .unwrap();
+    let ids: Vec<String> = redis::AsyncCommands::lrange(
+        &mut queue.redis().connection(),
+        queue.redis().keys().ready(),
+        0,
+        -1,
+    )
+    .await
+    .unwrap();
     ids.iter().map(|id| id.parse().unwrap()).collect()
 }
 
@@ -51,7 +55,7 @@ async fn ready(queue: &Queue) -> Vec<Uuid> {
 async fn flush(redis: &TestRedis, queue: &Queue) {
     let keys = redis.keys().await;
     if !keys.is_empty() {
-        let _: () = redis::AsyncCommands::del(&mut queue.connection(), keys)
+        let _: () = redis::AsyncCommands::del(&mut queue.redis().connection(), keys)
             .await
             .unwrap();
     }

@@ -95,8 +95,8 @@ async fn jobs_of(pool: &PgPool, batch: Uuid) -> i64 {
 /// Every id in the batch lane's ready list.
 async fn batch_lane(queue: &Queue) -> Vec<Uuid> {
     let ids: Vec<String> = redis::AsyncCommands::lrange(
-        &mut queue.connection(),
-        queue.keys().ready_of(Lane::Batch),
+        &mut queue.redis().connection(),
+        queue.redis().keys().ready_of(Lane::Batch),
         0,
         -1,
     )

@@ -5,25 +5,26 @@
 use std::time::{Duration, Instant};
 
 use shared::llm::budget::{Admission, Budget, BudgetConfig};
-use shared::queue::{Lane, Queue};
+use shared::keyspace::Redis;
+use shared::queue::Lane;
 use testkit::TestRedis;
 
 fn config(rpm: Option<u32>, max_wait_ms: u64) -> BudgetConfig {
     BudgetConfig {
         rpm,
         tpm: None,
-        window_ms: 60_000,
+        window: Duration::from_secs(60),
         utilization: 0.99,
-        max_wait_ms,
+        max_wait: Duration::from_millis(max_wait_ms),
         interactive_share: 0.3,
-        interactive_idle_ms: 15_000,
-        batch_lookahead_ms: 100,
+        interactive_idle: Duration::from_secs(15),
+        batch_lookahead: Duration::from_millis(100),
     }
 }
 
 async fn two_processes(redis: &TestRedis, config: BudgetConfig) -> (Budget, Budget) {
-    let a = Queue::connect(&redis.config()).await.unwrap();
-    let b = Queue::connect(&redis.config()).await.unwrap();
+    let a = Redis::connect(&redis.config()).await.unwrap();
+    let b = Redis::connect(&redis.config()).await.unwrap();
     (Budget::new(a, config.clone()), Budget::new(b, config))
 }
 
@@ -138,15 +139,15 @@ async fn a_pause_after_a_429_holds_every_process_whatever_the_budget() {
 #[tokio::test]
 async fn without_redis_a_call_larger_than_the_local_burst_is_paced_too() {
     let mut server = testkit::PrivateRedis::start().await;
-    let queue = Queue::connect(&server.config()).await.unwrap();
+    let redis = Redis::connect(&server.config()).await.unwrap();
     // 1,000 tokens a second: a local share paces about 1.1 ms per token.
     let budget = Budget::new(
-        queue,
+        redis,
         BudgetConfig {
             rpm: None,
             tpm: Some(1_000),
-            window_ms: 1_000,
-            max_wait_ms: 10_000,
+            window: Duration::from_secs(1),
+            max_wait: Duration::from_secs(10),
             ..config(None, 0)
         },
     );
@@ -202,8 +203,8 @@ async fn the_batch_leaves_people_their_share_and_takes_it_back_when_they_are_gon
     // process). While people call, batch calls are spaced at ≥ 50 ms / 0.7; they book at most
     // 100 ms ahead; people count as gone 500 ms after their last call.
     let config = BudgetConfig {
-        interactive_idle_ms: 500,
-        batch_lookahead_ms: 100,
+        interactive_idle: Duration::from_millis(500),
+        batch_lookahead: Duration::from_millis(100),
         ..config(Some(1_200), 10_000)
     };
     let slot = Duration::from_secs_f64(60.0 / (1_200.0 * 0.99 - 1.0));

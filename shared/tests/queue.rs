@@ -11,7 +11,7 @@ use apalis::prelude::{Data, Monitor, WorkerBuilder, WorkerBuilderExt};
 use redis::AsyncCommands;
 use shared::config::RedisConfig;
 use shared::queue::ack::Settle;
-use shared::queue::backend::RedisBackend;
+use shared::queue::backend::{RedisBackend, new_worker_id};
 use shared::queue::{Lane, Queue, QueueConfig, maintenance};
 use testkit::{PrivateRedis, TestRedis};
 use tokio::sync::mpsc;
@@ -19,15 +19,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+/// A test worker's queue with dead workers found faster: a heartbeat every 200 ms that lives
+/// 1 s, reaped every 200 ms.
 fn fast_config() -> QueueConfig {
     QueueConfig {
-        block_timeout_ms: 1_000,
-        heartbeat_interval_ms: 200,
-        heartbeat_ttl_ms: 1_000,
-        promote_interval_ms: 50,
-        reap_interval_ms: 200,
-        redelivery_delay_ms: 200,
-        batch_claim_every: 10,
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_ttl: Duration::from_secs(1),
+        reap_interval: Duration::from_millis(200),
+        ..testkit::queue_config()
     }
 }
 
@@ -150,7 +149,7 @@ async fn start_with(
             };
             Monitor::new()
                 .register(move |_| {
-                    let backend = RedisBackend::new(queue.clone(), config.clone())
+                    let backend = RedisBackend::new(queue.clone(), config.clone(), new_worker_id())
                         .with_batch_slots(batch_slots);
                     WorkerBuilder::new(backend.worker_id().to_string())
                         .backend(backend)
@@ -190,7 +189,7 @@ async fn an_idle_worker_picks_up_a_new_job_within_milliseconds() {
     let redis = TestRedis::new();
     // A long block: the pick-up must not depend on the block timing out.
     let config = QueueConfig {
-        block_timeout_ms: 5_000,
+        block_timeout: Duration::from_secs(5),
         ..fast_config()
     };
     let mut running = start(&redis.config(), config, 4).await;
@@ -318,10 +317,10 @@ async fn a_dead_workers_jobs_are_handed_back_and_run() {
     testkit::init_tracing();
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let keys = queue.keys().clone();
+    let keys = queue.redis().keys().clone();
     let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
     // A worker that took five jobs and died: listed, in flight, no heartbeat.
-    let mut conn = queue.connection();
+    let mut conn = queue.redis().connection();
     let _: () = conn.sadd(keys.workers(), "dead-worker").await.unwrap();
     let members: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let _: () = conn
@@ -375,7 +374,7 @@ async fn a_delivery_settled_for_later_runs_again_then_and_not_before() {
 async fn a_push_queues_an_id_once_however_often_it_comes_and_makes_a_waiting_one_ready() {
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let keys = queue.keys().clone();
+    let keys = queue.redis().keys().clone();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     assert_eq!(queue.push(&[a, a, b]).await.unwrap(), 2);
     assert_eq!(
@@ -386,7 +385,7 @@ async fn a_push_queues_an_id_once_however_often_it_comes_and_makes_a_waiting_one
     assert_eq!(queue.ready_len().await.unwrap(), 2);
     // An id waiting in `delayed` (a retry not due yet) that is pushed is made ready now.
     let waiting = Uuid::new_v4();
-    let mut conn = queue.connection();
+    let mut conn = queue.redis().connection();
     let _: () = conn
         .zadd(keys.delayed(), waiting.to_string(), i64::MAX)
         .await
@@ -448,7 +447,7 @@ async fn a_stopped_worker_takes_nothing_more_and_leaves_no_trace() {
     keys.sort();
     assert_eq!(
         keys,
-        vec![queue.keys().members(), queue.keys().ready()],
+        vec![queue.redis().keys().members(), queue.redis().keys().ready()],
         "no in-flight list or heartbeat remains"
     );
 }
@@ -458,10 +457,10 @@ async fn ids_held_but_not_run_at_shutdown_go_back_to_the_queue() {
     testkit::init_tracing();
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let keys = queue.keys().clone();
+    let keys = queue.redis().keys().clone();
     let running = start(&redis.config(), fast_config(), 4).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut conn = queue.connection();
+    let mut conn = queue.redis().connection();
     let workers: Vec<String> = conn.smembers(keys.workers()).await.unwrap();
     assert_eq!(workers.len(), 1, "the worker registered itself");
     // An id in the worker's in-flight list that it never ran, as when the reply of its last
@@ -490,7 +489,7 @@ async fn a_worker_puts_back_the_in_flight_ids_redis_lost_so_its_death_still_hand
     testkit::init_tracing();
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let keys = queue.keys().clone();
+    let keys = queue.redis().keys().clone();
     let mut running = start(&redis.config(), fast_config(), 4).await;
     *running.recorder.takes.lock().unwrap() = Duration::from_secs(3);
     let id = Uuid::new_v4();
@@ -501,9 +500,9 @@ async fn a_worker_puts_back_the_in_flight_ids_redis_lost_so_its_death_still_hand
 
     // Redis restarts empty while the job runs.
     let lost = redis.keys().await;
-    let _: () = queue.connection().del(lost).await.unwrap();
+    let _: () = queue.redis().connection().del(lost).await.unwrap();
     // The next beat (every 200 ms here) finds its heartbeat gone and puts the id back.
-    let mut conn = queue.connection();
+    let mut conn = queue.redis().connection();
     let workers: Vec<String> = loop {
         let workers: Vec<String> = conn.smembers(keys.workers()).await.unwrap();
         if !workers.is_empty() {
@@ -628,8 +627,8 @@ async fn batch_jobs_never_take_the_slots_kept_for_people() {
 async fn a_job_keeps_its_lane_through_a_retry_a_dead_worker_and_a_redelivery() {
     let redis = TestRedis::new();
     let queue = Queue::connect(&redis.config()).await.unwrap();
-    let keys = queue.keys().clone();
-    let mut conn = queue.connection();
+    let keys = queue.redis().keys().clone();
+    let mut conn = queue.redis().connection();
     let (batch, person) = (Uuid::new_v4(), Uuid::new_v4());
     queue.push_in(Lane::Batch, &[batch]).await.unwrap();
     queue.push(&[person]).await.unwrap();
@@ -682,10 +681,10 @@ async fn an_upgrade_gives_the_ids_of_the_old_members_set_their_lane_once() {
     let (waiting, pushed) = (Uuid::new_v4(), Uuid::new_v4());
     // What a worker of the version before lanes left: a members set and a ready list.
     let old = format!("{{{}}}:queue:members", redis.config().prefix);
-    let mut conn = queue.connection();
+    let mut conn = queue.redis().connection();
     let _: () = conn.sadd(&old, waiting.to_string()).await.unwrap();
     let _: () = conn
-        .lpush(queue.keys().ready(), waiting.to_string())
+        .lpush(queue.redis().keys().ready(), waiting.to_string())
         .await
         .unwrap();
     assert_eq!(queue.upgrade().await.unwrap(), 1);
@@ -721,7 +720,7 @@ async fn on_a_cluster_the_keys_share_one_node_and_the_blocking_connection_can_be
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(queue.keys().pattern())
+            .arg(queue.redis().keys().pattern())
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -731,8 +730,9 @@ async fn on_a_cluster_the_keys_share_one_node_and_the_blocking_connection_can_be
     }
     assert_eq!(holders.len(), 1, "one node holds every key: {holders:?}");
 
-    let ready = queue.keys().ready();
+    let ready = queue.redis().keys().ready();
     let mut blocking = queue
+        .redis()
         .target()
         .dedicated(Duration::from_secs(30))
         .await
@@ -742,6 +742,11 @@ async fn on_a_cluster_the_keys_share_one_node_and_the_blocking_connection_can_be
     let id: i64 = blocking.query_at(&ready, client_id).await.unwrap();
     let mut kill = redis::cmd("CLIENT");
     kill.arg("KILL").arg("ID").arg(id);
-    let killed: i64 = queue.connection().query_at(&ready, kill).await.unwrap();
+    let killed: i64 = queue
+        .redis()
+        .connection()
+        .query_at(&ready, kill)
+        .await
+        .unwrap();
     assert_eq!(killed, 1, "the kill reached the blocking connection's node");
 }

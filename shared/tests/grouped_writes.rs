@@ -233,10 +233,12 @@ async fn concurrent_submissions_with_one_idempotency_key_make_one_job() {
         .await
         .unwrap();
     assert_eq!(jobs, 11);
-    let queued: i64 =
-        redis::AsyncCommands::llen(&mut life.queue().connection(), life.queue().keys().ready())
-            .await
-            .unwrap();
+    let queued: i64 = redis::AsyncCommands::llen(
+        &mut life.queue().redis().connection(),
+        life.queue().redis().keys().ready(),
+    )
+    .await
+    .unwrap();
     assert_eq!(queued, 11, "each created job pushed once");
 }
 

@@ -56,10 +56,10 @@ impl LoginThrottle {
     /// Refuses with 429 `too_many_failed_logins` (and how long to wait) while `email`'s
     /// account is locked. Redis failing answers 503 `busy`: the throttle is not skipped.
     pub async fn check(&self, email: &str) -> Result<(), ApiError> {
-        let key = self.queue.keys().login_lock(&account(email));
+        let key = self.queue.redis().keys().login_lock(&account(email));
         let left: i64 = redis::cmd("PTTL")
             .arg(&key)
-            .query_async(&mut self.queue.connection())
+            .query_async(&mut self.queue.redis().connection())
             .await?;
         match u64::try_from(left) {
             Ok(ms) if ms > 0 => Err(ApiError::TooManyFailedLogins {
@@ -71,7 +71,7 @@ impl LoginThrottle {
 
     /// Counts a wrong password for `email`; returns the lock it started, if any.
     pub async fn failed(&self, email: &str) -> Result<Option<Duration>, ApiError> {
-        let keys = self.queue.keys();
+        let keys = self.queue.redis().keys();
         let account = account(email);
         let lock_ms: u64 = self
             .failed
@@ -81,17 +81,17 @@ impl LoginThrottle {
             .arg(self.free)
             .arg(FIRST_LOCK.as_millis() as u64)
             .arg(LONGEST_LOCK.as_millis() as u64)
-            .invoke_async(&mut self.queue.connection())
+            .invoke_async(&mut self.queue.redis().connection())
             .await?;
         Ok((lock_ms > 0).then(|| Duration::from_millis(lock_ms)))
     }
 
     /// Forgets `email`'s failures after a correct password.
     pub async fn succeeded(&self, email: &str) -> Result<(), ApiError> {
-        let key = self.queue.keys().login_failures(&account(email));
+        let key = self.queue.redis().keys().login_failures(&account(email));
         let _: i64 = redis::cmd("DEL")
             .arg(key)
-            .query_async(&mut self.queue.connection())
+            .query_async(&mut self.queue.redis().connection())
             .await?;
         Ok(())
     }

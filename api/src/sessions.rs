@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use shared::db::sessions::{self, Rotation, SessionState};
 use shared::db::users::User;
 use shared::events::Subscriber;
-use shared::redis_conn::RedisTarget;
+use shared::keyspace::RedisTarget;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -208,7 +208,7 @@ pub async fn end(state: &AppState, user: Uuid, id: Uuid) -> Result<(), ApiError>
 /// change is committed. Should Redis fail, other processes notice within [`REMEMBER_FOR`].
 pub async fn account_changed(state: &AppState, user: Uuid) {
     state.sessions.known.forget_user(user);
-    if let Err(error) = shared::events::accounts_changed(&state.queue, &[user]).await {
+    if let Err(error) = shared::events::accounts_changed(state.queue.redis(), &[user]).await {
         tracing::warn!(%error, %user, "could not publish an account change");
     }
 }

@@ -91,15 +91,15 @@ impl AppState {
     pub async fn with_stores(config: &Config, db: PgPool, queue: Queue) -> AppState {
         let stopping = CancellationToken::new();
         let events = JobEvents::start(
-            queue.target().clone(),
-            queue.keys().job_events(),
+            queue.redis().target().clone(),
+            queue.redis().keys().job_events(),
             stopping.clone(),
             FIRST_SUBSCRIPTION_WAIT,
         )
         .await;
         let sessions = Sessions::start(
-            queue.target().clone(),
-            queue.keys().account_events(),
+            queue.redis().target().clone(),
+            queue.redis().keys().account_events(),
             stopping.clone(),
             FIRST_SUBSCRIPTION_WAIT,
         )
@@ -131,7 +131,7 @@ impl AppState {
             registration_enabled: config.registration_enabled,
             job_max_attempts: config.job_max_attempts,
             body_limit_bytes: config.body_limit_bytes,
-            request_timeout: config.request_timeout(),
+            request_timeout: config.request_timeout,
             admin_cookie_secure: config.admin_cookie_secure,
             batch_timezone: config.batch.timezone,
             _stop_on_drop: stopping.clone().drop_guard(),

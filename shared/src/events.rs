@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db::jobs::Fence;
-use crate::queue::{COMMAND_TIMEOUT, Queue};
-use crate::redis_conn::RedisTarget;
+use crate::keyspace::{COMMAND_TIMEOUT, Redis};
+use crate::keyspace::RedisTarget;
 
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -24,30 +24,31 @@ const RECONNECT_MAX: Duration = Duration::from_secs(5);
 const PING_EVERY: Duration = Duration::from_secs(10);
 
 /// Tells long-pollers and dashboards that these jobs changed, in one round trip.
-pub async fn jobs_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
-    let channel = queue.keys().job_events();
-    publish(queue, &channel, ids.iter().map(Uuid::to_string)).await
+pub async fn jobs_changed(redis: &Redis, ids: &[Uuid]) -> redis::RedisResult<()> {
+    let channel = redis.keys().job_events();
+    publish(redis, &channel, ids.iter().map(Uuid::to_string)).await
 }
 
 /// Tells every API process that these accounts changed (sessions revoked, a new password or
 /// role, disabled), so none keeps answering from what it remembered of them.
-pub async fn accounts_changed(queue: &Queue, ids: &[Uuid]) -> redis::RedisResult<()> {
-    let channel = queue.keys().account_events();
-    publish(queue, &channel, ids.iter().map(Uuid::to_string)).await
+pub async fn accounts_changed(redis: &Redis, ids: &[Uuid]) -> redis::RedisResult<()> {
+    let channel = redis.keys().account_events();
+    publish(redis, &channel, ids.iter().map(Uuid::to_string)).await
 }
 
 /// Tells the workers that these attempts' jobs were cancelled, in one round trip. The message
 /// is `{job id}:{fence}`, so only the attempt that was running stops (not a later one of the
 /// same job, after a requeue).
-pub async fn attempts_cancelled(queue: &Queue, fences: &[Fence]) -> redis::RedisResult<()> {
-    let channel = queue.keys().cancellations();
+pub async fn attempts_cancelled(redis: &Redis, fences: &[Fence]) -> redis::RedisResult<()> {
+    let channel = redis.keys().cancellations();
     let messages = fences.iter().map(|f| format!("{}:{}", f.job, f.token));
-    publish(queue, &channel, messages).await
+    publish(redis, &channel, messages).await
 }
 
 /// Publishes each message on `channel`, pipelined.
+#[tracing::instrument(skip_all, fields(channel = %channel), err)]
 async fn publish(
-    queue: &Queue,
+    redis: &Redis,
     channel: &str,
     messages: impl Iterator<Item = String>,
 ) -> redis::RedisResult<()> {
@@ -58,7 +59,7 @@ async fn publish(
     if pipe.is_empty() {
         return Ok(());
     }
-    pipe.query_async(&mut queue.connection()).await
+    pipe.query_async(&mut redis.connection()).await
 }
 
 /// Reads a cancellation message published by [`attempts_cancelled`].

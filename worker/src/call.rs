@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::menu::Day;
-use shared::llm::budget::{Admission, Budget};
-use shared::llm::circuit::{Circuit, Gate};
 use shared::job::Usage;
 use shared::lifecycle::lease::unless_stopped;
+use shared::llm::budget::{Admission, Budget};
+use shared::llm::circuit::{Circuit, Gate};
 use shared::llm::wait::CallBackoff;
 use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt, TRUNCATED};
 use shared::queue::Lane;
@@ -61,8 +61,8 @@ pub struct CallPolicy {
 impl From<&JobConfig> for CallPolicy {
     fn from(config: &JobConfig) -> CallPolicy {
         CallPolicy {
-            max_server_wait: config.max_server_wait(),
-            server_wait_cap: config.server_wait_cap(),
+            max_server_wait: config.max_server_wait,
+            server_wait_cap: config.server_wait_cap,
             max_retries: config.llm_max_retries,
             backoff: config.call_backoff(),
         }
@@ -85,11 +85,11 @@ impl Caller {
         queue: &shared::queue::Queue,
         config: &crate::WorkerConfig,
     ) -> Caller {
-        let call_timeout = Duration::from_millis(config.llm.call_timeout_ms);
+        let call_timeout = config.llm.call_timeout;
         Caller {
             llm,
-            budget: Budget::new(queue.clone(), config.budget.clone()),
-            circuit: Circuit::new(queue.clone(), config.circuit.clone(), call_timeout),
+            budget: Budget::new(queue.redis().clone(), config.budget.clone()),
+            circuit: Circuit::new(queue.redis().clone(), config.circuit.clone(), call_timeout),
             policy: CallPolicy::from(&config.jobs),
         }
     }
@@ -97,6 +97,7 @@ impl Caller {
     /// Asks the model for one day. `id` names the call (its `retry` counts up here), `usage`
     /// collects what every call cost (and `usage.snoozes` the rate-limit waits taken), `bounds`
     /// what the job may still spend.
+    #[tracing::instrument(skip_all, fields(llm.model = model))]
     pub async fn call(
         &self,
         model: &str,
@@ -152,7 +153,7 @@ impl Caller {
             usage.add(call.usage);
             let was_rate_limited =
                 matches!(&call.result, Err(e) if e.class == ErrorClass::RateLimited);
-            shared::llm::stats::record(self.budget.queue(), model, was_rate_limited).await;
+            shared::llm::stats::record(self.budget.redis(), model, was_rate_limited).await;
             self.budget
                 .reconcile(model, prompt.tokens, call.usage.prompt_tokens as u32)
                 .await;

@@ -123,8 +123,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
         check("postgres", async {
             sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
         }),
-        check("redis", state.queue.ping()),
-        tokio::time::timeout(CHECK_TIMEOUT, Circuit::open_circuits(&state.queue)),
+        check("redis", state.queue.redis().ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, Circuit::open_circuits(state.queue.redis())),
     );
     // Unknown when Redis is down: the redis check already says so.
     let open_circuits = match circuits {

@@ -167,6 +167,7 @@ impl Leases {
 
     /// Renews every lease held, in one statement, and stops the attempts whose job was
     /// cancelled or taken over. Returns how many were renewed.
+    #[tracing::instrument(skip_all, err)]
     pub async fn renew(&self) -> Result<usize, sqlx::Error> {
         let fences: Vec<Fence> = self.lock().values().map(|r| r.fence).collect();
         if fences.is_empty() {
@@ -206,8 +207,8 @@ impl Leases {
         let queue = self.inner.life.queue().clone();
         let (subscribed, _) = tokio::sync::oneshot::channel();
         events::subscribe(
-            queue.target().clone(),
-            queue.keys().cancellations(),
+            queue.redis().target().clone(),
+            queue.redis().keys().cancellations(),
             self,
             stop,
             subscribed,

@@ -24,6 +24,7 @@ const PAGE: i64 = 1_000;
 /// The jobs are overdue, so they are pushed ahead of those waiting, the oldest nearest the
 /// front (the walk goes from the newest down). Returns how many jobs were pushed (those Redis
 /// did not hold).
+#[tracing::instrument(skip_all, err)]
 pub async fn reconcile(life: &Lifecycle, grace: Duration) -> Result<usize, Error> {
     let mut before = Uuid::max();
     let mut pushed = 0;
@@ -66,7 +67,7 @@ pub enum Error {
 
 /// Runs a pass every `every` until `stop`, unless another replica made one within that time.
 pub async fn run(life: Lifecycle, every: Duration, grace: Duration, stop: CancellationToken) {
-    let lock = life.queue().keys().reconciler();
+    let lock = life.queue().redis().keys().reconciler();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -78,6 +79,7 @@ pub async fn run(life: Lifecycle, every: Duration, grace: Duration, stop: Cancel
         // little less than `every`, so this replica's own next tick is never locked out.
         let turn: redis::RedisResult<Option<String>> = life
             .queue()
+            .redis()
             .connection()
             .set_options(
                 &lock,

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::queue::{Lane, Queue};
+use crate::keyspace::Redis;
+use crate::queue::Lane;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BudgetConfig {
@@ -45,9 +46,10 @@ pub struct BudgetConfig {
     #[arg(
         long = "llm-budget-window-ms",
         env = "LLM_BUDGET_WINDOW_MS",
-        default_value_t = 60_000
+        default_value = "60000",
+        value_parser = telemetry::millis
     )]
-    pub window_ms: u64,
+    pub window: Duration,
     /// Share of the budget used; the rest absorbs the delay between a slot and the call's
     /// arrival (1 % of a minute is 0.6 s).
     #[arg(
@@ -61,9 +63,10 @@ pub struct BudgetConfig {
     #[arg(
         long = "llm-max-capacity-wait-ms",
         env = "LLM_MAX_CAPACITY_WAIT_MS",
-        default_value_t = 60_000
+        default_value = "60000",
+        value_parser = telemetry::millis
     )]
-    pub max_wait_ms: u64,
+    pub max_wait: Duration,
     /// Share of the budget kept for interactive calls while people are using the service and
     /// a batch runs (0 to 0.9).
     #[arg(
@@ -76,17 +79,19 @@ pub struct BudgetConfig {
     #[arg(
         long = "llm-interactive-idle-ms",
         env = "LLM_INTERACTIVE_IDLE_MS",
-        default_value_t = 15_000
+        default_value = "15000",
+        value_parser = telemetry::millis
     )]
-    pub interactive_idle_ms: u64,
+    pub interactive_idle: Duration,
     /// Furthest ahead a batch call reserves its slot; an interactive call waits at most this
     /// long behind the batch's reservations.
     #[arg(
         long = "llm-batch-lookahead-ms",
         env = "LLM_BATCH_LOOKAHEAD_MS",
-        default_value_t = 100
+        default_value = "100",
+        value_parser = telemetry::millis
     )]
-    pub batch_lookahead_ms: u64,
+    pub batch_lookahead: Duration,
 }
 
 impl BudgetConfig {
@@ -115,7 +120,7 @@ impl BudgetConfig {
             None => 0.0,
             Some(limit) => {
                 let usable = (f64::from(limit) * self.utilization - f64::from(cost)).max(1.0);
-                self.window_ms as f64 * 1000.0 / usable
+                self.window.as_micros() as f64 / usable
             }
         }
     }
@@ -203,7 +208,7 @@ struct Fallback {
 /// The fleet's budget as one worker process sees it. Cheap to clone.
 #[derive(Clone)]
 pub struct Budget {
-    queue: Queue,
+    redis: Redis,
     config: BudgetConfig,
     /// Worker processes sharing the budget, as last read from Redis (for the fallback share).
     workers: Arc<Mutex<u64>>,
@@ -215,9 +220,9 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(queue: Queue, config: BudgetConfig) -> Budget {
+    pub fn new(redis: Redis, config: BudgetConfig) -> Budget {
         Budget {
-            queue,
+            redis,
             config,
             workers: Arc::new(Mutex::new(1)),
             fallback: Arc::default(),
@@ -230,20 +235,21 @@ impl Budget {
         &self.config
     }
 
-    pub fn queue(&self) -> &Queue {
-        &self.queue
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     /// Tells the admin statistics what budget the fleet runs with.
+    #[tracing::instrument(skip_all)]
     pub async fn publish_limits(&self) {
         let limits = serde_json::json!({
             "rpm": self.config.rpm,
             "tpm": self.config.tpm,
-            "window_ms": self.config.window_ms,
+            "window_ms": self.config.window.as_millis() as u64,
         });
         let set: redis::RedisResult<()> = redis::AsyncCommands::set(
-            &mut self.queue.connection(),
-            self.queue.keys().llm_limits(),
+            &mut self.redis.connection(),
+            self.redis.keys().llm_limits(),
             limits.to_string(),
         )
         .await;
@@ -258,6 +264,7 @@ impl Budget {
 
     /// Waits for a slot for one call of `lane` to `model` costing `tokens`, unless the slot is
     /// further away than the longest wait (`LLM_MAX_CAPACITY_WAIT_MS`).
+    #[tracing::instrument(skip_all, fields(llm.model = model, tokens = tokens, lane = ?lane))]
     pub async fn admit(&self, model: &str, tokens: u32, lane: Lane) -> Admission {
         if !self.is_limited() {
             return self.admit_when_unpaused(model).await;
@@ -265,7 +272,7 @@ impl Budget {
         if lane == Lane::Batch {
             return self.admit_batch(model, tokens).await;
         }
-        let horizon = Duration::from_millis(self.config.max_wait_ms);
+        let horizon = self.config.max_wait;
         match self.reserve(model, tokens, lane, horizon).await {
             Ok((true, wait)) => {
                 self.note_shared(true, model);
@@ -285,8 +292,8 @@ impl Budget {
     /// longest wait).
     async fn admit_batch(&self, model: &str, tokens: u32) -> Admission {
         let started = Instant::now();
-        let longest = Duration::from_millis(self.config.max_wait_ms);
-        let lookahead = Duration::from_millis(self.config.batch_lookahead_ms);
+        let longest = self.config.max_wait;
+        let lookahead = self.config.batch_lookahead;
         let gate = self.batch_gate.lock().await;
         loop {
             match self.reserve(model, tokens, Lane::Batch, lookahead).await {
@@ -329,11 +336,11 @@ impl Budget {
     /// Without limits there is nothing to reserve, but a fleet-wide pause still holds.
     async fn admit_when_unpaused(&self, model: &str) -> Admission {
         let pause: redis::RedisResult<i64> = redis::cmd("PTTL")
-            .arg(self.queue.keys().llm_pause(model))
-            .query_async(&mut self.queue.connection())
+            .arg(self.redis.keys().llm_pause(model))
+            .query_async(&mut self.redis.connection())
             .await;
         let wait = Duration::from_millis(pause.unwrap_or(0).max(0) as u64);
-        if wait > Duration::from_millis(self.config.max_wait_ms) {
+        if wait > self.config.max_wait {
             return Admission::Later { after: wait };
         }
         tokio::time::sleep(wait).await;
@@ -347,8 +354,10 @@ impl Budget {
         lane: Lane,
         horizon: Duration,
     ) -> redis::RedisResult<(bool, Duration)> {
-        let keys = self.queue.keys();
-        let life_ms = self.config.window_ms.saturating_mul(2).max(1000);
+        let keys = self.redis.keys();
+        let life_ms = (self.config.window.as_millis() as u64)
+            .saturating_mul(2)
+            .max(1000);
         let factor = 1.0 / (1.0 - self.config.interactive_share.clamp(0.0, 0.9));
         let (reserved, wait_us, workers): (i64, i64, u64) = RESERVE
             .key(keys.llm_budget(model, "requests"))
@@ -364,8 +373,8 @@ impl Budget {
             .arg(life_ms)
             .arg(lane.code())
             .arg(factor)
-            .arg(self.config.interactive_idle_ms.max(1))
-            .invoke_async(&mut self.queue.connection())
+            .arg((self.config.interactive_idle.as_millis() as u64).max(1))
+            .invoke_async(&mut self.redis.connection())
             .await?;
         *self.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers.max(1);
         Ok((reserved == 1, Duration::from_micros(wait_us.max(0) as u64)))
@@ -447,6 +456,7 @@ impl Budget {
     }
 
     /// Corrects the token reservation once the provider reports the prompt's real size.
+    #[tracing::instrument(skip_all, fields(llm.model = model, estimated_prompt = estimated_prompt, actual_prompt = actual_prompt))]
     pub async fn reconcile(&self, model: &str, estimated_prompt: u32, actual_prompt: u32) {
         if self.config.tpm.is_none() || actual_prompt == 0 || actual_prompt == estimated_prompt {
             return;
@@ -454,9 +464,9 @@ impl Budget {
         let delta = (f64::from(actual_prompt) - f64::from(estimated_prompt))
             * self.config.spacing_us(self.config.tpm, estimated_prompt);
         let adjusted: redis::RedisResult<i64> = ADJUST
-            .key(self.queue.keys().llm_budget(model, "tokens"))
+            .key(self.redis.keys().llm_budget(model, "tokens"))
             .arg(delta as i64)
-            .invoke_async(&mut self.queue.connection())
+            .invoke_async(&mut self.redis.connection())
             .await;
         if let Err(e) = adjusted {
             tracing::debug!(error = %e, "could not reconcile the token budget");
@@ -465,11 +475,12 @@ impl Budget {
 
     /// Stops the whole fleet's calls to `model` for `wait` (after a 429). A pause already longer
     /// is kept.
+    #[tracing::instrument(skip_all, fields(llm.model = model, wait_ms = wait.as_millis() as u64))]
     pub async fn pause(&self, model: &str, wait: Duration) {
         let paused: redis::RedisResult<()> = PAUSE
-            .key(self.queue.keys().llm_pause(model))
+            .key(self.redis.keys().llm_pause(model))
             .arg(wait.as_millis().max(1) as u64)
-            .invoke_async(&mut self.queue.connection())
+            .invoke_async(&mut self.redis.connection())
             .await;
         if let Err(e) = paused {
             tracing::warn!(error = %e, "could not pause the fleet's calls");
@@ -496,12 +507,12 @@ mod tests {
         BudgetConfig {
             rpm,
             tpm,
-            window_ms: 60_000,
+            window: Duration::from_secs(60),
             utilization: 0.99,
-            max_wait_ms: 60_000,
+            max_wait: Duration::from_secs(60),
             interactive_share: 0.3,
-            interactive_idle_ms: 15_000,
-            batch_lookahead_ms: 100,
+            interactive_idle: Duration::from_secs(15),
+            batch_lookahead: Duration::from_millis(100),
         }
     }
 

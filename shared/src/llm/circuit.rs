@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::queue::Queue;
+use crate::keyspace::Redis;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CircuitConfig {
@@ -19,16 +19,18 @@ pub struct CircuitConfig {
     #[arg(
         long = "llm-circuit-probe-ms",
         env = "LLM_CIRCUIT_PROBE_MS",
-        default_value_t = 30_000
+        default_value = "30000",
+        value_parser = telemetry::millis
     )]
-    pub probe_ms: u64,
+    pub probe: Duration,
     /// Longest wait between probes (the wait doubles after each failed probe).
     #[arg(
         long = "llm-circuit-probe-max-ms",
         env = "LLM_CIRCUIT_PROBE_MAX_MS",
-        default_value_t = 600_000
+        default_value = "600000",
+        value_parser = telemetry::millis
     )]
-    pub probe_max_ms: u64,
+    pub probe_max: Duration,
 }
 
 /// Whether a call to a model may go ahead.
@@ -106,16 +108,16 @@ fn at_ms(ms: i64) -> DateTime<Utc> {
 /// The fleet's circuits. Cheap to clone.
 #[derive(Clone)]
 pub struct Circuit {
-    queue: Queue,
+    redis: Redis,
     config: CircuitConfig,
     /// How long one probe may take before another worker may probe instead.
     probe_lock: Duration,
 }
 
 impl Circuit {
-    pub fn new(queue: Queue, config: CircuitConfig, call_timeout: Duration) -> Circuit {
+    pub fn new(redis: Redis, config: CircuitConfig, call_timeout: Duration) -> Circuit {
         Circuit {
-            queue,
+            redis,
             config,
             probe_lock: call_timeout + Duration::from_secs(5),
         }
@@ -123,13 +125,14 @@ impl Circuit {
 
     /// May a call to `model` go ahead? If Redis cannot say, it may: the budget's local share
     /// still bounds the calls, and a fleet error reopens the circuit.
+    #[tracing::instrument(skip_all, fields(llm.model = model))]
     pub async fn check(&self, model: &str) -> Gate {
-        let keys = self.queue.keys();
+        let keys = self.redis.keys();
         let checked: redis::RedisResult<(i64, i64)> = CHECK
             .key(keys.llm_circuit(model))
             .key(keys.llm_probe(model))
             .arg(self.probe_lock.as_millis() as u64)
-            .invoke_async(&mut self.queue.connection())
+            .invoke_async(&mut self.redis.connection())
             .await;
         match checked {
             Ok((1, retry_at)) => Gate::Open {
@@ -146,8 +149,9 @@ impl Circuit {
 
     /// Opens (or, after a failed probe, keeps open) the circuit for `model`; returns when the
     /// next probe may run.
+    #[tracing::instrument(skip_all, fields(llm.model = model, code = code))]
     pub async fn open(&self, model: &str, code: &str, message: &str) -> DateTime<Utc> {
-        let keys = self.queue.keys();
+        let keys = self.redis.keys();
         let opened: redis::RedisResult<(i64, i64)> = OPEN
             .key(keys.llm_circuit(model))
             .key(keys.llm_probe(model))
@@ -155,9 +159,9 @@ impl Circuit {
             .arg(model)
             .arg(code)
             .arg(message)
-            .arg(self.config.probe_ms)
-            .arg(self.config.probe_max_ms)
-            .invoke_async(&mut self.queue.connection())
+            .arg(self.config.probe.as_millis() as u64)
+            .arg(self.config.probe_max.as_millis() as u64)
+            .invoke_async(&mut self.redis.connection())
             .await;
         match opened {
             Ok((probe_at, changed)) => {
@@ -173,20 +177,21 @@ impl Circuit {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not open the circuit in redis");
-                Utc::now() + Duration::from_millis(self.config.probe_ms)
+                Utc::now() + self.config.probe
             }
         }
     }
 
     /// Closes the circuit after a probe got an answer that is not a fleet error.
+    #[tracing::instrument(skip_all, fields(llm.model = model))]
     pub async fn close(&self, model: &str) {
-        let keys = self.queue.keys();
+        let keys = self.redis.keys();
         let closed: redis::RedisResult<()> = redis::pipe()
             .atomic()
             .del(keys.llm_circuit(model))
             .del(keys.llm_probe(model))
             .srem(keys.llm_open_circuits(), model)
-            .query_async(&mut self.queue.connection())
+            .query_async(&mut self.redis.connection())
             .await;
         match closed {
             Ok(()) => {
@@ -198,9 +203,10 @@ impl Circuit {
     }
 
     /// Every open circuit, for readiness checks and statistics.
-    pub async fn open_circuits(queue: &Queue) -> redis::RedisResult<Vec<OpenCircuit>> {
-        let keys = queue.keys();
-        let mut conn = queue.connection();
+    #[tracing::instrument(skip_all, err)]
+    pub async fn open_circuits(redis: &Redis) -> redis::RedisResult<Vec<OpenCircuit>> {
+        let keys = redis.keys();
+        let mut conn = redis.connection();
         let models: Vec<String> =
             redis::AsyncCommands::smembers(&mut conn, keys.llm_open_circuits()).await?;
         let mut open = Vec::with_capacity(models.len());

@@ -103,8 +103,8 @@ impl LlmClient {
         // another client in the same process) is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .timeout(Duration::from_millis(config.call_timeout_ms))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.call_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("menus-worker/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::queue::Queue;
+use crate::keyspace::Redis;
 
 /// How long a minute's counts are kept.
 const KEEP_SECS: i64 = 2 * 3600;
@@ -16,8 +16,9 @@ fn minute_of(unix_secs: i64) -> i64 {
 }
 
 /// Counts one call to `model` (and whether it was rate limited) in the current minute.
-pub async fn record(queue: &Queue, model: &str, rate_limited: bool) {
-    let key = queue
+#[tracing::instrument(skip_all, fields(llm.model = model, rate_limited = rate_limited))]
+pub async fn record(redis: &Redis, model: &str, rate_limited: bool) {
+    let key = redis
         .keys()
         .llm_minute(minute_of(chrono::Utc::now().timestamp()));
     let mut pipe = redis::pipe();
@@ -27,7 +28,7 @@ pub async fn record(queue: &Queue, model: &str, rate_limited: bool) {
             .ignore();
     }
     pipe.expire(&key, KEEP_SECS).ignore();
-    if let Err(e) = pipe.query_async::<()>(&mut queue.connection()).await {
+    if let Err(e) = pipe.query_async::<()>(&mut redis.connection()).await {
         tracing::debug!(error = %e, "could not count an LLM call");
     }
 }
@@ -42,13 +43,14 @@ pub struct ModelCalls {
 }
 
 /// Every model's counts, summed over the last hour's minutes.
-pub async fn read(queue: &Queue) -> redis::RedisResult<BTreeMap<String, ModelCalls>> {
+#[tracing::instrument(skip_all, err)]
+pub async fn read(redis: &Redis) -> redis::RedisResult<BTreeMap<String, ModelCalls>> {
     let now = minute_of(chrono::Utc::now().timestamp());
     let mut pipe = redis::pipe();
     for minute in (now - 59)..=now {
-        pipe.hgetall(queue.keys().llm_minute(minute));
+        pipe.hgetall(redis.keys().llm_minute(minute));
     }
-    let minutes: Vec<BTreeMap<String, i64>> = pipe.query_async(&mut queue.connection()).await?;
+    let minutes: Vec<BTreeMap<String, i64>> = pipe.query_async(&mut redis.connection()).await?;
     let mut models: BTreeMap<String, ModelCalls> = BTreeMap::new();
     for (age, counts) in minutes.iter().rev().enumerate() {
         for (field, n) in counts {

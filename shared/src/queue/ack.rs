@@ -87,7 +87,7 @@ impl AckLayer {
         in_progress: Arc<InProgress>,
         redelivery_delay: Duration,
     ) -> Self {
-        let inflight = queue.keys().inflight(worker_id);
+        let inflight = queue.redis().keys().inflight(worker_id);
         AckLayer {
             acker: Arc::new(Acker {
                 queue,
@@ -124,7 +124,7 @@ impl Acker {
             Some(Settle::At(at)) => ("at", at.timestamp_millis()),
             None => ("again", self.redelivery_delay.as_millis() as i64),
         };
-        let keys = self.queue.keys();
+        let keys = self.queue.redis().keys();
         let result = (|| async {
             SETTLE
                 .key(&self.inflight)
@@ -136,7 +136,7 @@ impl Acker {
                 .arg(how)
                 .arg(arg)
                 .arg(lane.code())
-                .invoke_async::<()>(&mut self.queue.connection())
+                .invoke_async::<()>(&mut self.queue.redis().connection())
                 .await
         })
         .retry(retry_policy())

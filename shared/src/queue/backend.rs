@@ -31,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ack::AckLayer;
-use super::{COMMAND_TIMEOUT, Lane, Queue, QueueConfig};
-use crate::redis_conn::RedisConn;
+use super::{Lane, Queue, QueueConfig};
+use crate::keyspace::COMMAND_TIMEOUT;
+use crate::keyspace::RedisConn;
 
 /// Ids this worker delivered and has not acknowledged yet, counted (the same id may be queued
 /// twice), with their lane. Shared by the fetch loop and the acknowledging layer.
@@ -89,7 +90,10 @@ impl InProgress {
     }
 }
 
-/// A unique id per worker start: a restarted process never inherits a dead one's lists.
+/// A worker process's id, `{hostname}-{pid}-{8 hex digits}`: made once per process, it names the
+/// process's in-flight list and heartbeat and is written on the attempts it claims, so an
+/// attempt row leads to the list holding its job. Unique per start: a restarted process never
+/// inherits a dead one's lists.
 pub fn new_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -131,12 +135,15 @@ impl Fetcher {
         // server still runs, and the id it moves later reaches nobody.
         let mut conn = self
             .queue
+            .redis()
             .target()
-            .dedicated(self.config.block_timeout() + COMMAND_TIMEOUT)
+            .dedicated(self.config.block_timeout + COMMAND_TIMEOUT)
             .await?;
         let mut client_id = redis::cmd("CLIENT");
         client_id.arg("ID");
-        let id: i64 = conn.query_at(&self.queue.keys().ready(), client_id).await?;
+        let id: i64 = conn
+            .query_at(&self.queue.redis().keys().ready(), client_id)
+            .await?;
         self.blocking_client_id.store(id, Ordering::SeqCst);
         Ok(Blocking { conn })
     }
@@ -146,17 +153,19 @@ impl Fetcher {
     /// puts the ids it is running back in its in-flight list, so that should it die later, the
     /// reaper still hands them back.
     async fn heartbeat(&self) -> redis::RedisResult<()> {
-        let keys = self.queue.keys();
+        let keys = self.queue.redis().keys();
         let mut beat = BEAT.key(keys.heartbeat(&self.worker_id));
         beat.key(keys.workers())
             .key(keys.inflight(&self.worker_id))
             .key(keys.members())
             .arg(&self.worker_id)
-            .arg(self.config.heartbeat_ttl().as_millis() as u64);
+            .arg(self.config.heartbeat_ttl.as_millis() as u64);
         for (id, (_, lane)) in self.in_progress.snapshot() {
             beat.arg(id.to_string()).arg(lane.code());
         }
-        let restored: i64 = beat.invoke_async(&mut self.queue.connection()).await?;
+        let restored: i64 = beat
+            .invoke_async(&mut self.queue.redis().connection())
+            .await?;
         if restored > 0 {
             tracing::warn!(
                 queue.restored = restored,
@@ -172,8 +181,9 @@ impl Fetcher {
         let known = self.in_progress.snapshot();
         let listed: Vec<String> = self
             .queue
+            .redis()
             .connection()
-            .lrange(self.queue.keys().inflight(&self.worker_id), 0, -1)
+            .lrange(self.queue.redis().keys().inflight(&self.worker_id), 0, -1)
             .await?;
         let mut seen: HashMap<Uuid, usize> = HashMap::new();
         let mut orphans = Vec::new();
@@ -211,7 +221,7 @@ impl Fetcher {
     /// Moves the next id of the first lane that has one into this worker's in-flight list,
     /// without blocking.
     async fn take(&self, lanes: &[Lane]) -> redis::RedisResult<Option<(String, Lane)>> {
-        let keys = self.queue.keys();
+        let keys = self.queue.redis().keys();
         let mut claim = CLAIM.key(keys.ready());
         claim
             .key(keys.ready_batch())
@@ -219,14 +229,15 @@ impl Fetcher {
         for lane in lanes {
             claim.arg(lane.code());
         }
-        let taken: Option<(String, String)> =
-            claim.invoke_async(&mut self.queue.connection()).await?;
+        let taken: Option<(String, String)> = claim
+            .invoke_async(&mut self.queue.redis().connection())
+            .await?;
         Ok(taken.map(|(id, code)| (id, Lane::from_code(&code))))
     }
 
     /// Waits for the next job id, riding out Redis failures. Returns the connection to reuse.
     async fn next(self, mut blocking: Option<Blocking>) -> (Option<Blocking>, Vec<(Uuid, Lane)>) {
-        let keys = self.queue.keys().clone();
+        let keys = self.queue.redis().keys().clone();
         let inflight = keys.inflight(&self.worker_id);
         let mut failures: u32 = 0;
         loop {
@@ -277,9 +288,9 @@ impl Fetcher {
                 // when the block ends).
                 Ok(None) => {
                     let block = if lanes.is_some() {
-                        self.config.block_timeout()
+                        self.config.block_timeout
                     } else {
-                        CAPPED_BLOCK.min(self.config.block_timeout())
+                        CAPPED_BLOCK.min(self.config.block_timeout)
                     };
                     conn.conn
                         .blmove::<_, _, Option<String>>(
@@ -302,8 +313,12 @@ impl Fetcher {
                     }
                     Err(_) => {
                         tracing::warn!(queue.item = %raw, "dropping a malformed id from the queue");
-                        let _: redis::RedisResult<()> =
-                            self.queue.connection().lrem(&inflight, 1, &raw).await;
+                        let _: redis::RedisResult<()> = self
+                            .queue
+                            .redis()
+                            .connection()
+                            .lrem(&inflight, 1, &raw)
+                            .await;
                     }
                 },
                 Ok(None) => {}
@@ -320,8 +335,8 @@ impl Fetcher {
     /// Gives back what this worker still holds: kill a parked `BLMOVE` first so it cannot
     /// take another id after the hand-back.
     async fn close(self) {
-        let keys = self.queue.keys().clone();
-        let mut conn = self.queue.connection();
+        let keys = self.queue.redis().keys().clone();
+        let mut conn = self.queue.redis().connection();
         let client_id = self.blocking_client_id.swap(0, Ordering::SeqCst);
         if client_id != 0 {
             let mut kill = redis::cmd("CLIENT");
@@ -330,7 +345,7 @@ impl Fetcher {
             if let Err(e) = killed {
                 // Without the CLIENT permission, wait the block out instead.
                 tracing::warn!(error = %e, "cannot kill the blocking connection; waiting it out");
-                tokio::time::sleep(self.config.block_timeout() + Duration::from_millis(100)).await;
+                tokio::time::sleep(self.config.block_timeout + Duration::from_millis(100)).await;
             }
         }
         let handed_back: redis::RedisResult<i64> = HAND_BACK
@@ -429,12 +444,14 @@ pub struct RedisBackend {
 
 impl RedisBackend {
     /// A backend whose worker may fill every slot with batch jobs (see `with_batch_slots`).
-    pub fn new(queue: Queue, config: QueueConfig) -> Self {
+    /// `worker_id` ([`new_worker_id`]) names its in-flight list and heartbeat: the id the
+    /// process records its attempts under.
+    pub fn new(queue: Queue, config: QueueConfig, worker_id: String) -> Self {
         RedisBackend {
             fetcher: Fetcher {
                 queue,
                 config,
-                worker_id: new_worker_id(),
+                worker_id,
                 in_progress: Arc::default(),
                 blocking_client_id: Arc::default(),
                 batch_slots: usize::MAX,
@@ -464,7 +481,7 @@ impl RedisBackend {
         let fetcher = self.fetcher.clone();
         let stop = self.stop.clone();
         self.heartbeat = Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(fetcher.config.heartbeat_interval());
+            let mut tick = tokio::time::interval(fetcher.config.heartbeat_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
@@ -572,7 +589,7 @@ impl BackendConfig for RedisBackend {
             self.fetcher.queue.clone(),
             &self.fetcher.worker_id,
             self.fetcher.in_progress.clone(),
-            self.fetcher.config.redelivery_delay(),
+            self.fetcher.config.redelivery_delay,
         )
     }
 }

@@ -53,9 +53,10 @@ static REAP: LazyLock<redis::Script> = LazyLock::new(|| {
 });
 
 /// Moves every due delayed id to `ready`; returns how many.
+#[tracing::instrument(skip_all, err)]
 pub async fn promote_due(queue: &Queue) -> redis::RedisResult<usize> {
-    let keys = queue.keys();
-    let mut conn = queue.connection();
+    let keys = queue.redis().keys();
+    let mut conn = queue.redis().connection();
     let mut total = 0;
     loop {
         let moved: usize = PROMOTE
@@ -74,9 +75,10 @@ pub async fn promote_due(queue: &Queue) -> redis::RedisResult<usize> {
 }
 
 /// Hands back the in-flight ids of every worker whose heartbeat lapsed; returns how many.
+#[tracing::instrument(skip_all, err)]
 pub async fn reap_dead_workers(queue: &Queue) -> redis::RedisResult<usize> {
-    let keys = queue.keys();
-    let mut conn = queue.connection();
+    let keys = queue.redis().keys();
+    let mut conn = queue.redis().connection();
     let workers: Vec<String> = conn.smembers(keys.workers()).await?;
     let mut total = 0;
     for worker in workers {
@@ -106,8 +108,8 @@ pub async fn reap_dead_workers(queue: &Queue) -> redis::RedisResult<usize> {
 
 /// Runs promotion and reaping on their intervals until `stop`.
 pub async fn run(queue: Queue, config: QueueConfig, stop: CancellationToken) {
-    let mut promote = tokio::time::interval(config.promote_interval());
-    let mut reap = tokio::time::interval(config.reap_interval());
+    let mut promote = tokio::time::interval(config.promote_interval);
+    let mut reap = tokio::time::interval(config.reap_interval);
     promote.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -24,8 +24,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::config::RedisConfig;
-pub use crate::redis_conn::COMMAND_TIMEOUT;
-use crate::redis_conn::{RedisConn, RedisTarget};
+use crate::keyspace::{Keys, Redis};
 
 /// Which ready list a job waits in. Workers claim interactive jobs first (a person is
 /// waiting); batch jobs (the weekly batch) take what is left, with a share of the claims so a
@@ -64,181 +63,48 @@ impl Lane {
     }
 }
 
-/// Key names. Every key carries the prefix as a hash tag, so on a Redis Cluster they all live
-/// in one slot and the Lua scripts may touch several of them.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str) -> Self {
-        Keys {
-            prefix: format!("{{{prefix}}}"),
-        }
-    }
-
-    /// Interactive job ids waiting for a worker; pushed on the left, taken from the right.
-    pub fn ready(&self) -> String {
-        format!("{}:queue:ready", self.prefix)
-    }
-
-    /// Batch job ids waiting for a worker; taken when no interactive job waits (or on the
-    /// batch's share of the claims).
-    pub fn ready_batch(&self) -> String {
-        format!("{}:queue:ready:batch", self.prefix)
-    }
-
-    /// The ready list of `lane`.
-    pub fn ready_of(&self, lane: Lane) -> String {
-        match lane {
-            Lane::Interactive => self.ready(),
-            Lane::Batch => self.ready_batch(),
-        }
-    }
-
-    /// Job ids waiting for a time (score: unix milliseconds).
-    pub fn delayed(&self) -> String {
-        format!("{}:queue:delayed", self.prefix)
-    }
-
-    /// Ids a worker took and has not finished with.
-    pub fn inflight(&self, worker_id: &str) -> String {
-        format!("{}:queue:inflight:{worker_id}", self.prefix)
-    }
-
-    /// Present while the worker is alive.
-    pub fn heartbeat(&self, worker_id: &str) -> String {
-        format!("{}:queue:heartbeat:{worker_id}", self.prefix)
-    }
-
-    /// Hash of every id that is in a ready list, `delayed` or an in-flight list, to its lane's
-    /// code ([`Lane::code`]): a push of an id already here is a no-op. (Named `lanes`: the
-    /// `members` set of earlier versions had no lane.)
-    pub fn members(&self) -> String {
-        format!("{}:queue:lanes", self.prefix)
-    }
-
-    /// Held by the reconciler making its pass, so replicas take turns (see `lifecycle`).
-    pub fn reconciler(&self) -> String {
-        format!("{}:queue:reconciler", self.prefix)
-    }
-
-    /// Every worker id that may own an in-flight list, for the reaper.
-    pub fn workers(&self) -> String {
-        format!("{}:queue:workers", self.prefix)
-    }
-
-    /// Channel on which job status changes are published (for long polls).
-    pub fn job_events(&self) -> String {
-        format!("{}:events:jobs", self.prefix)
-    }
-
-    /// Channel on which account changes are published (a logout, a new password or role, a
-    /// disabled account), so every API process drops what it remembers of those sessions.
-    pub fn account_events(&self) -> String {
-        format!("{}:events:accounts", self.prefix)
-    }
-
-    /// Failed logins of one account (its email's SHA-256, hex), remembered for the login
-    /// throttle.
-    pub fn login_failures(&self, account: &str) -> String {
-        format!("{}:login:failures:{account}", self.prefix)
-    }
-
-    /// Present while logins to one account are refused; expires when they may resume.
-    pub fn login_lock(&self, account: &str) -> String {
-        format!("{}:login:lock:{account}", self.prefix)
-    }
-
-    /// Channel on which cancellations are published, so the worker running the attempt stops.
-    pub fn cancellations(&self) -> String {
-        format!("{}:events:cancel", self.prefix)
-    }
-
-    /// The next free slot of a model's request or token budget (see `budget`).
-    pub fn llm_budget(&self, model: &str, kind: &str) -> String {
-        format!("{}:llm:budget:{model}:{kind}", self.prefix)
-    }
-
-    /// Present while the fleet's calls to a model are paused after a 429.
-    pub fn llm_pause(&self, model: &str) -> String {
-        format!("{}:llm:pause:{model}", self.prefix)
-    }
-
-    /// Present while interactive calls to a model were made recently (see `budget`).
-    pub fn llm_interactive_active(&self, model: &str) -> String {
-        format!("{}:llm:interactive:{model}", self.prefix)
-    }
-
-    /// A model's open circuit (see `circuit`).
-    pub fn llm_circuit(&self, model: &str) -> String {
-        format!("{}:llm:circuit:{model}", self.prefix)
-    }
-
-    /// Held by the one worker probing a model's open circuit.
-    pub fn llm_probe(&self, model: &str) -> String {
-        format!("{}:llm:probe:{model}", self.prefix)
-    }
-
-    /// One minute's LLM call counts per model (see `llm::stats`).
-    pub fn llm_minute(&self, minute: i64) -> String {
-        format!("{}:stats:llm:{minute}", self.prefix)
-    }
-
-    /// The budget the workers run with, for the admin statistics.
-    pub fn llm_limits(&self) -> String {
-        format!("{}:llm:limits", self.prefix)
-    }
-
-    /// Models whose circuit is open, for readiness checks.
-    pub fn llm_open_circuits(&self) -> String {
-        format!("{}:llm:circuits", self.prefix)
-    }
-
-    /// Every key this deployment owns starts with this (tests clean up by it).
-    pub fn pattern(&self) -> String {
-        format!("{}:*", self.prefix)
-    }
-}
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueueConfig {
     /// How long one blocking fetch waits for a job before asking again.
     #[arg(
         long = "queue-block-timeout-ms",
         env = "QUEUE_BLOCK_TIMEOUT_MS",
-        default_value_t = 2_000
+        default_value = "2000",
+        value_parser = telemetry::millis
     )]
-    pub block_timeout_ms: u64,
+    pub block_timeout: Duration,
     /// How often a worker renews its heartbeat.
     #[arg(
         long = "queue-heartbeat-interval-ms",
         env = "QUEUE_HEARTBEAT_INTERVAL_MS",
-        default_value_t = 2_000
+        default_value = "2000",
+        value_parser = telemetry::millis
     )]
-    pub heartbeat_interval_ms: u64,
+    pub heartbeat_interval: Duration,
     /// A worker whose heartbeat is older than this is dead and its jobs are handed back.
     #[arg(
         long = "queue-heartbeat-ttl-ms",
         env = "QUEUE_HEARTBEAT_TTL_MS",
-        default_value_t = 10_000
+        default_value = "10000",
+        value_parser = telemetry::millis
     )]
-    pub heartbeat_ttl_ms: u64,
+    pub heartbeat_ttl: Duration,
     /// How often due delayed jobs are moved to the ready list.
     #[arg(
         long = "queue-promote-interval-ms",
         env = "QUEUE_PROMOTE_INTERVAL_MS",
-        default_value_t = 250
+        default_value = "250",
+        value_parser = telemetry::millis
     )]
-    pub promote_interval_ms: u64,
+    pub promote_interval: Duration,
     /// How often dead workers' in-flight jobs are looked for.
     #[arg(
         long = "queue-reap-interval-ms",
         env = "QUEUE_REAP_INTERVAL_MS",
-        default_value_t = 5_000
+        default_value = "5000",
+        value_parser = telemetry::millis
     )]
-    pub reap_interval_ms: u64,
+    pub reap_interval: Duration,
     /// One claim in this many takes a batch job first when both lanes have work, so a steady
     /// stream of interactive jobs cannot starve the batch.
     #[arg(
@@ -253,30 +119,10 @@ pub struct QueueConfig {
     #[arg(
         long = "queue-redelivery-delay-ms",
         env = "QUEUE_REDELIVERY_DELAY_MS",
-        default_value_t = 5_000
+        default_value = "5000",
+        value_parser = telemetry::millis
     )]
-    pub redelivery_delay_ms: u64,
-}
-
-impl QueueConfig {
-    pub fn block_timeout(&self) -> Duration {
-        Duration::from_millis(self.block_timeout_ms)
-    }
-    pub fn heartbeat_interval(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_interval_ms)
-    }
-    pub fn heartbeat_ttl(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_ttl_ms)
-    }
-    pub fn promote_interval(&self) -> Duration {
-        Duration::from_millis(self.promote_interval_ms)
-    }
-    pub fn reap_interval(&self) -> Duration {
-        Duration::from_millis(self.reap_interval_ms)
-    }
-    pub fn redelivery_delay(&self) -> Duration {
-        Duration::from_millis(self.redelivery_delay_ms)
-    }
+    pub redelivery_delay: Duration,
 }
 
 /// Pushes each id of ARGV[3..] unless it is already queued; one waiting in `delayed` is made
@@ -317,36 +163,27 @@ static UPGRADE: LazyLock<redis::Script> = LazyLock::new(|| {
 /// A handle on the queue for producers and for maintenance: cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    target: RedisTarget,
-    conn: RedisConn,
-    keys: Keys,
+    redis: Redis,
 }
 
 impl Queue {
-    /// Connects to the node or cluster `config` names (see [`RedisTarget::open`]); the shared
-    /// connection reconnects on its own after a failure.
+    /// The queue in the deployment's Redis.
+    pub fn new(redis: Redis) -> Queue {
+        Queue { redis }
+    }
+
+    /// Connects to the deployment's Redis ([`Redis::connect`], with its errors) for the queue in it.
     pub async fn connect(config: &RedisConfig) -> redis::RedisResult<Queue> {
-        let target = RedisTarget::open(config)?;
-        let conn = target.shared().await?;
-        Ok(Queue {
-            target,
-            conn,
-            keys: Keys::new(&config.prefix),
-        })
+        Ok(Queue::new(Redis::connect(config).await?))
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
+    /// The Redis the queue lives in, with its keys and shared connection.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
-    /// Where Redis is: for a connection of one's own or a subscription.
-    pub fn target(&self) -> &RedisTarget {
-        &self.target
-    }
-
-    /// A clone of the shared, self-reconnecting connection.
-    pub fn connection(&self) -> RedisConn {
-        self.conn.clone()
+    fn keys(&self) -> &Keys {
+        self.redis.keys()
     }
 
     /// Makes interactive jobs available to workers now, behind those waiting, in one round
@@ -368,11 +205,12 @@ impl Queue {
         self.push_at("front", lane, job_ids).await
     }
 
+    #[tracing::instrument(skip_all, fields(end = end, lane = ?lane, jobs = job_ids.len()), err)]
     async fn push_at(&self, end: &str, lane: Lane, job_ids: &[Uuid]) -> redis::RedisResult<usize> {
         if job_ids.is_empty() {
             return Ok(0);
         }
-        let keys = &self.keys;
+        let keys = self.keys();
         let mut script = PUSH.key(keys.members());
         script
             .key(keys.delayed())
@@ -383,19 +221,20 @@ impl Queue {
         for id in job_ids {
             script.arg(id.to_string());
         }
-        script.invoke_async(&mut self.conn.clone()).await
+        script.invoke_async(&mut self.redis.connection()).await
     }
 
     /// The lane each id is queued in (ready, delayed or in flight); `None`: Redis does not
     /// hold it.
+    #[tracing::instrument(skip_all, fields(jobs = job_ids.len()), err)]
     pub async fn lanes_of(&self, job_ids: &[Uuid]) -> redis::RedisResult<Vec<Option<Lane>>> {
         if job_ids.is_empty() {
             return Ok(Vec::new());
         }
         let codes: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.keys.members())
+            .arg(self.keys().members())
             .arg(job_ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.redis.connection())
             .await?;
         Ok(codes
             .into_iter()
@@ -410,17 +249,19 @@ impl Queue {
     }
 
     /// Jobs waiting in the interactive and the batch ready list.
+    #[tracing::instrument(skip_all, err)]
     pub async fn ready_lens(&self) -> redis::RedisResult<(u64, u64)> {
         redis::pipe()
-            .llen(self.keys.ready())
-            .llen(self.keys.ready_batch())
-            .query_async(&mut self.conn.clone())
+            .llen(self.keys().ready())
+            .llen(self.keys().ready_batch())
+            .query_async(&mut self.redis.connection())
             .await
     }
 
     /// Jobs waiting for a time.
+    #[tracing::instrument(skip_all, err)]
     pub async fn delayed_len(&self) -> redis::RedisResult<u64> {
-        self.conn.clone().zcard(self.keys.delayed()).await
+        self.redis.connection().zcard(self.keys().delayed()).await
     }
 
     /// Sets the `queue_depth` gauges (ready jobs by lane, delayed jobs), for a metrics scrape.
@@ -435,19 +276,12 @@ impl Queue {
     /// Moves the ids of the `members` set that versions before lanes kept (all interactive
     /// then) into the `lanes` hash, once; a no-op when there is none. Without it, the first
     /// reconciler pass after an upgrade would queue a second copy of every waiting job.
+    #[tracing::instrument(skip_all, err)]
     pub async fn upgrade(&self) -> redis::RedisResult<usize> {
         UPGRADE
-            .key(format!("{}:queue:members", self.keys.prefix))
-            .key(self.keys.members())
-            .invoke_async(&mut self.conn.clone())
+            .key(self.keys().legacy_members())
+            .key(self.keys().members())
+            .invoke_async(&mut self.redis.connection())
             .await
-    }
-
-    /// Answers if Redis does, for readiness checks.
-    pub async fn ping(&self) -> redis::RedisResult<()> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn.clone())
-            .await
-            .map(drop)
     }
 }

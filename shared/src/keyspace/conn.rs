@@ -2,7 +2,7 @@
 //! LLM budget and circuit, and the job events run unchanged on either.
 //!
 //! On a cluster every key of a deployment carries its prefix as one hash tag (see
-//! [`crate::queue::Keys`]), so all of them live in one slot and each Lua script's keys are on
+//! [`crate::keyspace::Keys`]), so all of them live in one slot and each Lua script's keys are on
 //! one node: the cluster client routes each command and script by its first key and follows
 //! `MOVED`/`ASK` redirections. Two things are not routed by a key and are handled here: a
 //! connection that blocks (`BLMOVE`) must not share its socket, and `CLIENT ID`/`CLIENT KILL`

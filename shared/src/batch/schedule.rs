@@ -165,6 +165,7 @@ fn next_fire(schedule: &cron::Schedule, after: DateTime<Tz>) -> Option<DateTime<
 /// it is `on_time` (the fire time the loop waited for, reached within a minute) or within the
 /// catch-up window; every other one is recorded as skipped (the most recent 1,000; older ones
 /// are counted in the log). Returns the run this call enqueued, if it recorded one.
+#[tracing::instrument(skip_all, fields(schedule = %config.name, after = %after), err)]
 async fn settle(
     life: &Lifecycle,
     config: &ScheduleConfig,
@@ -254,7 +255,6 @@ async fn settle(
 /// the latest one recorded for this schedule (or, when none is, within the catch-up window)
 /// that have no run, the latest is run once (trigger `catch_up`) if it was missed by at most
 /// `catch_up_secs`, and the others are recorded as skipped. Returns the run it enqueued.
-#[tracing::instrument(skip_all, fields(schedule = %config.name), err)]
 pub async fn catch_up(
     life: &Lifecycle,
     config: &ScheduleConfig,

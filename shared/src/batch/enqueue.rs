@@ -207,7 +207,7 @@ fn avoid_titles(titles: &[String]) -> Vec<String> {
 /// Per chunk: one read of the people (each with their menu's start and previous-week titles),
 /// then one short transaction (lock the run under the fence, insert the jobs, advance the counters, cursor
 /// and lease); the connection goes back to the pool before the jobs are pushed to Redis.
-#[tracing::instrument(skip_all, fields(batch_id = %id), err)]
+#[tracing::instrument(skip_all, fields(batch_id = %id))]
 pub async fn drive(
     life: &Lifecycle,
     id: Uuid,

@@ -93,7 +93,7 @@ impl Pipeline {
     }
 
     /// Handles one delivery of a job id; returns what becomes of the delivery.
-    #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt), err)]
+    #[tracing::instrument(skip_all, fields(job.id = %id, job.attempt), err(level = "warn"))]
     pub async fn process(&self, id: Uuid) -> Result<Settle, PipelineError> {
         let claim = self
             .life
@@ -211,7 +211,7 @@ impl Pipeline {
     }
 
     /// Writes how the attempt ended; returns what becomes of the delivery.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     async fn end(
         &self,
         claimed: &ClaimedJob,
@@ -250,7 +250,7 @@ impl Pipeline {
 
     /// Ends a failed attempt: a permanent error fails the job, anything else retries it later
     /// while attempts remain (not before the server's wait, capped).
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     async fn fail(
         &self,
         attempt: Attempt,

@@ -14,10 +14,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use std::collections::BTreeMap;
 
-use utoipa::openapi::response::Response;
+use utoipa::openapi::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
-use utoipa::{IntoResponses, Modify, ToResponse};
+use utoipa::{IntoResponses, Modify, ToResponse, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -268,6 +269,32 @@ impl IntoResponses for BulkRefusals {
             (500, Internal::response().0),
             (503, Unavailable::response().0),
         ])
+    }
+}
+
+/// What cancelling one job (its owner's, or an admin's) may refuse with besides the caller's
+/// role: 401 `Unauthenticated`, 404 `NotFound`, 409 `job_finished`, 500 `Internal`, 503
+/// `Unavailable`.
+pub struct CancelRefusals;
+
+impl IntoResponses for CancelRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = refs([
+            (401, Unauthenticated::response().0),
+            (404, NotFound::response().0),
+            (500, Internal::response().0),
+            (503, Unavailable::response().0),
+        ]);
+        let finished = ResponseBuilder::new()
+            .description("`job_finished`: the job has finished and can no longer be cancelled")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(Envelope::name())))
+                    .build(),
+            );
+        responses.insert("409".into(), RefOr::T(finished.build()));
+        responses
     }
 }
 

@@ -18,7 +18,9 @@ use crate::admin::filter;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, Query, QueryParams};
-use crate::openapi::{Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable};
+use crate::openapi::{
+    CancelRefusals, Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable,
+};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
 use crate::views::{JobPage, JobView, visible_job};
@@ -198,15 +200,7 @@ async fn show(
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, cancelled", body = JobView),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (
-            status = 409,
-            description = "`job_finished`: the job has finished and can no longer be cancelled",
-            body = Envelope,
-        ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        CancelRefusals,
     )
 )]
 async fn cancel(

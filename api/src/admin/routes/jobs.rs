@@ -16,7 +16,8 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, JsonBody, Query, QueryParams};
 use crate::openapi::{
-    AdminOnly, BulkRefusals, Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable,
+    AdminOnly, BulkRefusals, CancelRefusals, Internal, InvalidQuery, NotFound, Unauthenticated,
+    Unavailable,
 };
 use crate::pagination::PageParams;
 use crate::state::AppState;
@@ -179,16 +180,8 @@ async fn requeue_one(
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job, cancelled", body = JobView),
-        (status = 401, response = Unauthenticated),
         (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (
-            status = 409,
-            description = "`job_finished`: the job has finished and can no longer be cancelled",
-            body = Envelope,
-        ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        CancelRefusals,
     )
 )]
 async fn cancel_one(

@@ -121,7 +121,7 @@ pub fn start_of_day<Tz: TimeZone>(tz: &Tz, date: NaiveDate) -> chrono::DateTime<
 /// `period_start` 00:00 in `tz`). Inserts the run unleased (status enqueuing) so a worker's
 /// scheduler (or the caller, via [`drive`]) enqueues it; the same period again returns the
 /// existing run. `by`: the admin (a user id).
-#[tracing::instrument(skip_all, fields(period_start = %period_start, by = %by), err)]
+#[tracing::instrument(skip_all, fields(period_start = %period_start, by = %by), err(level = "warn"))]
 pub async fn start_manual(
     pool: &PgPool,
     tz: chrono_tz::Tz,
@@ -152,7 +152,7 @@ pub async fn start_manual(
 /// What a batch for that period would do now, without writing anything: every opted-in
 /// person is read (a page at a time) and their stored options checked as the enqueue checks
 /// them. It does not look at runs already made for the period.
-#[tracing::instrument(skip_all, fields(period_start = %period_start), err)]
+#[tracing::instrument(skip_all, fields(period_start = %period_start), err(level = "warn"))]
 pub async fn dry_run(pool: &PgPool, period_start: NaiveDate) -> Result<Plan, sqlx::Error> {
     let mut plan = Plan::default();
     let mut after = None;
@@ -225,7 +225,7 @@ pub async fn drive(
 }
 
 /// Enqueues the run `fence` holds to the end, from its cursor on (see [`drive`]).
-#[tracing::instrument(skip_all, fields(batch_id = %leased.run.id), err)]
+#[tracing::instrument(skip_all, fields(batch_id = %leased.run.id), err(level = "warn"))]
 pub(crate) async fn enqueue(
     life: &Lifecycle,
     leased: Leased,

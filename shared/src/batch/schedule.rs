@@ -165,7 +165,7 @@ fn next_fire(schedule: &cron::Schedule, after: DateTime<Tz>) -> Option<DateTime<
 /// it is `on_time` (the fire time the loop waited for, reached within a minute) or within the
 /// catch-up window; every other one is recorded as skipped (the most recent 1,000; older ones
 /// are counted in the log). Returns the run this call enqueued, if it recorded one.
-#[tracing::instrument(skip_all, fields(schedule = %config.name, after = %after), err)]
+#[tracing::instrument(skip_all, fields(schedule = %config.name, after = %after))]
 async fn settle(
     life: &Lifecycle,
     config: &ScheduleConfig,
@@ -276,7 +276,7 @@ pub async fn catch_up(
 
 /// Takes over and enqueues the runs still enqueuing that nobody holds (see
 /// `batch_runs::unleased`), a few per call. Returns how many this call finished.
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn resume(life: &Lifecycle, enqueue: &EnqueueConfig) -> Result<usize, Error> {
     let ids = {
         let mut conn = db::hold(life.pool(), "batch_resume").await?;

@@ -672,6 +672,21 @@ async fn the_failed_jobs_page_lists_failed_jobs_with_their_errors_in_pages() {
         any.body.contains(&queued.to_string()),
         "any status on request"
     );
+
+    // The filter form as a browser submits it: every field, the unused ones empty ("any").
+    let form = browser
+        .get("/admin/jobs?status=failed&error_code=&user_id=&batch_id=&created_after=&created_before=")
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    for job in &failed {
+        assert!(form.body.contains(&job.to_string()), "{job} listed");
+    }
+    let bad = browser.get("/admin/jobs?user_id=nobody").await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a bad id is still refused"
+    );
 }
 
 #[tokio::test]

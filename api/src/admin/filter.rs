@@ -49,6 +49,11 @@ pub fn read(params: &QueryParams, reading: Reading) -> Result<JobFilter, ApiErro
         }
     }
     let text = |name: &str| params.text(name).filter(|s| !s.is_empty());
+    // An empty id field of the dashboard's form is "any" (the API refused it above).
+    let id = |name: &str| match text(name) {
+        Some(_) => params.uuid(name),
+        None => Ok(None),
+    };
     let time = |name: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
         text(name)
             .map(|raw| parse_time(raw).ok_or_else(|| invalid(name, TIME_RULE)))
@@ -61,8 +66,8 @@ pub fn read(params: &QueryParams, reading: Reading) -> Result<JobFilter, ApiErro
     Ok(JobFilter {
         status,
         error_code: text("error_code").map(str::to_string),
-        user_id: params.uuid("user_id")?,
-        batch_id: params.uuid("batch_id")?,
+        user_id: id("user_id")?,
+        batch_id: id("batch_id")?,
         created_after: time("created_after")?,
         created_before: time("created_before")?,
     })

@@ -167,7 +167,7 @@ impl Leases {
 
     /// Renews every lease held, in one statement, and stops the attempts whose job was
     /// cancelled or taken over. Returns how many were renewed.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     pub async fn renew(&self) -> Result<usize, sqlx::Error> {
         let fences: Vec<Fence> = self.lock().values().map(|r| r.fence).collect();
         if fences.is_empty() {

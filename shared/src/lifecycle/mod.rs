@@ -204,7 +204,7 @@ impl Lifecycle {
     /// Creates a queued job and pushes it, or finds the job created earlier with the same
     /// idempotency key. Submissions arriving together are inserted in one statement and one
     /// commit, then pushed in one round trip; no connection waits on Redis.
-    #[tracing::instrument(skip_all, fields(user_id = %job.owner_id), err)]
+    #[tracing::instrument(skip_all, fields(user_id = %job.owner_id), err(level = "warn"))]
     pub async fn submit(&self, job: NewJob) -> Result<Inserted, sqlx::Error> {
         self.submits.run(job).await
     }
@@ -245,7 +245,7 @@ impl Lifecycle {
     /// Makes the jobs of `target` due now (see `db::admin::requeue`), recording `audit` in the
     /// same transaction, then pushes them. Returns the requeued ids; empty when a one-job target
     /// was not requeueable (then nothing is recorded).
-    #[tracing::instrument(skip_all, fields(reset_attempts = reset_attempts), err)]
+    #[tracing::instrument(skip_all, fields(reset_attempts = reset_attempts), err(level = "warn"))]
     pub async fn requeue(
         &self,
         target: Target<'_>,
@@ -285,7 +285,7 @@ impl Lifecycle {
     /// Takes the job for a new attempt if it is due, or if the attempt running it lost its
     /// lease, unless its owner runs `owner_cap` jobs already (see `db::jobs::claim`). Claims
     /// arriving together share one statement.
-    #[tracing::instrument(skip_all, fields(job_id = %id), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %id), err(level = "warn"))]
     pub async fn claim(
         &self,
         id: Uuid,
@@ -315,7 +315,7 @@ impl Lifecycle {
 
     /// Saves a finished day and renews the lease (with the other days being saved at the same
     /// moment, in one statement). `false`: the attempt was fenced out.
-    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err(level = "warn"))]
     pub async fn checkpoint(
         &self,
         attempt: Attempt,
@@ -341,7 +341,7 @@ impl Lifecycle {
     /// Saves the last day, stores the menu and marks the job succeeded (the last day needs no
     /// [`Lifecycle::checkpoint`]; completions arriving together share one statement). `None`:
     /// fenced out, nothing written.
-    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err(level = "warn"))]
     pub async fn complete(
         &self,
         attempt: Attempt,
@@ -370,7 +370,7 @@ impl Lifecycle {
 
     /// Ends a failed attempt: `retry_at` schedules another, `None` fails the job. Returns what
     /// the queue does with the delivery.
-    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number, error_code = error.code), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number, error_code = error.code), err(level = "warn"))]
     pub async fn fail(
         &self,
         attempt: Attempt,
@@ -411,7 +411,7 @@ impl Lifecycle {
 
     /// Gives an unfinished attempt back uncounted: snoozed until a time, or handed back at
     /// shutdown. Returns what the queue does with the delivery.
-    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, why = ?why), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, why = ?why), err(level = "warn"))]
     pub async fn release(
         &self,
         attempt: Attempt,
@@ -443,7 +443,7 @@ impl Lifecycle {
 
     /// Extends the leases of running attempts, tried once (the lease keeper tries again soon);
     /// returns the jobs renewed (see `db::jobs::renew_leases`).
-    #[tracing::instrument(skip_all, fields(jobs = held.len()), err)]
+    #[tracing::instrument(skip_all, fields(jobs = held.len()), err(level = "warn"))]
     pub async fn renew(&self, held: &[Fence], lease: Duration) -> Result<Vec<Uuid>, sqlx::Error> {
         let mut conn = db::hold(self.pool(), "renew").await?;
         jobs::renew_leases(&mut conn, held, lease).await
@@ -451,7 +451,7 @@ impl Lifecycle {
 
     /// Records what an attempt that stopped without a transition of its own cost (its job was
     /// cancelled or taken over) and ends its row.
-    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err)]
+    #[tracing::instrument(skip_all, fields(job_id = %attempt.fence.job, attempt = attempt.number), err(level = "warn"))]
     pub async fn stop(&self, attempt: Attempt, usage: Usage) -> Result<Settle, sqlx::Error> {
         let (status, _) = self
             .writer

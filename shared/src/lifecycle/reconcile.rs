@@ -24,7 +24,7 @@ const PAGE: i64 = 1_000;
 /// The jobs are overdue, so they are pushed ahead of those waiting, the oldest nearest the
 /// front (the walk goes from the newest down). Returns how many jobs were pushed (those Redis
 /// did not hold).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all)]
 pub async fn reconcile(life: &Lifecycle, grace: Duration) -> Result<usize, Error> {
     let mut before = Uuid::max();
     let mut pushed = 0;

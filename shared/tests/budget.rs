@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use shared::llm::budget::{Admission, Budget, BudgetConfig};
 use shared::keyspace::Redis;
+use shared::llm::budget::{Admission, Budget, BudgetConfig};
 use shared::queue::Lane;
 use testkit::TestRedis;
 

@@ -148,7 +148,11 @@ pub async fn spawn_system(options: SystemOptions) -> TestSystem {
         let caller = Caller {
             llm,
             budget,
-            circuit: Circuit::new(queue.redis().clone(), options.circuit.clone(), options.call_timeout),
+            circuit: Circuit::new(
+                queue.redis().clone(),
+                options.circuit.clone(),
+                options.call_timeout,
+            ),
             policy: CallPolicy::from(&options.jobs),
         };
         let pipeline = Pipeline::new(pool.clone(), queue, caller, options.jobs.clone());

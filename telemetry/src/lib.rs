@@ -1,6 +1,6 @@
-//! Logging and metrics setup, the shutdown signal every binary waits for, and the parser of
-//! every `*_MS` setting. A crate of its own so that the stand-in LLM, which needs only this, does
-//! not build the database and Redis code.
+//! What every binary sets up at start, the stand-in LLM's included (which is why it is a crate
+//! apart from `shared`): logging, the Prometheus recorder, the shutdown signal, and the one
+//! parser of the `*_MS` duration settings.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -98,7 +98,7 @@ impl JobFilter {
 }
 
 /// Jobs matching `filter`, newest first, after `cursor`: at most `limit`.
-#[tracing::instrument(skip_all, fields(filter = ?filter, limit = limit), err)]
+#[tracing::instrument(skip_all, fields(filter = ?filter, limit = limit), err(level = "warn"))]
 pub async fn list_jobs(
     conn: &mut PgConnection,
     filter: &JobFilter,
@@ -127,7 +127,7 @@ pub struct Attempt {
 }
 
 /// Every attempt of a job, first first.
-#[tracing::instrument(skip_all, fields(job_id = %job_id), err)]
+#[tracing::instrument(skip_all, fields(job_id = %job_id), err(level = "warn"))]
 pub async fn attempts(conn: &mut PgConnection, job_id: Uuid) -> Result<Vec<Attempt>, sqlx::Error> {
     sqlx::query_as(
         "SELECT number, worker_id, started_at, ended_at, outcome, error_code, error_message,
@@ -154,7 +154,7 @@ pub enum Refused {
 /// `reset_attempts` a failed job gets one more attempt; with it, all its attempts again (the
 /// attempt budget, not the fence: a stale attempt stays fenced out). Running and succeeded jobs
 /// are left alone. Returns the ids to push to Redis, with their lanes.
-#[tracing::instrument(skip_all, fields(target = ?target, reset_attempts = reset_attempts), err)]
+#[tracing::instrument(skip_all, fields(target = ?target, reset_attempts = reset_attempts), err(level = "warn"))]
 pub async fn requeue(
     conn: &mut PgConnection,
     target: Target<'_>,
@@ -193,7 +193,7 @@ pub async fn requeue(
 }
 
 /// Why `id` was not acted on: missing, or its status.
-#[tracing::instrument(skip_all, fields(job_id = %id), err)]
+#[tracing::instrument(skip_all, fields(job_id = %id), err(level = "warn"))]
 pub async fn refusal(conn: &mut PgConnection, id: Uuid) -> Result<Refused, sqlx::Error> {
     let status: Option<JobStatus> =
         sqlx::query_scalar("SELECT status FROM generation_jobs WHERE id = $1")
@@ -220,7 +220,7 @@ pub struct Action {
 
 /// Records what an admin did (`action`, on one job or on the jobs `filter` matched, `affected`
 /// of them); call in the transaction that did it.
-#[tracing::instrument(skip_all, fields(admin_id = %admin_id, action = action, job_id = ?job_id, affected = affected), err)]
+#[tracing::instrument(skip_all, fields(admin_id = %admin_id, action = action, job_id = ?job_id, affected = affected), err(level = "warn"))]
 pub async fn record(
     conn: &mut PgConnection,
     admin_id: Uuid,
@@ -244,7 +244,7 @@ pub async fn record(
 }
 
 /// Admin actions, newest first, before the action with id `before`: at most `limit`.
-#[tracing::instrument(skip_all, fields(before = ?before, limit = limit), err)]
+#[tracing::instrument(skip_all, fields(before = ?before, limit = limit), err(level = "warn"))]
 pub async fn actions(
     conn: &mut PgConnection,
     before: Option<i64>,
@@ -284,7 +284,7 @@ pub struct JobStats {
 
 /// Jobs by status, the oldest waiting job's age, and the jobs finished over the last 5 and 60
 /// minutes (five statements on one connection).
-#[tracing::instrument(skip_all, err)]
+#[tracing::instrument(skip_all, err(level = "warn"))]
 pub async fn stats(conn: &mut PgConnection) -> Result<JobStats, sqlx::Error> {
     let counts: Vec<(JobStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM generation_jobs GROUP BY status")

@@ -75,11 +75,18 @@ pub enum Inserted {
     Existing(JobRow),
 }
 
+/// The one result of a `_many` statement given one item: [`insert`], [`claim`] and [`complete`]
+/// are their `_many` forms run on a slice of one, which answer one result per item.
+fn sole<T>(results: Vec<T>) -> T {
+    let [result] = <[T; 1]>::try_from(results)
+        .unwrap_or_else(|results| panic!("one item in, {} results out", results.len()));
+    result
+}
+
 /// Creates a queued job, or finds the one created earlier with the same idempotency key.
 #[tracing::instrument(skip_all, fields(user_id = %job.owner_id), err(level = "warn"))]
 pub async fn insert(conn: &mut PgConnection, job: &NewJob) -> Result<Inserted, sqlx::Error> {
-    let mut inserted = insert_many(conn, std::slice::from_ref(job)).await?;
-    Ok(inserted.pop().expect("one job in, one out"))
+    Ok(sole(insert_many(conn, std::slice::from_ref(job)).await?))
 }
 
 /// [`insert`] for many jobs in one statement and one commit (concurrent submissions, grouped):
@@ -281,8 +288,7 @@ pub struct ClaimRequest {
 /// the job's deadline starts at its first claim.
 #[tracing::instrument(skip_all, fields(job_id = %request.id), err(level = "warn"))]
 pub async fn claim(conn: &mut PgConnection, request: &ClaimRequest) -> Result<Claim, sqlx::Error> {
-    let mut claims = claim_many(conn, std::slice::from_ref(request)).await?;
-    Ok(claims.pop().expect("one request in, one claim out"))
+    Ok(sole(claim_many(conn, std::slice::from_ref(request)).await?))
 }
 
 /// [`claim`] for many deliveries in one statement and one commit: one [`Claim`] per request,
@@ -588,8 +594,9 @@ pub async fn complete(
     usage: Usage,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     let completion = Completion::new(fence, attempt_number, plan, usage)?;
-    let mut menus = complete_many(conn, std::slice::from_ref(&completion)).await?;
-    Ok(menus.pop().flatten())
+    Ok(sole(
+        complete_many(conn, std::slice::from_ref(&completion)).await?,
+    ))
 }
 
 /// [`complete`] for many attempts in one statement and one commit: the new menu's id per

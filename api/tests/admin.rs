@@ -99,12 +99,7 @@ async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
         .unwrap();
     assert_eq!(days, 1, "no day is paid for twice");
 
-    let actions: Value = app
-        .get("/v1/admin/actions", &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
     let action = &actions["items"][0];
     assert_eq!(action["action"], "requeue");
     assert_eq!(action["job_id"], job.to_string());
@@ -187,12 +182,7 @@ async fn a_running_or_succeeded_job_is_not_requeued_and_an_unknown_one_is_404() 
     .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert!(app.ready_ids().await.is_empty(), "nothing was queued");
-    let actions: Value = app
-        .get("/v1/admin/actions", &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
     assert_eq!(
         actions["items"],
         json!([]),
@@ -269,12 +259,7 @@ async fn every_job_matching_a_filter_is_requeued_in_one_call() {
     expected.sort();
     assert_eq!(ready, expected);
 
-    let actions: Value = app
-        .get("/v1/admin/actions", &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
     let action = &actions["items"][0];
     assert_eq!(action["action"], "requeue_matching");
     assert_eq!(action["affected"], 3);
@@ -419,11 +404,8 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
     .unwrap();
 
     let body: Value = app
-        .get(&format!("/v1/admin/jobs/{job}"), &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/admin/jobs/{job}"), &admin.token)
+        .await;
     assert_eq!(body["job"]["status"], "succeeded");
     let attempts = body["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2);
@@ -461,7 +443,7 @@ async fn jobs_are_listed_by_filter_in_keyset_pages() {
             Some(c) => format!("/v1/admin/jobs?status=failed&limit=2&cursor={c}"),
             None => "/v1/admin/jobs?status=failed&limit=2".to_string(),
         };
-        let page: Value = app.get(&path, &admin.token).await.json().await.unwrap();
+        let page: Value = app.get_json(&path, &admin.token).await;
         for item in page["items"].as_array().unwrap() {
             assert_eq!(item["status"], "failed");
             seen.push(item["id"].as_str().unwrap().parse::<Uuid>().unwrap());
@@ -499,12 +481,7 @@ async fn statistics_count_jobs_by_status_and_report_the_queue() {
     app.failed_job(owner.id, "llm_timeout").await;
     app.queued_job(owner.id).await;
     app.queue.push(&[Uuid::new_v4()]).await.unwrap();
-    let stats: Value = app
-        .get("/v1/admin/stats", &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = app.get_json("/v1/admin/stats", &admin.token).await;
     assert_eq!(stats["jobs"]["by_status"]["failed"], 1);
     assert_eq!(stats["jobs"]["by_status"]["queued"], 1);
     assert_eq!(stats["jobs"]["last_5_minutes"]["failed"], 1);

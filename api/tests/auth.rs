@@ -50,11 +50,8 @@ async fn registering_answers_the_account_and_a_token_that_works() {
     assert_eq!(body["expires_in"], 3600);
 
     let me: Value = app
-        .get("/v1/me", body["token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/me", body["token"].as_str().unwrap())
+        .await;
     assert_eq!(me, body["user"]);
 }
 

@@ -378,14 +378,8 @@ impl World {
         app.link(&coach, &user).await;
         app.link(&coach, &former).await;
         let removed = app
-            .request(
-                Method::DELETE,
-                &format!("/v1/coach/clients/{}", former.id),
-                Some(&coach.token),
-            )
-            .send()
-            .await
-            .unwrap();
+            .delete(&format!("/v1/coach/clients/{}", former.id), &coach.token)
+            .await;
         assert_eq!(removed.status(), StatusCode::NO_CONTENT);
 
         let started = app.post("/v1/admin/batches", &admin.token, json!({})).await;
@@ -506,11 +500,7 @@ impl World {
             let inviter = self.app.coach().await;
             let link: Value = self
                 .app
-                .post(
-                    "/v1/coach/invitations",
-                    &inviter.token,
-                    json!({"email": whose().email}),
-                )
+                .invite(&inviter, &whose().email)
                 .await
                 .json()
                 .await
@@ -809,14 +799,8 @@ async fn after_the_client_leaves_the_coach_sees_none_of_their_things_and_the_cli
     }
 
     let left = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/me/coaches/{}", coach.id),
-            Some(&client.token),
-        )
-        .send()
-        .await
-        .unwrap();
+        .delete(&format!("/v1/me/coaches/{}", coach.id), &client.token)
+        .await;
     assert_eq!(left.status(), StatusCode::NO_CONTENT);
 
     for path in &paths {
@@ -836,15 +820,7 @@ async fn after_the_client_leaves_the_coach_sees_none_of_their_things_and_the_cli
         };
         assert_eq!(body["error"]["code"], code, "{path}");
     }
-    let cancel = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/jobs/{job}"),
-            Some(&coach.token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let cancel = app.cancel(job, &coach).await;
     assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
     let resubmit = app
         .submit(&coach, json!({"client_id": client.id, "days": 1}))
@@ -852,20 +828,10 @@ async fn after_the_client_leaves_the_coach_sees_none_of_their_things_and_the_cli
     assert_eq!(resubmit.status(), StatusCode::NOT_FOUND);
 
     // The client's, as before: the job the coach submitted, still queued, and the menu.
-    let mine: Value = app
-        .get(&paths[0], &client.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.get_json(&paths[0], &client.token).await;
     assert_eq!(mine["status"], "queued");
     assert_eq!(mine["requested_by"], coach.id.to_string());
-    let menus: Value = app
-        .get("/v1/menus", &client.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let menus: Value = app.get_json("/v1/menus", &client.token).await;
     assert_eq!(menus["items"][0]["id"], menu.to_string());
     assert_eq!(app.job_rows().await, 2);
 }

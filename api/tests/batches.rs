@@ -251,11 +251,8 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
         .unwrap();
 
     let page: Value = app
-        .get(&format!("{BATCHES}?limit=2"), &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{BATCHES}?limit=2"), &admin.token)
+        .await;
     let listed: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -265,21 +262,15 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "newest first");
     let cursor = page["next_cursor"].as_str().expect("another page");
     let last: Value = app
-        .get(&format!("{BATCHES}?limit=2&cursor={cursor}"), &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{BATCHES}?limit=2&cursor={cursor}"), &admin.token)
+        .await;
     assert_eq!(last["items"].as_array().unwrap().len(), 1);
     assert_eq!(last["items"][0]["id"], ids[0].as_str());
     assert!(last["next_cursor"].is_null());
 
     let shown: Value = app
-        .get(&format!("{BATCHES}/{first}"), &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{BATCHES}/{first}"), &admin.token)
+        .await;
     assert_eq!(shown["status"], "enqueued");
     assert_eq!(shown["targeted"], 2);
     assert_eq!(shown["skipped"], 1);
@@ -418,12 +409,7 @@ async fn a_person_sees_their_batch_job_and_cancels_it_and_nobody_else_can() {
     let batch_id: Uuid = batch["id"].as_str().unwrap().parse().unwrap();
     app.enqueue_batch(batch_id).await;
 
-    let mine: Value = app
-        .get("/v1/jobs", &person.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.get_json("/v1/jobs", &person.token).await;
     let items = mine["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     let job = items[0]["id"].as_str().unwrap().to_string();
@@ -436,32 +422,16 @@ async fn a_person_sees_their_batch_job_and_cancels_it_and_nobody_else_can() {
         .unwrap();
     assert_eq!(start.format("%A").to_string(), "Wednesday", "their weekday");
     let shown: Value = app
-        .get(&format!("/v1/jobs/{job}"), &person.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/jobs/{job}"), &person.token)
+        .await;
     assert_eq!(shown["batch_id"], batch_id.to_string());
-    let theirs: Value = app
-        .get("/v1/jobs", &stranger.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = app.get_json("/v1/jobs", &stranger.token).await;
     assert_eq!(theirs["items"], json!([]), "not the stranger's");
 
     let path = format!("/v1/jobs/{job}");
-    let refused = app
-        .request(Method::DELETE, &path, Some(&stranger.token))
-        .send()
-        .await
-        .unwrap();
+    let refused = app.delete(&path, &stranger.token).await;
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
-    let cancelled = app
-        .request(Method::DELETE, &path, Some(&person.token))
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.delete(&path, &person.token).await;
     assert_eq!(cancelled.status(), StatusCode::OK);
     let view: Value = cancelled.json().await.unwrap();
     assert_eq!(
@@ -469,11 +439,8 @@ async fn a_person_sees_their_batch_job_and_cancels_it_and_nobody_else_can() {
         (&json!("cancelled"), &json!(batch_id))
     );
     let summary: Value = app
-        .get(&format!("{BATCHES}/{batch_id}"), &admin.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("{BATCHES}/{batch_id}"), &admin.token)
+        .await;
     assert_eq!(summary["jobs"]["cancelled"], 1);
     assert_eq!(summary["jobs"]["queued"], 0);
     assert!(

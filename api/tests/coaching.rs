@@ -12,41 +12,19 @@ async fn a_coach_invites_the_client_accepts_and_the_coach_submits_for_them() {
     let client = app.user().await;
     let stranger = app.user().await;
 
-    let invited = app
-        .post(
-            "/v1/coach/invitations",
-            &coach.token,
-            json!({"email": client.email}),
-        )
-        .await;
+    let invited = app.invite(&coach, &client.email).await;
     assert_eq!(invited.status(), StatusCode::CREATED);
     let link: Value = invited.json().await.unwrap();
     assert_eq!(link["client_id"], Value::Null);
 
-    let open: Value = app
-        .get("/v1/invitations", &client.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let open: Value = app.get_json("/v1/invitations", &client.token).await;
     assert_eq!(open["items"][0]["id"], link["id"]);
-    let nothing: Value = app
-        .get("/v1/invitations", &stranger.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let nothing: Value = app.get_json("/v1/invitations", &stranger.token).await;
     assert_eq!(nothing["items"], json!([]));
 
-    let accept = format!("/v1/invitations/{}/accept", link["id"].as_str().unwrap());
-    let accepted = app.post(&accept, &client.token, json!({})).await;
+    let accepted = app.accept(&link, &client).await;
     assert_eq!(accepted.status(), StatusCode::OK);
-    let clients: Value = app
-        .get("/v1/coach/clients", &coach.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let clients: Value = app.get_json("/v1/coach/clients", &coach.token).await;
     assert_eq!(clients["items"][0]["client_id"], client.id.to_string());
 
     // The client's preferences are the ones merged, not the coach's.
@@ -81,11 +59,8 @@ async fn a_coach_invites_the_client_accepts_and_the_coach_submits_for_them() {
     // The coach reads the client's menus by naming the client.
     let menu = app.finished_menu(client.id).await;
     let listed: Value = app
-        .get(&format!("/v1/menus?client_id={}", client.id), &coach.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/menus?client_id={}", client.id), &coach.token)
+        .await;
     assert_eq!(listed["items"][0]["id"], menu.to_string());
     assert_eq!(
         app.get(&format!("/v1/menus/{menu}"), &coach.token)
@@ -117,15 +92,7 @@ async fn someone_who_is_not_a_coach_may_not_act_for_a_client() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = error_of(
-        app.post(
-            "/v1/coach/invitations",
-            &user.token,
-            json!({"email": other.email}),
-        )
-        .await,
-    )
-    .await;
+    let (status, _) = error_of(app.invite(&user, &other.email).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = error_of(app.get("/v1/coach/clients", &user.token).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -138,12 +105,7 @@ async fn a_coach_acting_for_someone_not_linked_gets_client_not_found() {
     let app = spawn_api(|_| {}).await;
     let coach = app.coach().await;
     let invited_only = app.user().await;
-    app.post(
-        "/v1/coach/invitations",
-        &coach.token,
-        json!({"email": invited_only.email}),
-    )
-    .await;
+    app.invite(&coach, &invited_only.email).await;
     for client in [invited_only.id, uuid::Uuid::new_v4()] {
         let (status, error) =
             error_of(app.submit(&coach, json!({"client_id": client})).await).await;
@@ -163,71 +125,33 @@ async fn an_invitation_can_only_be_accepted_by_the_person_it_was_sent_to() {
     let client = app.user().await;
     let intruder = app.user().await;
     let link: Value = app
-        .post(
-            "/v1/coach/invitations",
-            &coach.token,
-            json!({"email": client.email}),
-        )
+        .invite(&coach, &client.email)
         .await
         .json()
         .await
         .unwrap();
-    let accept = format!("/v1/invitations/{}/accept", link["id"].as_str().unwrap());
-    let (status, error) = error_of(app.post(&accept, &intruder.token, json!({})).await).await;
+    let (status, error) = error_of(app.accept(&link, &intruder).await).await;
     assert_eq!(
         (status, error["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    let (status, error) = error_of(
-        app.post(
-            "/v1/coach/invitations",
-            &coach.token,
-            json!({"email": "nope"}),
-        )
-        .await,
-    )
-    .await;
+    let (status, error) = error_of(app.invite(&coach, "nope").await).await;
     assert_eq!(
         (status, error["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
     );
 }
 
-/// `DELETE` on `path` as `who`.
-async fn delete(app: &TestApi, path: &str, who: &Account) -> reqwest::Response {
-    app.request(reqwest::Method::DELETE, path, Some(&who.token))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The `client_id`s of a coach's links (`null` for an open invitation).
 async fn client_ids(app: &TestApi, coach: &Account) -> Vec<Value> {
-    let links: Value = app
-        .get("/v1/coach/clients", &coach.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    links["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["client_id"].clone())
-        .collect()
+    let links = app.items("/v1/coach/clients", &coach.token).await;
+    links.iter().map(|l| l["client_id"].clone()).collect()
 }
 
 /// The `coach_id`s of a client's links.
 async fn coach_ids(app: &TestApi, client: &Account) -> Vec<String> {
-    let links: Value = app
-        .get("/v1/me/coaches", &client.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    links["items"]
-        .as_array()
-        .unwrap()
+    let links = app.items("/v1/me/coaches", &client.token).await;
+    links
         .iter()
         .map(|l| l["coach_id"].as_str().unwrap().to_string())
         .collect()
@@ -244,7 +168,7 @@ async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_the
     assert_eq!(coach_ids(&app, &client).await, [coach.id.to_string()]);
     let remove = format!("/v1/coach/clients/{}", client.id);
 
-    let removed = delete(&app, &remove, &coach).await;
+    let removed = app.delete(&remove, &coach.token).await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     assert_eq!(client_ids(&app, &coach).await, [json!(other.id)]);
     assert!(coach_ids(&app, &client).await.is_empty());
@@ -258,7 +182,7 @@ async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_the
     assert_eq!(for_other.status(), StatusCode::ACCEPTED);
 
     // Removing again: the link is gone, as for someone never linked (the state is the same).
-    let (status, error) = error_of(delete(&app, &remove, &coach).await).await;
+    let (status, error) = error_of(app.delete(&remove, &coach.token).await).await;
     assert_eq!(
         (status, error["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("client_not_found"))
@@ -266,11 +190,7 @@ async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_the
 
     // A new invitation is a new link, which the client must accept before the coach acts.
     let again: Value = app
-        .post(
-            "/v1/coach/invitations",
-            &coach.token,
-            json!({"email": client.email}),
-        )
+        .invite(&coach, &client.email)
         .await
         .json()
         .await
@@ -278,11 +198,7 @@ async fn a_coach_removes_a_client_once_and_must_be_accepted_again_to_act_for_the
     assert_eq!(again["client_id"], Value::Null);
     let (status, _) = error_of(app.submit(&coach, json!({"client_id": client.id})).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let accept = format!("/v1/invitations/{}/accept", again["id"].as_str().unwrap());
-    assert_eq!(
-        app.post(&accept, &client.token, json!({})).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.accept(&again, &client).await.status(), StatusCode::OK);
     let resumed = app.submit(&coach, json!({"client_id": client.id})).await;
     assert_eq!(resumed.status(), StatusCode::ACCEPTED);
 }
@@ -303,7 +219,7 @@ async fn a_client_leaves_one_coach_and_keeps_the_others() {
     let job = app.queued_job(client.id).await;
     let leave = format!("/v1/me/coaches/{}", left.id);
 
-    let response = delete(&app, &leave, &client).await;
+    let response = app.delete(&leave, &client.token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(coach_ids(&app, &client).await, [kept.id.to_string()]);
     assert!(client_ids(&app, &left).await.is_empty());
@@ -316,7 +232,7 @@ async fn a_client_leaves_one_coach_and_keeps_the_others() {
     assert_eq!(app.get(&path, &client.token).await.status(), StatusCode::OK);
 
     // Leaving again: nothing to leave.
-    let (status, error) = error_of(delete(&app, &leave, &client).await).await;
+    let (status, error) = error_of(app.delete(&leave, &client.token).await).await;
     assert_eq!(
         (status, error["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
@@ -340,7 +256,7 @@ async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs(
         (&client, format!("/v1/coach/clients/{}", coach.id)),
         (&client, "/v1/coach/clients/not-a-uuid".to_string()),
     ] {
-        let (status, error) = error_of(delete(&app, &path, who).await).await;
+        let (status, error) = error_of(app.delete(&path, &who.token).await).await;
         assert_eq!(
             (status, error["code"].as_str()),
             (StatusCode::FORBIDDEN, Some("forbidden")),
@@ -349,7 +265,7 @@ async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs(
     }
     // Another coach's client, and an id that is not a UUID: not a client of this coach.
     for path in [remove.clone(), "/v1/coach/clients/not-a-uuid".to_string()] {
-        let (status, error) = error_of(delete(&app, &path, &rival).await).await;
+        let (status, error) = error_of(app.delete(&path, &rival.token).await).await;
         assert_eq!(
             (status, error["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("client_not_found")),
@@ -365,7 +281,7 @@ async fn only_a_coach_removes_clients_and_nobody_ends_a_link_that_is_not_theirs(
         (&coach, format!("/v1/me/coaches/{}", client.id)),
         (&admin, format!("/v1/me/coaches/{}", coach.id)),
     ] {
-        let (status, error) = error_of(delete(&app, &path, who).await).await;
+        let (status, error) = error_of(app.delete(&path, &who.token).await).await;
         assert_eq!(
             (status, error["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("not_found")),
@@ -394,33 +310,31 @@ async fn an_open_invitation_is_not_a_link_to_end() {
     let coach = app.coach().await;
     let invited = app.user().await;
     let link: Value = app
-        .post(
-            "/v1/coach/invitations",
-            &coach.token,
-            json!({"email": invited.email}),
-        )
+        .invite(&coach, &invited.email)
         .await
         .json()
         .await
         .unwrap();
 
-    let (status, error) =
-        error_of(delete(&app, &format!("/v1/coach/clients/{}", invited.id), &coach).await).await;
+    let (status, error) = error_of(
+        app.delete(&format!("/v1/coach/clients/{}", invited.id), &coach.token)
+            .await,
+    )
+    .await;
     assert_eq!(
         (status, error["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("client_not_found"))
     );
-    let (status, _) =
-        error_of(delete(&app, &format!("/v1/me/coaches/{}", coach.id), &invited).await).await;
+    let (status, _) = error_of(
+        app.delete(&format!("/v1/me/coaches/{}", coach.id), &invited.token)
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The invitation is still open, and accepting it still links them.
     assert_eq!(client_ids(&app, &coach).await, [Value::Null]);
-    let accept = format!("/v1/invitations/{}/accept", link["id"].as_str().unwrap());
-    assert_eq!(
-        app.post(&accept, &invited.token, json!({})).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.accept(&link, &invited).await.status(), StatusCode::OK);
     assert_eq!(coach_ids(&app, &invited).await, [coach.id.to_string()]);
 }
 
@@ -466,12 +380,12 @@ async fn a_coach_watching_a_job_stops_seeing_it_when_the_client_leaves() {
     let leave = async {
         // The long poll is waiting by now.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let left = delete(&app, &format!("/v1/me/coaches/{}", coach.id), &client).await;
+        let left = app
+            .delete(&format!("/v1/me/coaches/{}", coach.id), &client.token)
+            .await;
         assert_eq!(left.status(), StatusCode::NO_CONTENT);
         app.claim(job).await;
-        shared::events::jobs_changed(app.queue.redis(), &[job])
-            .await
-            .unwrap();
+        app.announce(job).await;
     };
     let (polled, ()) = tokio::join!(polling, leave);
 
@@ -480,10 +394,7 @@ async fn a_coach_watching_a_job_stops_seeing_it_when_the_client_leaves() {
     let rest = rest_of(&mut watching, std::time::Duration::from_secs(10)).await;
     assert!(!rest.contains("data:"), "{rest}");
     let now: Value = app
-        .get(&format!("/v1/jobs/{job}"), &client.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/jobs/{job}"), &client.token)
+        .await;
     assert_eq!(now["status"], "running");
 }

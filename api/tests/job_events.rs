@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
-use testkit::{error_of, spawn_api};
+use testkit::{Account, TestApi, error_of, spawn_api};
+use uuid::Uuid;
 
 /// Reads a stream's events (`id` and the job in `data`) as they come, until `want` of them or
 /// the stream's end; fails after `within`.
@@ -65,12 +66,28 @@ impl Events {
     }
 }
 
-#[tokio::test]
-async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
+/// An API, an account, a queued job of theirs (in the database only), and the path of the
+/// job's event stream.
+async fn a_queued_job_and_its_stream() -> (TestApi, Account, Uuid, String) {
     let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}/events");
+    (app, owner, job, path)
+}
+
+/// Reconnects to the stream at `path` as `owner`, having seen up to the event `last`.
+async fn resume(app: &TestApi, path: &str, owner: &Account, last: &str) -> Response {
+    app.request(Method::GET, path, Some(&owner.token))
+        .header("last-event-id", last)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
+    let (app, owner, job, path) = a_queued_job_and_its_stream().await;
     let mut events = Events::of(app.get(&path, &owner.token).await);
 
     let (first, view) = events.next().await.unwrap();
@@ -78,22 +95,12 @@ async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
     assert_eq!(view["id"], job.to_string());
 
     app.claim(job).await;
-    shared::events::jobs_changed(app.queue.redis(), &[job])
-        .await
-        .unwrap();
+    app.announce(job).await;
     let (second, view) = events.next().await.unwrap();
     assert_eq!(view["status"], "running");
     assert!(second.parse::<i64>().unwrap() > first.parse::<i64>().unwrap());
 
-    let cancelled = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/jobs/{job}"),
-            Some(&owner.token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.cancel(job, &owner).await;
     assert_eq!(cancelled.status(), StatusCode::OK);
     let (_, view) = events.next().await.unwrap();
     assert_eq!(view["status"], "cancelled");
@@ -105,60 +112,35 @@ async fn a_job_streams_each_change_and_the_stream_ends_when_it_finishes() {
 
 #[tokio::test]
 async fn a_reconnect_with_the_last_event_id_gets_only_what_it_has_not_seen() {
-    let app = spawn_api(|_| {}).await;
-    let owner = app.user().await;
-    let job = app.queued_job(owner.id).await;
-    let path = format!("/v1/jobs/{job}/events");
+    let (app, owner, job, path) = a_queued_job_and_its_stream().await;
     let mut events = Events::of(app.get(&path, &owner.token).await);
     let (seen, _) = events.next().await.unwrap();
     drop(events);
 
     // Nothing changed: resuming sends nothing until the job changes.
-    let resumed = app
-        .request(Method::GET, &path, Some(&owner.token))
-        .header("last-event-id", &seen)
-        .send()
-        .await
-        .unwrap();
+    let resumed = resume(&app, &path, &owner, &seen).await;
     let mut events = Events::of(resumed);
     app.claim(job).await;
-    shared::events::jobs_changed(app.queue.redis(), &[job])
-        .await
-        .unwrap();
+    app.announce(job).await;
     let (next, view) = events.next().await.unwrap();
     assert_eq!(view["status"], "running", "the first event is the change");
     assert_ne!(next, seen);
     drop(events);
 
     // A finished job seen in its final version: the stream ends at once, with no event.
-    app.request(
-        Method::DELETE,
-        &format!("/v1/jobs/{job}"),
-        Some(&owner.token),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(job, &owner).await;
     let mut events = Events::of(app.get(&path, &owner.token).await);
     let (last, view) = events.next().await.unwrap();
     assert_eq!(view["status"], "cancelled");
     assert!(events.next().await.is_none());
-    let again = app
-        .request(Method::GET, &path, Some(&owner.token))
-        .header("last-event-id", &last)
-        .send()
-        .await
-        .unwrap();
+    let again = resume(&app, &path, &owner, &last).await;
     assert!(Events::of(again).next().await.is_none());
 }
 
 #[tokio::test]
 async fn only_the_jobs_viewers_get_its_stream() {
-    let app = spawn_api(|_| {}).await;
-    let owner = app.user().await;
+    let (app, owner, _, path) = a_queued_job_and_its_stream().await;
     let stranger = app.user().await;
-    let job = app.queued_job(owner.id).await;
-    let path = format!("/v1/jobs/{job}/events");
     let (status, error) = error_of(app.get(&path, &stranger.token).await).await;
     assert_eq!(
         (status, error["code"].as_str()),

@@ -15,21 +15,13 @@ async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
     let path = format!("/v1/jobs/{job}");
-    let cancelled = app
-        .request(Method::DELETE, &path, Some(&owner.token))
-        .send()
-        .await
-        .unwrap();
+    let cancelled = app.delete(&path, &owner.token).await;
     assert_eq!(cancelled.status(), StatusCode::OK);
     let view: Value = cancelled.json().await.unwrap();
     assert_eq!(view["status"], "cancelled");
     assert!(view["finished_at"].is_string());
 
-    let again = app
-        .request(Method::DELETE, &path, Some(&owner.token))
-        .send()
-        .await
-        .unwrap();
+    let again = app.delete(&path, &owner.token).await;
     let (status, error) = error_of(again).await;
     assert_eq!(
         (status, error["code"].as_str()),
@@ -59,9 +51,7 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
         jobs::fail_attempt(&mut conn, fence, &error, Some(retry_at), usage)
             .await
             .unwrap();
-        shared::events::jobs_changed(app.queue.redis(), &[job])
-            .await
-            .unwrap();
+        app.announce(job).await;
     };
     let started = Instant::now();
     let (response, ()) = tokio::join!(poll, change);
@@ -88,9 +78,7 @@ async fn a_long_poll_without_a_change_answers_at_its_deadline() {
     let other = app.queued_job(owner.id).await;
     let noise = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        shared::events::jobs_changed(app.queue.redis(), &[other])
-            .await
-            .unwrap();
+        app.announce(other).await;
     };
     let started = Instant::now();
     let path = format!("/v1/jobs/{job}?wait=2");
@@ -134,21 +122,11 @@ async fn a_long_poll_on_a_finished_job_answers_at_once() {
     let app = spawn_api(|_| {}).await;
     let owner = app.user().await;
     let job = app.queued_job(owner.id).await;
-    app.request(
-        Method::DELETE,
-        &format!("/v1/jobs/{job}"),
-        Some(&owner.token),
-    )
-    .send()
-    .await
-    .unwrap();
+    app.cancel(job, &owner).await;
     let started = Instant::now();
     let view: Value = app
-        .get(&format!("/v1/jobs/{job}?wait=20"), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/jobs/{job}?wait=20"), &owner.token)
+        .await;
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(view["status"], "cancelled");
 }
@@ -222,12 +200,7 @@ async fn the_job_list_holds_the_callers_jobs_newest_first_in_pages() {
             .collect()
     };
 
-    let first: Value = app
-        .get("/v1/jobs?limit=3", &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/v1/jobs?limit=3", &owner.token).await;
     assert_eq!(
         ids(&first),
         [mine[3], mine[2], mine[1]].map(|id| id.to_string()),
@@ -236,27 +209,14 @@ async fn the_job_list_holds_the_callers_jobs_newest_first_in_pages() {
     assert!(first["items"][0]["batch_id"].is_null(), "not a batch job");
     let cursor = first["next_cursor"].as_str().expect("another page");
     let second: Value = app
-        .get(&format!("/v1/jobs?limit=3&cursor={cursor}"), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/jobs?limit=3&cursor={cursor}"), &owner.token)
+        .await;
     assert_eq!(ids(&second), [mine[0].to_string()]);
     assert!(second["next_cursor"].is_null());
-    let other_page: Value = app
-        .get("/v1/jobs", &other.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other_page: Value = app.get_json("/v1/jobs", &other.token).await;
     assert_eq!(ids(&other_page), [theirs.to_string()], "only their own");
 
-    let failed_only: Value = app
-        .get("/v1/jobs?status=failed", &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let failed_only: Value = app.get_json("/v1/jobs?status=failed", &owner.token).await;
     assert_eq!(ids(&failed_only), [failed.to_string()]);
     assert_eq!(failed_only["items"][0]["error"]["code"], "llm_timeout");
 

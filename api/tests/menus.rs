@@ -41,7 +41,7 @@ async fn a_valid_request_creates_one_queued_job_and_pushes_it_once() {
 
     assert_eq!(app.job_rows().await, 1);
     assert_eq!(app.ready_ids().await, vec![id.to_string()]);
-    let read: Value = app.get(&location, &who.token).await.json().await.unwrap();
+    let read: Value = app.get_json(&location, &who.token).await;
     assert_eq!(read["id"], id);
 }
 
@@ -143,11 +143,7 @@ async fn a_person_with_too_many_jobs_waiting_is_told_to_wait_for_one() {
         StatusCode::ACCEPTED
     );
     let job = first["job_id"].as_str().unwrap();
-    let cancel = app
-        .request(Method::DELETE, &format!("/v1/jobs/{job}"), Some(&who.token))
-        .send()
-        .await
-        .unwrap();
+    let cancel = app.cancel(job, &who).await;
     assert!(cancel.status().is_success(), "{}", cancel.status());
     assert_eq!(
         app.submit(&who, json!({"days": 3})).await.status(),
@@ -177,15 +173,7 @@ async fn another_users_job_and_menu_are_404_like_ones_that_do_not_exist() {
             "{path}"
         );
     }
-    let cancel = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/jobs/{job}"),
-            Some(&stranger.token),
-        )
-        .send()
-        .await
-        .unwrap();
+    let cancel = app.cancel(job, &stranger).await;
     assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         app.get(&format!("/v1/jobs/{job}"), &owner.token)
@@ -207,22 +195,16 @@ async fn a_menu_shows_its_days_and_request_and_its_grocery_list_sums_ingredients
     let owner = app.user().await;
     let menu_id = app.finished_menu(owner.id).await;
     let menu: Value = app
-        .get(&format!("/v1/menus/{menu_id}"), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/menus/{menu_id}"), &owner.token)
+        .await;
     assert_eq!(menu["id"], menu_id.to_string());
     assert_eq!(menu["owner_id"], owner.id.to_string());
     assert_eq!(menu["days"][0]["meals"][0]["title"], "Chickpea stew");
     assert_eq!(menu["request"]["days"], 7);
 
     let list: Value = app
-        .get(&format!("/v1/menus/{menu_id}/grocery-list"), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/menus/{menu_id}/grocery-list"), &owner.token)
+        .await;
     let items: Vec<&Value> = list["aisles"]
         .as_array()
         .unwrap()
@@ -235,14 +217,11 @@ async fn a_menu_shows_its_days_and_request_and_its_grocery_list_sums_ingredients
 
     // The job view links to the menu once it is done.
     let job: Value = app
-        .get(
+        .get_json(
             &format!("/v1/jobs/{}", menu["job_id"].as_str().unwrap()),
             &owner.token,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["menu_url"], format!("/v1/menus/{menu_id}"));
 }
@@ -261,7 +240,7 @@ async fn menus_are_listed_newest_first_a_page_at_a_time() {
     let mut seen = Vec::new();
     let mut path = "/v1/menus?limit=2".to_string();
     loop {
-        let page: Value = app.get(&path, &owner.token).await.json().await.unwrap();
+        let page: Value = app.get_json(&path, &owner.token).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|m| m["id"].as_str().unwrap().to_string()));

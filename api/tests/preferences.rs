@@ -18,12 +18,7 @@ async fn put(app: &TestApi, token: &str, body: Value) -> reqwest::Response {
 async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
     let app = spawn_api(|_| {}).await;
     let who = app.user().await;
-    let empty: Value = app
-        .get("/v1/preferences", &who.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let empty: Value = app.get_json("/v1/preferences", &who.token).await;
     assert_eq!(empty["days"], Value::Null);
     assert_eq!(empty["auto_generate_weekly"], false);
 
@@ -35,12 +30,7 @@ async fn preferences_are_empty_until_saved_and_read_back_as_saved() {
     });
     let response = put(&app, &who.token, saved.clone()).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let read: Value = app
-        .get("/v1/preferences", &who.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read: Value = app.get_json("/v1/preferences", &who.token).await;
     for (key, value) in saved.as_object().unwrap() {
         assert_eq!(&read[key], value, "{key}");
     }
@@ -59,12 +49,7 @@ async fn free_text_is_stored_as_a_request_would_use_it() {
     let answer = put(&app, &who.token, body).await;
     assert_eq!(answer.status(), StatusCode::OK);
     let answered: Value = answer.json().await.unwrap();
-    let read: Value = app
-        .get("/v1/preferences", &who.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read: Value = app.get_json("/v1/preferences", &who.token).await;
     // Trimmed, composed (NFC: 4 characters) and without case-insensitive repeats.
     for shown in [&answered, &read] {
         assert_eq!(
@@ -99,12 +84,7 @@ async fn an_invalid_preference_is_422_and_the_saved_ones_are_kept() {
             (StatusCode::UNPROCESSABLE_ENTITY, Some(code), Some(field))
         );
     }
-    let read: Value = app
-        .get("/v1/preferences", &who.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read: Value = app.get_json("/v1/preferences", &who.token).await;
     assert_eq!(read["days"], 4);
 }
 
@@ -147,13 +127,7 @@ async fn an_explicit_field_wins_then_the_stored_preference_then_the_default() {
 async fn the_weekly_start_day_is_saved_and_read_back_monday_when_absent_and_checked() {
     let app = spawn_api(|_| {}).await;
     let who = app.user().await;
-    let read = || async {
-        app.get("/v1/preferences", &who.token)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let read = || async { app.get_json("/v1/preferences", &who.token).await };
     assert_eq!(read().await["weekly_start_day"], "monday", "never saved");
 
     let response = put(

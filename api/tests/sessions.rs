@@ -50,6 +50,44 @@ async fn assert_status(response: Response, status: StatusCode, code: Option<&str
     }
 }
 
+/// Asserts that a login with `email` and `password` answers `status` (and the error `code`).
+async fn assert_login(
+    app: &TestApi,
+    email: &str,
+    password: &str,
+    status: StatusCode,
+    code: Option<&str>,
+) {
+    assert_status(login(app, email, password).await, status, code).await;
+}
+
+/// Asserts that `token` is a signed-in account's: `GET /v1/me` answers 200.
+async fn assert_signed_in(app: &TestApi, token: &str) {
+    assert_status(app.get("/v1/me", token).await, StatusCode::OK, None).await;
+}
+
+/// Asserts that `token` no longer signs anyone in: `GET /v1/me` answers 401 `invalid_token`.
+async fn assert_token_refused(app: &TestApi, token: &str) {
+    assert_status(
+        app.get("/v1/me", token).await,
+        StatusCode::UNAUTHORIZED,
+        Some("invalid_token"),
+    )
+    .await;
+}
+
+/// Asserts that `session` has ended: its access token and its refresh token are both refused
+/// as `invalid_token`.
+async fn assert_ended(app: &TestApi, session: &Value) {
+    assert_token_refused(app, token(session)).await;
+    assert_status(
+        refresh(app, refresh_token(session)).await,
+        StatusCode::UNAUTHORIZED,
+        Some("invalid_token"),
+    )
+    .await;
+}
+
 fn retry_after(response: &Response) -> u64 {
     response.headers()["retry-after"]
         .to_str()
@@ -71,12 +109,7 @@ async fn a_refresh_token_renews_the_access_token_once_and_a_second_use_ends_the_
     let second: Value = response.json().await.unwrap();
     assert_eq!(second["user"]["id"], account.id.to_string());
     assert_ne!(refresh_token(&second), refresh_token(&first));
-    assert_status(
-        app.get("/v1/me", token(&second)).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
+    assert_signed_in(&app, token(&second)).await;
 
     // The first refresh token was used: a second use means two holders, so the session ends,
     // for the holder of the newer tokens too.
@@ -86,25 +119,9 @@ async fn a_refresh_token_renews_the_access_token_once_and_a_second_use_ends_the_
         Some("invalid_token"),
     )
     .await;
-    assert_status(
-        app.get("/v1/me", token(&second)).await,
-        StatusCode::UNAUTHORIZED,
-        Some("invalid_token"),
-    )
-    .await;
-    assert_status(
-        refresh(&app, refresh_token(&second)).await,
-        StatusCode::UNAUTHORIZED,
-        Some("invalid_token"),
-    )
-    .await;
+    assert_ended(&app, &second).await;
     // Other sessions of the account are not affected.
-    assert_status(
-        app.get("/v1/me", &account.token).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
+    assert_signed_in(&app, &account.token).await;
 
     for garbage in [
         "",
@@ -123,7 +140,7 @@ async fn logout_ends_the_session_at_once_and_only_that_one() {
     let account = app.user().await;
     let other = session(&app, &account).await;
     let this = session(&app, &account).await;
-    assert_status(app.get("/v1/me", token(&this)).await, StatusCode::OK, None).await;
+    assert_signed_in(&app, token(&this)).await;
 
     let response = app
         .request(Method::POST, "/v1/auth/logout", Some(token(&this)))
@@ -131,19 +148,8 @@ async fn logout_ends_the_session_at_once_and_only_that_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_status(
-        app.get("/v1/me", token(&this)).await,
-        StatusCode::UNAUTHORIZED,
-        Some("invalid_token"),
-    )
-    .await;
-    assert_status(
-        refresh(&app, refresh_token(&this)).await,
-        StatusCode::UNAUTHORIZED,
-        Some("invalid_token"),
-    )
-    .await;
-    assert_status(app.get("/v1/me", token(&other)).await, StatusCode::OK, None).await;
+    assert_ended(&app, &this).await;
+    assert_signed_in(&app, token(&other)).await;
 }
 
 async fn change_password(app: &TestApi, token: &str, current: &str, new: &str) -> Response {
@@ -178,19 +184,14 @@ async fn a_password_change_ends_every_other_session_and_checks_the_rules() {
     );
     assert_status(wrong.await, StatusCode::FORBIDDEN, Some("forbidden")).await;
     // Nothing changed so far.
-    assert_status(app.get("/v1/me", token(&other)).await, StatusCode::OK, None).await;
+    assert_signed_in(&app, token(&other)).await;
 
     let response = change_password(&app, &account.token, PASSWORD, "a new long password").await;
     assert_eq!(response.status(), StatusCode::OK);
     let fresh: Value = response.json().await.unwrap();
-    assert_status(app.get("/v1/me", token(&fresh)).await, StatusCode::OK, None).await;
+    assert_signed_in(&app, token(&fresh)).await;
     for old in [account.token.as_str(), token(&other)] {
-        assert_status(
-            app.get("/v1/me", old).await,
-            StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-        )
-        .await;
+        assert_token_refused(&app, old).await;
     }
     assert_status(
         refresh(&app, refresh_token(&other)).await,
@@ -198,30 +199,31 @@ async fn a_password_change_ends_every_other_session_and_checks_the_rules() {
         None,
     )
     .await;
-    assert_status(
-        login(&app, &account.email, PASSWORD).await,
+    assert_login(
+        &app,
+        &account.email,
+        PASSWORD,
         StatusCode::UNAUTHORIZED,
         Some("invalid_credentials"),
     )
     .await;
-    assert_status(
-        login(&app, &account.email, "a new long password").await,
+    assert_login(
+        &app,
+        &account.email,
+        "a new long password",
         StatusCode::OK,
         None,
     )
     .await;
 }
 
-async fn update_account(app: &TestApi, admin: &Account, id: uuid::Uuid, body: Value) -> Response {
-    app.request(
-        Method::PATCH,
-        &format!("/v1/admin/users/{id}"),
-        Some(&admin.token),
-    )
-    .json(&body)
-    .send()
-    .await
-    .unwrap()
+/// `PATCH /v1/admin/users/{id}` with `body`, as the holder of `token`.
+async fn update_account(app: &TestApi, token: &str, id: uuid::Uuid, body: Value) -> Response {
+    app.request(Method::PATCH, &format!("/v1/admin/users/{id}"), Some(token))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -238,7 +240,7 @@ async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
     .await;
 
     // Promoted: the token issued as a user works as an admin's at once.
-    let response = update_account(&app, &admin, account.id, json!({"role": "admin"})).await;
+    let response = update_account(&app, &admin.token, account.id, json!({"role": "admin"})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let view: Value = response.json().await.unwrap();
     assert_eq!(
@@ -253,7 +255,7 @@ async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
     .await;
 
     // Demoted: refused at once.
-    update_account(&app, &admin, account.id, json!({"role": "user"})).await;
+    update_account(&app, &admin.token, account.id, json!({"role": "user"})).await;
     assert_status(
         app.get(admin_only, &account.token).await,
         StatusCode::FORBIDDEN,
@@ -262,27 +264,26 @@ async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
     .await;
 
     // Disabled: every session ends, and a login with the right password is refused as such.
-    let response = update_account(&app, &admin, account.id, json!({"disabled": true})).await;
+    let response = update_account(&app, &admin.token, account.id, json!({"disabled": true})).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_status(
-        app.get("/v1/me", &account.token).await,
-        StatusCode::UNAUTHORIZED,
-        Some("invalid_token"),
-    )
-    .await;
-    assert_status(
-        login(&app, &account.email, PASSWORD).await,
+    assert_token_refused(&app, &account.token).await;
+    assert_login(
+        &app,
+        &account.email,
+        PASSWORD,
         StatusCode::FORBIDDEN,
         Some("account_disabled"),
     )
     .await;
-    assert_status(
-        login(&app, &account.email, "a wrong password").await,
+    assert_login(
+        &app,
+        &account.email,
+        "a wrong password",
         StatusCode::UNAUTHORIZED,
         Some("invalid_credentials"),
     )
     .await;
-    update_account(&app, &admin, account.id, json!({"disabled": false})).await;
+    update_account(&app, &admin.token, account.id, json!({"disabled": false})).await;
     let again = session(&app, &account).await;
 
     // What an admin may not do, and what changes nothing.
@@ -291,26 +292,24 @@ async fn a_role_change_or_a_disabled_account_is_honoured_on_the_next_request() {
         (admin.id, json!({"role": "coach"}), "own_account"),
         (account.id, json!({}), "empty_change"),
     ] {
-        let (status, error) = error_of(update_account(&app, &admin, id, body).await).await;
+        let (status, error) = error_of(update_account(&app, &admin.token, id, body).await).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         assert_eq!(error["details"][0]["code"], code, "{error}");
     }
     assert_status(
-        update_account(&app, &admin, uuid::Uuid::new_v4(), json!({"role": "coach"})).await,
+        update_account(
+            &app,
+            &admin.token,
+            uuid::Uuid::new_v4(),
+            json!({"role": "coach"}),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         None,
     )
     .await;
     assert_status(
-        app.request(
-            Method::PATCH,
-            &format!("/v1/admin/users/{}", admin.id),
-            Some(token(&again)),
-        )
-        .json(&json!({"role": "user"}))
-        .send()
-        .await
-        .unwrap(),
+        update_account(&app, token(&again), admin.id, json!({"role": "user"})).await,
         StatusCode::FORBIDDEN,
         None,
     )
@@ -337,7 +336,7 @@ async fn a_role_change_reaches_another_api_process_at_once() {
         None,
     )
     .await;
-    update_account(&app, &admin, account.id, json!({"role": "admin"})).await;
+    update_account(&app, &admin.token, account.id, json!({"role": "admin"})).await;
     // The event crosses Redis; allow it a moment, far less than the memory's 10 s.
     let started = Instant::now();
     loop {
@@ -359,8 +358,10 @@ async fn wrong_passwords_for_one_account_lock_it_with_a_growing_wait_whoever_tri
     let account = app.user().await;
     let bystander = app.user().await;
     for _ in 0..5 {
-        assert_status(
-            login(&app, &account.email, "a wrong guess").await,
+        assert_login(
+            &app,
+            &account.email,
+            "a wrong guess",
             StatusCode::UNAUTHORIZED,
             Some("invalid_credentials"),
         )
@@ -380,24 +381,16 @@ async fn wrong_passwords_for_one_account_lock_it_with_a_growing_wait_whoever_tri
         .await;
     }
     // Other accounts, and tokens already issued, are not affected.
-    assert_status(
-        login(&app, &bystander.email, PASSWORD).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
-    assert_status(
-        app.get("/v1/me", &account.token).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
+    assert_login(&app, &bystander.email, PASSWORD, StatusCode::OK, None).await;
+    assert_signed_in(&app, &account.token).await;
 
     // The minute passes (the lock is dropped, as its expiry would), and the next wrong
     // password locks it for twice as long.
     app.expire_login_locks().await;
-    assert_status(
-        login(&app, &account.email, "a wrong guess").await,
+    assert_login(
+        &app,
+        &account.email,
+        "a wrong guess",
         StatusCode::UNAUTHORIZED,
         None,
     )
@@ -408,21 +401,11 @@ async fn wrong_passwords_for_one_account_lock_it_with_a_growing_wait_whoever_tri
 
     // A right password after the lock forgets the failures.
     app.expire_login_locks().await;
-    assert_status(
-        login(&app, &account.email, PASSWORD).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
+    assert_login(&app, &account.email, PASSWORD, StatusCode::OK, None).await;
     for _ in 0..4 {
         login(&app, &account.email, "a wrong guess").await;
     }
-    assert_status(
-        login(&app, &account.email, PASSWORD).await,
-        StatusCode::OK,
-        None,
-    )
-    .await;
+    assert_login(&app, &account.email, PASSWORD, StatusCode::OK, None).await;
 
     // An email without an account is locked the same way, so a lock tells nothing.
     for _ in 0..5 {

@@ -2,7 +2,7 @@
 //! admin is then given the role in the database, since nobody can sign up as one), linked to a
 //! coach by invitation, opted in to the weekly batch.
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -82,32 +82,44 @@ impl TestApi {
     /// client's email, the client accepts.
     pub async fn link(&self, coach: &Account, client: &Account) {
         let link: Value = self
-            .post(
-                "/v1/coach/invitations",
-                &coach.token,
-                json!({"email": client.email}),
-            )
+            .invite(coach, &client.email)
             .await
             .json()
             .await
             .expect("a JSON invitation");
+        let accepted = self.accept(&link, client).await;
+        assert_eq!(accepted.status(), StatusCode::OK);
+    }
+
+    /// `coach` invites `email` to be their client (`POST /v1/coach/invitations`).
+    pub async fn invite(&self, coach: &Account, email: &str) -> Response {
+        self.post(
+            "/v1/coach/invitations",
+            &coach.token,
+            json!({"email": email}),
+        )
+        .await
+    }
+
+    /// `who` accepts the invitation `link` (the JSON an invitation is answered with).
+    pub async fn accept(&self, link: &Value, who: &Account) -> Response {
         let accept = format!(
             "/v1/invitations/{}/accept",
             link["id"].as_str().expect("the invitation's id")
         );
-        let accepted = self.post(&accept, &client.token, json!({})).await;
-        assert_eq!(accepted.status(), StatusCode::OK);
+        self.post(&accept, &who.token, json!({})).await
     }
 
     /// Opts `who` in to the weekly batch through the API, their menu starting on `weekday`
     /// (`monday`...`sunday`).
     pub async fn opt_in(&self, who: &Account, weekday: &str) {
         let response = self
-            .request(Method::PUT, "/v1/preferences", Some(&who.token))
-            .json(&json!({"auto_generate_weekly": true, "weekly_start_day": weekday}))
-            .send()
-            .await
-            .expect("an answer");
+            .put(
+                "/v1/preferences",
+                &who.token,
+                json!({"auto_generate_weekly": true, "weekly_start_day": weekday}),
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
 }

@@ -146,6 +146,26 @@ impl TestApi {
             .expect("an answer")
     }
 
+    /// `GET path` with `token`, its body read as JSON whatever the status.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
+    /// The `items` of the listing `GET path` answers `token` with.
+    pub async fn items(&self, path: &str, token: &str) -> Vec<Value> {
+        match self.get_json(path, token).await {
+            Value::Object(mut listing) => match listing.remove("items") {
+                Some(Value::Array(items)) => items,
+                other => panic!("{path}: no items array but {other:?}"),
+            },
+            other => panic!("{path}: not a listing: {other}"),
+        }
+    }
+
     /// `POST path` with `token` and the JSON `body`.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
         self.request(Method::POST, path, Some(token))
@@ -153,6 +173,28 @@ impl TestApi {
             .send()
             .await
             .expect("an answer")
+    }
+
+    /// `PUT path` with `token` and the JSON `body`.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(token))
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    /// `DELETE path` with `token`.
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token))
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    /// Cancels `job` as `who` would (`DELETE /v1/jobs/{job}`).
+    pub async fn cancel(&self, job: impl std::fmt::Display, who: &Account) -> Response {
+        self.delete(&format!("/v1/jobs/{job}"), &who.token).await
     }
 
     /// Submits a menu request (`POST /v1/menus` with `body`) as `who`.

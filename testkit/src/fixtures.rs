@@ -62,6 +62,14 @@ impl TestApi {
         }
     }
 
+    /// Tells whoever watches `job` (an event stream, a long poll) that it changed, as a worker
+    /// does after each transition.
+    pub async fn announce(&self, job: Uuid) {
+        shared::events::jobs_changed(self.queue.redis(), &[job])
+            .await
+            .expect("announce the change");
+    }
+
     /// A finished job of `owner` with its menu (the one-day [`plan`]); returns the menu id.
     pub async fn finished_menu(&self, owner: Uuid) -> Uuid {
         let job = self.queued_job(owner).await;

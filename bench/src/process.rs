@@ -10,8 +10,11 @@ use crate::stores::Stores;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-/// The directory of this workspace's release binaries (where the running benchmark is).
-pub fn bins() -> anyhow::Result<PathBuf> {
+/// Readies a benchmark that runs this workspace's binaries: installs the TLS crypto provider its
+/// HTTP clients use, and returns the directory of the release binaries (where the running
+/// benchmark is), checking they are built.
+pub fn prepare() -> anyhow::Result<PathBuf> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("the benchmark has no directory")?;
     for binary in ["api", "worker", "standin"] {

@@ -63,8 +63,7 @@ struct Load {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let bins = process::bins()?;
+    let bins = process::prepare()?;
     anyhow::ensure!(
         Command::new("oha").arg("--version").output().is_ok(),
         "oha is missing: `cargo install oha` (bench/run.sh does)"

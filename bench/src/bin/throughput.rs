@@ -84,8 +84,7 @@ struct Figures {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let bins = process::bins()?;
+    let bins = process::prepare()?;
     println!(
         "LLM-shaped throughput: stand-in {} ms a call, worker pool {}, median of {} runs (min–max)\n",
         cli.latency_ms, cli.pool, cli.runs

@@ -43,8 +43,7 @@ enum Form {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let bins = process::bins()?;
+    let bins = process::prepare()?;
     println!(
         "{} clients waiting on one API process, {} of their jobs changed one by one; median of {} runs (min–max)\n",
         cli.waiters, cli.changes, cli.runs

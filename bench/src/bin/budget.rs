@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bench::stats::Sample;
+use clap::Parser;
 use domain::request::{GenerationRequest, MenuOptions, default_start_date};
 use secrecy::ExposeSecret;
 use shared::db::jobs::{self, Inserted, NewJob};
@@ -21,40 +22,25 @@ use shared::db::users::{self, Role};
 use shared::queue::Queue;
 use standin::{Latency, RateLimits};
 
+#[derive(Debug, Parser)]
 struct Args {
+    /// Requests per minute the budget and the stand-in allow.
+    #[arg(long, default_value_t = 600)]
     rpm: u32,
+    /// How long each fleet runs.
+    #[arg(long, default_value_t = 120)]
     seconds: u64,
+    /// Fleet sizes (worker processes), each run on its own.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,6")]
     workers: Vec<usize>,
     /// Jobs each worker process runs at once.
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        rpm: 600,
-        seconds: 120,
-        workers: vec![1, 3, 6],
-        concurrency: 32,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().context("every flag takes a value")?;
-        match flag.as_str() {
-            "--rpm" => args.rpm = value.parse()?,
-            "--seconds" => args.seconds = value.parse()?,
-            "--concurrency" => args.concurrency = value.parse()?,
-            "--workers" => {
-                args.workers = value.split(',').map(str::parse).collect::<Result<_, _>>()?;
-            }
-            other => anyhow::bail!("unknown flag {other}"),
-        }
-    }
-    Ok(args)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = Args::parse();
     let worker_bin = std::env::current_exe()?.with_file_name("worker");
     anyhow::ensure!(
         worker_bin.exists(),

@@ -13,47 +13,35 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bench::stats::Sample;
 use chrono::{DateTime, Utc};
+use clap::Parser;
 use domain::request::MenuOptions;
 use serde_json::json;
 use standin::{Latency, RateLimits};
 use testkit::{Account, SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
+#[derive(Debug, Parser)]
 struct Args {
+    /// People in the batch (one one-day menu each).
+    #[arg(long, default_value_t = 10_000)]
     people: usize,
+    /// Requests per minute the budget and the stand-in allow.
+    #[arg(long, default_value_t = 12_000)]
     rpm: u32,
+    /// Jobs the worker runs at once.
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// People's submissions per second.
+    #[arg(long, default_value_t = 4.0)]
     probes_per_sec: f64,
+    /// How long people submit alone (the baseline).
+    #[arg(long, default_value_t = 15)]
     baseline_secs: u64,
+    /// How long people keep submitting while the batch drains.
+    #[arg(long, default_value_t = 30)]
     probe_secs: u64,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        people: 10_000,
-        rpm: 12_000,
-        concurrency: 64,
-        probes_per_sec: 4.0,
-        baseline_secs: 15,
-        probe_secs: 30,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().context("every flag takes a value")?;
-        match flag.as_str() {
-            "--people" => args.people = value.parse()?,
-            "--rpm" => args.rpm = value.parse()?,
-            "--concurrency" => args.concurrency = value.parse()?,
-            "--probes-per-sec" => args.probes_per_sec = value.parse()?,
-            "--baseline-secs" => args.baseline_secs = value.parse()?,
-            "--probe-secs" => args.probe_secs = value.parse()?,
-            other => anyhow::bail!("unknown flag {other}"),
-        }
-    }
-    Ok(args)
 }
 
 /// What one person's job waited for.
@@ -64,7 +52,7 @@ struct Probe {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = Args::parse();
     let mut options = SystemOptions {
         standin: standin::Config {
             latency: Latency::fixed(Duration::from_millis(200)),

@@ -232,59 +232,95 @@ pub struct Internal(pub Envelope);
 pub struct Unavailable(pub Envelope);
 
 // The error responses that several operations give alike, as one set each: an operation lists
-// the set in its `responses(…)` after its own answers.
+// the sets that apply in its `responses(…)` after its own answers. A status two listed sets
+// share means the same response in both.
+
+/// What every operation that reaches the stores may refuse with: 500 `Internal`, 503
+/// `Unavailable`.
+pub struct ServerRefusals;
+
+impl IntoResponses for ServerRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs([
+            (500, Internal::response().0),
+            (503, Unavailable::response().0),
+        ])
+    }
+}
+
+/// What every operation that needs a bearer token may refuse with: 401 `Unauthenticated`, and
+/// [`ServerRefusals`].
+pub struct SignedInRefusals;
+
+impl IntoResponses for SignedInRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        with::<ServerRefusals>(refs([(401, Unauthenticated::response().0)]))
+    }
+}
+
+/// What every admin operation may refuse with: 403 `AdminOnly`, and [`SignedInRefusals`].
+pub struct AdminRefusals;
+
+impl IntoResponses for AdminRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        with::<SignedInRefusals>(refs([(403, AdminOnly::response().0)]))
+    }
+}
+
+/// What an operation on one job, menu or batch named by its id may refuse with: 404
+/// `NotFound`, and [`SignedInRefusals`].
+pub struct ItemRefusals;
+
+impl IntoResponses for ItemRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        with::<SignedInRefusals>(refs([(404, NotFound::response().0)]))
+    }
+}
+
+/// What every operation that reads a JSON body may refuse with before reading it: 400
+/// `MalformedJson`, 413 `BodyTooLarge`, 415 `NotJson`.
+pub struct JsonBodyRefusals;
+
+impl IntoResponses for JsonBodyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refs([
+            (400, MalformedJson::response().0),
+            (413, BodyTooLarge::response().0),
+            (415, NotJson::response().0),
+        ])
+    }
+}
 
 /// What an admin's paged list (the audit log, the batch runs) may refuse with: 400
-/// `InvalidQuery`, 401 `Unauthenticated`, 403 `AdminOnly`, 422 `InvalidPage`, 500 `Internal`,
-/// 503 `Unavailable`.
+/// `InvalidQuery`, 422 `InvalidPage`, and [`AdminRefusals`].
 pub struct AdminPageRefusals;
 
 impl IntoResponses for AdminPageRefusals {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        refs([
+        with::<AdminRefusals>(refs([
             (400, InvalidQuery::response().0),
-            (401, Unauthenticated::response().0),
-            (403, AdminOnly::response().0),
             (422, InvalidPage::response().0),
-            (500, Internal::response().0),
-            (503, Unavailable::response().0),
-        ])
+        ]))
     }
 }
 
 /// What an admin's bulk action (requeue or cancel every job a filter matches) may refuse with:
-/// 400 `MalformedJson`, 401 `Unauthenticated`, 403 `AdminOnly`, 413 `BodyTooLarge`, 415
-/// `NotJson`, 422 `InvalidFilter`, 500 `Internal`, 503 `Unavailable`.
+/// 422 `InvalidFilter`, [`JsonBodyRefusals`] and [`AdminRefusals`].
 pub struct BulkRefusals;
 
 impl IntoResponses for BulkRefusals {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        refs([
-            (400, MalformedJson::response().0),
-            (401, Unauthenticated::response().0),
-            (403, AdminOnly::response().0),
-            (413, BodyTooLarge::response().0),
-            (415, NotJson::response().0),
-            (422, InvalidFilter::response().0),
-            (500, Internal::response().0),
-            (503, Unavailable::response().0),
-        ])
+        let responses = with::<JsonBodyRefusals>(refs([(422, InvalidFilter::response().0)]));
+        with::<AdminRefusals>(responses)
     }
 }
 
 /// What cancelling one job (its owner's, or an admin's) may refuse with besides the caller's
-/// role: 401 `Unauthenticated`, 404 `NotFound`, 409 `job_finished`, 500 `Internal`, 503
-/// `Unavailable`.
+/// role: 409 `job_finished`, and [`ItemRefusals`].
 pub struct CancelRefusals;
 
 impl IntoResponses for CancelRefusals {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = refs([
-            (401, Unauthenticated::response().0),
-            (404, NotFound::response().0),
-            (500, Internal::response().0),
-            (503, Unavailable::response().0),
-        ]);
         let finished = ResponseBuilder::new()
             .description("`job_finished`: the job has finished and can no longer be cancelled")
             .content(
@@ -293,9 +329,17 @@ impl IntoResponses for CancelRefusals {
                     .schema(Some(Ref::from_schema_name(Envelope::name())))
                     .build(),
             );
-        responses.insert("409".into(), RefOr::T(finished.build()));
-        responses
+        let own = BTreeMap::from([("409".to_string(), RefOr::T(finished.build()))]);
+        with::<ItemRefusals>(own)
     }
+}
+
+/// `responses` with the set `S` added.
+fn with<S: IntoResponses>(
+    mut responses: BTreeMap<String, RefOr<Response>>,
+) -> BTreeMap<String, RefOr<Response>> {
+    responses.extend(S::responses());
+    responses
 }
 
 /// Each status with a reference to the response component of that name, as

@@ -21,8 +21,7 @@ use crate::email::{Email, checked_email};
 use crate::error::{ApiError, Envelope};
 use crate::extract::JsonBody;
 use crate::openapi::{
-    BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, TooManyRequests, Unauthenticated,
-    Unavailable,
+    InvalidBody, JsonBodyRefusals, ServerRefusals, SignedInRefusals, TooManyRequests,
 };
 use crate::rate_limit::ClientAddr;
 use crate::sessions::{self, Issued};
@@ -138,7 +137,6 @@ impl Session {
     request_body = Registration,
     responses(
         (status = 201, description = "The account, and a token for it", body = Session),
-        (status = 400, response = MalformedJson),
         (
             status = 403,
             description = "`registration_disabled`: this server does not take sign-ups",
@@ -149,8 +147,6 @@ impl Session {
             description = "`email_taken`: an account with this email exists",
             body = Envelope,
         ),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
@@ -159,8 +155,8 @@ impl Session {
             body = Envelope,
         ),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        ServerRefusals,
     )
 )]
 async fn register(
@@ -212,14 +208,11 @@ async fn register(
     request_body = Credentials,
     responses(
         (status = 200, description = "The account, and a token for it", body = Session),
-        (status = 400, response = MalformedJson),
         (
             status = 401,
             description = "`invalid_credentials`: no account has this email and password",
             body = Envelope,
         ),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
@@ -227,8 +220,8 @@ async fn register(
             body = Envelope,
         ),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        ServerRefusals,
     )
 )]
 async fn login(
@@ -252,19 +245,16 @@ async fn login(
     request_body = Refresh,
     responses(
         (status = 200, description = "The account, and new tokens", body = Session),
-        (status = 400, response = MalformedJson),
         (
             status = 401,
             description = "`invalid_token`: not a refresh token of ours, used before, or its \
                 session ended (logout, password change, disabled account, expired)",
             body = Envelope,
         ),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (status = 422, response = InvalidBody),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        ServerRefusals,
     )
 )]
 async fn refresh(
@@ -286,9 +276,7 @@ async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session is ended"),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn logout(
@@ -308,9 +296,7 @@ async fn logout(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserView),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn me(
@@ -338,15 +324,11 @@ async fn me(
     request_body = PasswordChange,
     responses(
         (status = 200, description = "The account, and new tokens", body = Session),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`invalid_credentials`: `current_password` is wrong",
             body = Envelope,
         ),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
@@ -355,8 +337,8 @@ async fn me(
             body = Envelope,
         ),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        SignedInRefusals,
     )
 )]
 async fn change_password(
@@ -411,9 +393,7 @@ const WRONG_PASSWORD: &str = "current_password is not this account's password";
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Totals over the caller's jobs", body = UsageView),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn usage(

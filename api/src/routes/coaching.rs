@@ -19,9 +19,7 @@ use crate::auth::CurrentUser;
 use crate::email::{Email, checked_email};
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody};
-use crate::openapi::{
-    BodyTooLarge, Internal, InvalidBody, MalformedJson, NotJson, Unauthenticated, Unavailable,
-};
+use crate::openapi::{InvalidBody, JsonBodyRefusals, SignedInRefusals};
 use crate::state::AppState;
 
 /// The coaching routes: invitations, links, and ending a link from either side.
@@ -63,18 +61,14 @@ const COACHES_ONLY: &str = "only coach accounts may do this";
     request_body = Invitation,
     responses(
         (status = 201, description = "The link, not yet accepted", body = Link),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`forbidden`: the caller is not a coach",
             body = Envelope,
         ),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (status = 422, response = InvalidBody),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        SignedInRefusals,
     )
 )]
 async fn invite(
@@ -100,14 +94,12 @@ async fn invite(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The coach's links, oldest first", body = Links),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`forbidden`: the caller is not a coach",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn clients(
@@ -137,7 +129,6 @@ async fn clients(
     params(("client_id" = Uuid, Path, description = "The client's account id")),
     responses(
         (status = 204, description = "The link ended"),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`forbidden`: the caller is not a coach",
@@ -149,8 +140,7 @@ async fn clients(
                 the caller (never linked, the link already ended, or an id that is not a UUID)",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn remove_client(
@@ -181,9 +171,7 @@ async fn remove_client(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's accepted links, oldest first", body = Links),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn coaches(
@@ -209,15 +197,13 @@ async fn coaches(
     params(("coach_id" = Uuid, Path, description = "The coach's account id")),
     responses(
         (status = 204, description = "The link ended"),
-        (status = 401, response = Unauthenticated),
         (
             status = 404,
             description = "`not_found`: the caller has no accepted link with a coach of this id \
                 (never accepted, the link already ended, or an id that is not a UUID)",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn leave_coach(
@@ -242,9 +228,7 @@ async fn leave_coach(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Open invitations, oldest first", body = Links),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn invitations(
@@ -270,15 +254,13 @@ async fn invitations(
     params(("id" = Uuid, Path, description = "The invitation's (link's) id")),
     responses(
         (status = 200, description = "The link, accepted", body = Link),
-        (status = 401, response = Unauthenticated),
         (
             status = 404,
             description = "`not_found`: no open invitation with this id is addressed to the \
                 caller (an id that is not a UUID included)",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn accept(

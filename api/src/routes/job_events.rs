@@ -19,7 +19,7 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::events::Listener;
 use crate::extract::Id;
-use crate::openapi::{Internal, NotFound, Unauthenticated, Unavailable};
+use crate::openapi::ItemRefusals;
 use crate::state::AppState;
 use crate::views::{JobView, visible_job};
 
@@ -54,10 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     ),
     responses(
         (status = 200, description = "The job's events", content_type = "text/event-stream", body = JobEvent),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ItemRefusals,
     )
 )]
 async fn stream(

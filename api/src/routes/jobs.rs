@@ -18,9 +18,7 @@ use crate::admin::filter;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, Query, QueryParams};
-use crate::openapi::{
-    CancelRefusals, Internal, InvalidQuery, NotFound, Unauthenticated, Unavailable,
-};
+use crate::openapi::{CancelRefusals, InvalidQuery, ItemRefusals, SignedInRefusals};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
 use crate::views::{JobPage, JobView, visible_job};
@@ -88,15 +86,13 @@ impl FromQuery for WaitParams {
     responses(
         (status = 200, description = "A page of the caller's jobs", body = JobPage),
         (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
         (
             status = 422,
             description = "`invalid_type`: `limit` is not an integer; `validation_failed`: an \
                 unknown or empty `status`, `limit` out of range or a `cursor` not of its shape",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn list(
@@ -155,16 +151,13 @@ async fn list(
             ),
         ),
         (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
         (
             status = 422,
             description = "`invalid_type`: `wait` is not an integer; `validation_failed`: `wait` \
                 is out of range",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ItemRefusals,
     )
 )]
 async fn show(

@@ -26,9 +26,7 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, Query, QueryParams, WithMenuOptions};
-use crate::openapi::{
-    BodyTooLarge, Internal, InvalidQuery, NotFound, NotJson, Unauthenticated, Unavailable,
-};
+use crate::openapi::{BodyTooLarge, InvalidQuery, ItemRefusals, NotJson, SignedInRefusals};
 use crate::pagination::{self, PageParams};
 use crate::state::AppState;
 use crate::views::{JobView, menu_url, status_url};
@@ -170,7 +168,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
                 `invalid_idempotency_key`: the header is empty, too long or not printable ASCII",
             body = Envelope,
         ),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`forbidden`: `client_id` was given by an account that is not a coach",
@@ -205,8 +202,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
             body = Envelope,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again")),
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn submit(
@@ -320,10 +316,7 @@ struct MenuView {
     params(("id" = Uuid, Path, description = "The menu's id")),
     responses(
         (status = 200, description = "The menu", body = MenuView),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ItemRefusals,
     )
 )]
 async fn show(
@@ -353,10 +346,7 @@ async fn show(
     params(("id" = Uuid, Path, description = "The menu's id")),
     responses(
         (status = 200, description = "The menu's grocery list", body = GroceryList),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ItemRefusals,
     )
 )]
 async fn groceries(
@@ -420,7 +410,6 @@ impl FromQuery for MenuListParams {
     responses(
         (status = 200, description = "A page of menus", body = MenuPage),
         (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
         (
             status = 403,
             description = "`forbidden`: `client_id` was given by an account that is not a coach",
@@ -438,8 +427,7 @@ impl FromQuery for MenuListParams {
                 `validation_failed`: `limit` out of range or a `cursor` not of its shape",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn list(

@@ -13,9 +13,7 @@ use utoipa_axum::routes;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::WithMenuOptions;
-use crate::openapi::{
-    BodyTooLarge, Internal, MalformedJson, NotJson, Unauthenticated, Unavailable,
-};
+use crate::openapi::{JsonBodyRefusals, SignedInRefusals};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -114,9 +112,7 @@ impl From<Preferences> for PreferencesBody {
             description = "The stored profile; fields never set are `null`",
             body = PreferencesBody,
         ),
-        (status = 401, response = Unauthenticated),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        SignedInRefusals,
     )
 )]
 async fn show(
@@ -141,10 +137,6 @@ async fn show(
             description = "The profile as stored",
             body = PreferencesBody,
         ),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `missing_field`, `invalid_type`: the body does not \
@@ -152,8 +144,8 @@ async fn show(
                 one in `details`)",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        SignedInRefusals,
     )
 )]
 async fn replace(

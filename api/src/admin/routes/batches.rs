@@ -20,10 +20,7 @@ use crate::admin::ops;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody, Query};
-use crate::openapi::{
-    AdminOnly, AdminPageRefusals, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson,
-    Unauthenticated, Unavailable,
-};
+use crate::openapi::{AdminPageRefusals, AdminRefusals, ItemRefusals, JsonBodyRefusals};
 use crate::pagination::PageParams;
 use crate::state::AppState;
 use crate::views::batch_url;
@@ -110,11 +107,6 @@ impl ToSchema for StartAnswer {
             body = StartAnswer,
             headers(("Location" = String, description = "The batch's URL (not with `dry_run`)")),
         ),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
@@ -122,8 +114,8 @@ impl ToSchema for StartAnswer {
                 range",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        AdminRefusals,
     )
 )]
 async fn start(
@@ -191,11 +183,8 @@ async fn list(
     params(("id" = Uuid, Path, description = "The batch's id")),
     responses(
         (status = 200, description = "The batch run", body = BatchSummary),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminRefusals,
+        ItemRefusals,
     )
 )]
 async fn show(
@@ -219,11 +208,8 @@ async fn show(
     params(("id" = Uuid, Path, description = "The batch's id")),
     responses(
         (status = 200, description = "How many jobs were requeued", body = Requeued),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminRefusals,
+        ItemRefusals,
     )
 )]
 async fn requeue_failed(

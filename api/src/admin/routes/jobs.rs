@@ -16,8 +16,7 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromQuery, Id, JsonBody, Query, QueryParams};
 use crate::openapi::{
-    AdminOnly, BulkRefusals, CancelRefusals, Internal, InvalidQuery, NotFound, Unauthenticated,
-    Unavailable,
+    AdminOnly, AdminRefusals, BulkRefusals, CancelRefusals, InvalidQuery, ItemRefusals,
 };
 use crate::pagination::PageParams;
 use crate::state::AppState;
@@ -44,8 +43,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "A page of jobs", body = JobPage),
         (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
         (
             status = 422,
             description = "`invalid_type`: `limit` is not an integer, or `user_id` or \
@@ -54,8 +51,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
                 `cursor` not of its shape",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminRefusals,
     )
 )]
 async fn list_jobs(
@@ -88,11 +84,8 @@ struct AdminJob {
     params(("id" = Uuid, Path, description = "The job's id")),
     responses(
         (status = 200, description = "The job and its attempts, first first", body = AdminJob),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminRefusals,
+        ItemRefusals,
     )
 )]
 async fn show_job(
@@ -143,9 +136,6 @@ impl FromQuery for RequeueParams {
     responses(
         (status = 200, description = "The job, queued again", body = JobView),
         (status = 400, response = InvalidQuery),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
         (
             status = 409,
             description = "`not_requeueable`: the job is running or succeeded",
@@ -156,8 +146,8 @@ impl FromQuery for RequeueParams {
             description = "`validation_failed`: `reset_attempts` is neither `true` nor `false`",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AdminRefusals,
+        ItemRefusals,
     )
 )]
 async fn requeue_one(

@@ -12,10 +12,7 @@ use crate::admin::ops;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, Envelope};
 use crate::extract::{Id, JsonBody};
-use crate::openapi::{
-    AdminOnly, BodyTooLarge, Internal, MalformedJson, NotFound, NotJson, Unauthenticated,
-    Unavailable,
-};
+use crate::openapi::{AdminRefusals, ItemRefusals, JsonBodyRefusals};
 use crate::sessions;
 use crate::state::AppState;
 use crate::views::UserView;
@@ -50,12 +47,6 @@ struct AccountChange {
     request_body = AccountChange,
     responses(
         (status = 200, description = "The account as it is now", body = UserView),
-        (status = 400, response = MalformedJson),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = AdminOnly),
-        (status = 404, response = NotFound),
-        (status = 413, response = BodyTooLarge),
-        (status = 415, response = NotJson),
         (
             status = 422,
             description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
@@ -63,8 +54,9 @@ struct AccountChange {
                 would disable or demote their own account (`own_account`)",
             body = Envelope,
         ),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        JsonBodyRefusals,
+        AdminRefusals,
+        ItemRefusals,
     )
 )]
 async fn update_account(

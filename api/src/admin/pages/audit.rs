@@ -23,37 +23,32 @@ pub async fn list(
         Some(&admin),
         None,
         html! {
-            @if actions.is_empty() {
-                p.muted { "No admin action yet." }
-            } @else {
-                table {
-                    thead {
-                        tr { th { "when" } th { "admin" } th { "action" } th { "job" } th { "filter" } th.num { "jobs affected" } }
-                    }
-                    tbody {
-                        @for action in &actions {
-                            tr {
-                                td { (time(action.created_at)) }
-                                td { (action.admin_email) }
-                                td { code { (action.action) } }
-                                td {
-                                    @if let Some(job) = action.job_id {
-                                        a.id href={ "/admin/jobs/" (job) } { (job) }
-                                    } @else { (none()) }
-                                }
-                                td {
-                                    @if let Some(filter) = &action.filter {
-                                        code { (filter.0) }
-                                    } @else { (none()) }
-                                }
-                                td.num { (action.affected) }
-                            }
+            (layout::table_or(
+                &actions,
+                "No admin action yet.",
+                html! { th { "when" } th { "admin" } th { "action" } th { "job" } th { "filter" } th.num { "jobs affected" } },
+                |action| html! {
+                    tr {
+                        td { (time(action.created_at)) }
+                        td { (action.admin_email) }
+                        td { code { (action.action) } }
+                        td {
+                            @if let Some(job) = action.job_id {
+                                a.id href={ "/admin/jobs/" (job) } { (job) }
+                            } @else { (none()) }
                         }
+                        td {
+                            @if let Some(filter) = &action.filter {
+                                code { (filter.0) }
+                            } @else { (none()) }
+                        }
+                        td.num { (action.affected) }
                     }
-                }
-                @if let Some(next) = next {
-                    a href={ "/admin/audit?limit=" (limit) "&cursor=" (next) } { "older →" }
-                }
+                },
+            ))
+            // An empty page has no next one.
+            @if let Some(next) = next {
+                a href={ "/admin/audit?limit=" (limit) "&cursor=" (next) } { "older →" }
             }
         },
     ))

@@ -37,36 +37,31 @@ pub async fn list(
         Some(&admin),
         None,
         html! {
-            @if batches.is_empty() {
-                p.muted { "No batch has run yet." }
-            } @else {
-                table {
-                    thead {
-                        tr {
-                            th { "period" } th { "trigger" } th { "status" } th.num { "targeted" }
-                            th.num { "skipped" } th { "jobs" } th.num { "tokens" } th { "started" }
-                            th { "finished" }
-                        }
+            (layout::table_or(
+                &batches,
+                "No batch has run yet.",
+                html! {
+                    th { "period" } th { "trigger" } th { "status" } th.num { "targeted" }
+                    th.num { "skipped" } th { "jobs" } th.num { "tokens" } th { "started" }
+                    th { "finished" }
+                },
+                |batch| html! {
+                    tr {
+                        td { a href={ "/admin/batches/" (batch.run.id) } { (batch.run.period_start) } }
+                        td { (trigger(batch, &emails)) }
+                        td { (run_status(batch.run.status)) }
+                        td.num { (batch.run.targeted) }
+                        td.num { (batch.run.skipped) }
+                        td { (job_counts(batch.run.id, &batch.jobs)) }
+                        td.num { (batch.prompt_tokens + batch.completion_tokens) }
+                        td { (time(batch.run.created_at)) }
+                        td { (maybe_time(batch.finished_at)) }
                     }
-                    tbody {
-                        @for batch in &batches {
-                            tr {
-                                td { a href={ "/admin/batches/" (batch.run.id) } { (batch.run.period_start) } }
-                                td { (trigger(batch, &emails)) }
-                                td { (run_status(batch.run.status)) }
-                                td.num { (batch.run.targeted) }
-                                td.num { (batch.run.skipped) }
-                                td { (job_counts(batch.run.id, &batch.jobs)) }
-                                td.num { (batch.prompt_tokens + batch.completion_tokens) }
-                                td { (time(batch.run.created_at)) }
-                                td { (maybe_time(batch.finished_at)) }
-                            }
-                        }
-                    }
-                }
-                @if let Some(next) = next {
-                    a href={ "/admin/batches?limit=" (limit) "&cursor=" (next) } { "older →" }
-                }
+                },
+            ))
+            // An empty page has no next one.
+            @if let Some(next) = next {
+                a href={ "/admin/batches?limit=" (limit) "&cursor=" (next) } { "older →" }
             }
         },
     ))
@@ -123,18 +118,12 @@ pub async fn show(
                 }
             }
             h2 { "Skipped people" }
-            @if run.skip_reasons.is_empty() {
-                p.muted { "Nobody was skipped." }
-            } @else {
-                table {
-                    thead { tr { th { "reason" } th.num { "people" } } }
-                    tbody {
-                        @for (reason, count) in &run.skip_reasons {
-                            tr { td { code { (reason) } } td.num { (count) } }
-                        }
-                    }
-                }
-            }
+            (layout::table_or(
+                &run.skip_reasons,
+                "Nobody was skipped.",
+                html! { th { "reason" } th.num { "people" } },
+                |(reason, count)| html! { tr { td { code { (reason) } } td.num { (count) } } },
+            ))
         },
     ))
 }

@@ -40,20 +40,16 @@ pub async fn list(
         Flash::read(&params),
         html! {
             (filter_form(&filter))
-            @if rows.is_empty() {
-                p.muted { "No job matches." }
-            } @else {
-                table {
-                    thead {
-                        tr {
-                            th { "job" } th { "owner" } th { "status" } th.num { "attempts" }
-                            th { "error" } th { "created" } th { "finished" } th {}
-                        }
-                    }
-                    tbody {
-                        @for job in &rows { (row(job, &admin)) }
-                    }
-                }
+            (layout::table_or(
+                &rows,
+                "No job matches.",
+                html! {
+                    th { "job" } th { "owner" } th { "status" } th.num { "attempts" }
+                    th { "error" } th { "created" } th { "finished" } th {}
+                },
+                |job| row(job, &admin),
+            ))
+            @if !rows.is_empty() {
                 div.actions {
                     @if let Some(next) = &next {
                         a href={ "/admin/jobs?" (query) "&limit=" (limit) "&cursor=" (next) } { "next page →" }
@@ -172,36 +168,30 @@ pub async fn show(
                 }
             }
             h2 { "Attempts" }
-            @if attempts.is_empty() {
-                p.muted { "No attempt yet." }
-            } @else {
-                table {
-                    thead {
-                        tr {
-                            th.num { "#" } th { "worker" } th { "started" } th { "ended" } th { "outcome" }
-                            th { "error" } th.num { "LLM calls" } th.num { "prompt tokens" } th.num { "completion tokens" }
+            (layout::table_or(
+                &attempts,
+                "No attempt yet.",
+                html! {
+                    th.num { "#" } th { "worker" } th { "started" } th { "ended" } th { "outcome" }
+                    th { "error" } th.num { "LLM calls" } th.num { "prompt tokens" } th.num { "completion tokens" }
+                },
+                |attempt| html! {
+                    tr {
+                        td.num { (attempt.number) }
+                        td { code { (attempt.worker_id.as_deref().unwrap_or("—")) } }
+                        td { (time(attempt.started_at)) }
+                        td { (maybe_time(attempt.ended_at)) }
+                        td { (attempt.outcome.as_deref().unwrap_or("running")) }
+                        td {
+                            @if let Some(error_code) = &attempt.error_code { code { (error_code) } br; }
+                            @if let Some(message) = &attempt.error_message { (message) }
                         }
+                        td.num { (attempt.llm_calls) }
+                        td.num { (attempt.prompt_tokens) }
+                        td.num { (attempt.completion_tokens) }
                     }
-                    tbody {
-                        @for attempt in &attempts {
-                            tr {
-                                td.num { (attempt.number) }
-                                td { code { (attempt.worker_id.as_deref().unwrap_or("—")) } }
-                                td { (time(attempt.started_at)) }
-                                td { (maybe_time(attempt.ended_at)) }
-                                td { (attempt.outcome.as_deref().unwrap_or("running")) }
-                                td {
-                                    @if let Some(error_code) = &attempt.error_code { code { (error_code) } br; }
-                                    @if let Some(message) = &attempt.error_message { (message) }
-                                }
-                                td.num { (attempt.llm_calls) }
-                                td.num { (attempt.prompt_tokens) }
-                                td.num { (attempt.completion_tokens) }
-                            }
-                        }
-                    }
-                }
-            }
+                },
+            ))
             details {
                 summary { "Request" }
                 pre { (request) }

@@ -123,6 +123,28 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
     )
 }
 
+/// `items` as a table, a header row of the cells `head` and a row each drawn by `row` (its
+/// `tr` included); or the sentence `empty`, muted, when there are none.
+pub fn table_or<I>(items: I, empty: &str, head: Markup, row: impl Fn(I::Item) -> Markup) -> Markup
+where
+    I: IntoIterator,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
+    html! {
+        @if items.len() == 0 {
+            p.muted { (empty) }
+        } @else {
+            table {
+                thead { tr { (head) } }
+                tbody {
+                    @for item in items { (row(item)) }
+                }
+            }
+        }
+    }
+}
+
 /// A time, to the second, in UTC.
 pub fn time(at: DateTime<Utc>) -> Markup {
     html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S")) } }
@@ -171,6 +193,21 @@ mod tests {
         assert_eq!(age(42.4), "42 s");
         assert_eq!(age(185.0), "3 min 5 s");
         assert_eq!(age(7_620.0), "2 h 7 min");
+    }
+
+    #[test]
+    fn a_table_has_a_row_per_item_or_says_it_is_empty() {
+        let head = || html! { th { "n" } };
+        let row = |n: &u8| html! { tr { td { (n) } } };
+        assert_eq!(
+            table_or(&[1u8, 2], "none", head(), row).into_string(),
+            "<table><thead><tr><th>n</th></tr></thead>\
+             <tbody><tr><td>1</td></tr><tr><td>2</td></tr></tbody></table>"
+        );
+        assert_eq!(
+            table_or(&[] as &[u8], "none", head(), row).into_string(),
+            "<p class=\"muted\">none</p>"
+        );
     }
 
     #[test]

@@ -43,42 +43,34 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> Result<Markup,
                 }
             }
             h2 { "LLM calls per model" }
-            @if stats.llm.is_empty() {
-                p.muted { "No call in the last hour." }
-            } @else {
-                table {
-                    thead { tr { th { "model" } th.num { "calls, 5 min" } th.num { "calls, 60 min" } th.num { "429s, 5 min" } th.num { "429s, 60 min" } } }
-                    tbody {
-                        @for (model, calls) in &stats.llm {
-                            tr {
-                                td { code { (model) } }
-                                td.num { (calls.calls_5m) }
-                                td.num { (calls.calls_60m) }
-                                td.num { (calls.rate_limited_5m) }
-                                td.num { (calls.rate_limited_60m) }
-                            }
-                        }
+            (layout::table_or(
+                &stats.llm,
+                "No call in the last hour.",
+                html! { th { "model" } th.num { "calls, 5 min" } th.num { "calls, 60 min" } th.num { "429s, 5 min" } th.num { "429s, 60 min" } },
+                |(model, calls)| html! {
+                    tr {
+                        td { code { (model) } }
+                        td.num { (calls.calls_5m) }
+                        td.num { (calls.calls_60m) }
+                        td.num { (calls.rate_limited_5m) }
+                        td.num { (calls.rate_limited_60m) }
                     }
-                }
-            }
+                },
+            ))
             h2 { "Provider circuits" }
-            @if stats.open_circuits.is_empty() {
-                p.muted { "Every circuit is closed: calls go through." }
-            } @else {
-                table {
-                    thead { tr { th { "model" } th { "error" } th { "opened" } th { "next probe" } } }
-                    tbody {
-                        @for circuit in &stats.open_circuits {
-                            tr {
-                                td { code { (circuit.model) } }
-                                td { code { (circuit.code) } " " (circuit.message) }
-                                td { (layout::time(circuit.opened_at)) }
-                                td { (layout::time(circuit.probe_at)) }
-                            }
-                        }
+            (layout::table_or(
+                &stats.open_circuits,
+                "Every circuit is closed: calls go through.",
+                html! { th { "model" } th { "error" } th { "opened" } th { "next probe" } },
+                |circuit| html! {
+                    tr {
+                        td { code { (circuit.model) } }
+                        td { code { (circuit.code) } " " (circuit.message) }
+                        td { (layout::time(circuit.opened_at)) }
+                        td { (layout::time(circuit.probe_at)) }
                     }
-                }
-            }
+                },
+            ))
             h2 { "LLM budget" }
             (budget(&stats))
         },

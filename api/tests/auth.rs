@@ -3,7 +3,7 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{JWT_SECRET, PASSWORD, TestApi, error_of, spawn_api};
+use testkit::{JWT_SECRET, PASSWORD, TestApi, assert_error, error_of, spawn_api};
 
 async fn register(app: &TestApi, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/v1/auth/register", None)
@@ -14,11 +14,7 @@ async fn register(app: &TestApi, body: Value) -> reqwest::Response {
 }
 
 async fn login(app: &TestApi, email: &str, password: &str) -> reqwest::Response {
-    app.request(Method::POST, "/v1/auth/login", None)
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
+    app.login(email, password).await
 }
 
 fn sign(claims: Value, secret: &str) -> String {
@@ -96,28 +92,22 @@ async fn registering_a_taken_email_is_a_409_whatever_its_case() {
         json!({"email": "BO@example.com", "password": "another password"}),
     )
     .await;
-    let (status, error) = error_of(again).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::CONFLICT, Some("email_taken"))
-    );
+    assert_error(again, StatusCode::CONFLICT, "email_taken").await;
 }
 
 #[tokio::test]
 async fn registration_checks_the_email_shape_and_the_password_length() {
     let app = spawn_api(|_| {}).await;
-    let (status, error) = error_of(
+    let error = assert_error(
         register(
             &app,
             json!({"email": "not-an-email", "password": "eleven char"}),
         )
         .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
     )
     .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
-    );
     assert_eq!(error["field"], "email");
     assert_eq!(error["details"][1]["field"], "password");
 
@@ -141,18 +131,16 @@ async fn registration_checks_the_email_shape_and_the_password_length() {
 #[tokio::test]
 async fn registration_can_be_disabled() {
     let app = spawn_api(|c| c.registration_enabled = false).await;
-    let (status, error) = error_of(
+    assert_error(
         register(
             &app,
             json!({"email": "d@example.com", "password": "long enough, really"}),
         )
         .await,
+        StatusCode::FORBIDDEN,
+        "registration_disabled",
     )
     .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("registration_disabled"))
-    );
 }
 
 #[tokio::test]
@@ -208,7 +196,7 @@ async fn a_wrong_password_gets_the_same_401_as_an_unknown_email() {
 async fn a_request_without_a_token_is_401_and_says_how_to_authenticate() {
     let app = spawn_api(|_| {}).await;
     for path in ["/v1/me", "/v1/preferences", "/v1/menus", "/v1/invitations"] {
-        let response = app.http.get(app.url(path)).send().await.unwrap();
+        let response = app.get_anonymous(path).await;
         assert_eq!(response.headers()["www-authenticate"], "Bearer", "{path}");
         let (status, error) = error_of(response).await;
         assert_eq!(
@@ -241,11 +229,7 @@ async fn an_expired_token_is_401_invalid_token() {
         JWT_SECRET,
     );
     let response = app.get("/v1/me", &expired).await;
-    let (status, error) = error_of(response).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
-    );
+    let error = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     assert!(error["message"].as_str().unwrap().contains("expired"));
 }
 
@@ -288,9 +272,5 @@ async fn logins_over_the_per_address_budget_are_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    let (status, error) = error_of(response).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests"))
-    );
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
 }

@@ -511,11 +511,8 @@ impl World {
             let me = actor.unwrap_or(&self.stranger);
             let session: Value = self
                 .app
-                .request(Method::POST, "/v1/auth/login", None)
-                .json(&json!({"email": me.email, "password": PASSWORD}))
-                .send()
+                .login(&me.email, PASSWORD)
                 .await
-                .unwrap()
                 .json()
                 .await
                 .unwrap();
@@ -672,10 +669,8 @@ fn route_key(method: &str, path: &str) -> (String, String) {
 /// them.
 async fn served_routes(app: &TestApi) -> BTreeSet<(String, String)> {
     let document: Value = app
-        .request(Method::GET, "/openapi.json", None)
-        .send()
+        .get_anonymous("/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 use chrono::{Days, NaiveDate, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{Account, TestApi, error_of, spawn_api};
+use testkit::{Account, TestApi, assert_error, error_of, spawn_api};
 use uuid::Uuid;
 
 const BATCHES: &str = "/v1/admin/batches";
@@ -42,13 +42,7 @@ async fn people(app: &TestApi) -> (Vec<Account>, Account) {
     app.opt_in(&opted_in[0], "monday").await;
     app.opt_in(&opted_in[1], "thursday").await;
     app.user().await;
-    let broken = app.user().await;
-    app.opt_in(&broken, "monday").await;
-    sqlx::query("UPDATE preferences SET options = '{\"days\": 99}' WHERE user_id = $1")
-        .bind(broken.id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let broken = app.opted_in_with_broken_preferences().await;
     (opted_in, broken)
 }
 
@@ -293,11 +287,12 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
         format!("{BATCHES}/{}", Uuid::new_v4()),
         format!("{BATCHES}/not-a-uuid"),
     ] {
-        let (status, error) = error_of(app.get(&path, &admin.token).await).await;
-        assert_eq!(
-            (status, error["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("not_found"))
-        );
+        assert_error(
+            app.get(&path, &admin.token).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
     }
     let (status, error) =
         error_of(app.get(&format!("{BATCHES}?cursor=x"), &admin.token).await).await;
@@ -391,11 +386,12 @@ async fn requeue_failed_requeues_the_failed_jobs_of_that_batch_and_no_others() {
         .unwrap();
     assert_eq!(again, json!({"requeued": 0}), "none failed any more");
     let missing = format!("{BATCHES}/{}/requeue-failed", Uuid::new_v4());
-    let (status, error) = error_of(app.post(&missing, &admin.token, json!({})).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_error(
+        app.post(&missing, &admin.token, json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]

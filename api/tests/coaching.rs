@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::{Account, TestApi, error_of, spawn_api};
+use testkit::{Account, TestApi, assert_error, error_of, spawn_api};
 
 #[tokio::test]
 async fn a_coach_invites_the_client_accepts_and_the_coach_submits_for_them() {
@@ -107,12 +107,12 @@ async fn a_coach_acting_for_someone_not_linked_gets_client_not_found() {
     let invited_only = app.user().await;
     app.invite(&coach, &invited_only.email).await;
     for client in [invited_only.id, uuid::Uuid::new_v4()] {
-        let (status, error) =
-            error_of(app.submit(&coach, json!({"client_id": client})).await).await;
-        assert_eq!(
-            (status, error["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("client_not_found"))
-        );
+        assert_error(
+            app.submit(&coach, json!({"client_id": client})).await,
+            StatusCode::NOT_FOUND,
+            "client_not_found",
+        )
+        .await;
     }
     assert_eq!(app.job_rows().await, 0);
     assert!(app.ready_ids().await.is_empty());
@@ -130,11 +130,12 @@ async fn an_invitation_can_only_be_accepted_by_the_person_it_was_sent_to() {
         .json()
         .await
         .unwrap();
-    let (status, error) = error_of(app.accept(&link, &intruder).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_error(
+        app.accept(&link, &intruder).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let (status, error) = error_of(app.invite(&coach, "nope").await).await;
     assert_eq!(
         (status, error["field"].as_str()),
@@ -232,11 +233,12 @@ async fn a_client_leaves_one_coach_and_keeps_the_others() {
     assert_eq!(app.get(&path, &client.token).await.status(), StatusCode::OK);
 
     // Leaving again: nothing to leave.
-    let (status, error) = error_of(app.delete(&leave, &client.token).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_error(
+        app.delete(&leave, &client.token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
 }
 
 #[tokio::test]

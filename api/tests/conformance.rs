@@ -5,15 +5,11 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{Account, TestApi, error_of, spawn_api};
+use testkit::{Account, TestApi, assert_error, error_of, spawn_api};
 
 /// The document as served.
 async fn document(app: &TestApi) -> Value {
-    let response = app
-        .request(Method::GET, "/openapi.json", None)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_anonymous("/openapi.json").await;
     response.json().await.unwrap()
 }
 
@@ -156,11 +152,12 @@ async fn a_reused_idempotency_key_is_a_documented_409() {
             .send()
     };
     assert_eq!(submit(2).await.unwrap().status(), StatusCode::ACCEPTED);
-    let (status, error) = error_of(submit(3).await.unwrap()).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
-    );
+    assert_error(
+        submit(3).await.unwrap(),
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -778,13 +778,7 @@ async fn the_batch_pages_show_each_run_and_requeue_its_failed_jobs_through_a_for
     for who in &people {
         app.opt_in(who, "monday").await;
     }
-    let broken = app.user().await;
-    app.opt_in(&broken, "monday").await;
-    sqlx::query("UPDATE preferences SET options = '{\"days\": 99}' WHERE user_id = $1")
-        .bind(broken.id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.opted_in_with_broken_preferences().await;
     let period = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
     let started: serde_json::Value = app
         .post(

@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{Account, PASSWORD, TestApi, error_of, spawn_api};
+use testkit::{Account, PASSWORD, TestApi, assert_error, error_of, spawn_api};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `body` as a menu request and checks the refusal.
@@ -21,6 +21,20 @@ async fn assert_refused(
         (status, Some(code), Some(field)),
         "for {body}: {error}"
     );
+}
+
+/// Sends each `(body, field)` as a menu request and checks it is refused with 422 and `code`,
+/// naming `field`.
+async fn assert_each_unprocessable<'a>(
+    app: &TestApi,
+    who: &Account,
+    code: &str,
+    cases: impl IntoIterator<Item = (Value, &'a str)>,
+) {
+    for (body, field) in cases {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        assert_refused(app, who, body, status, code, field).await;
+    }
 }
 
 /// Sends `raw` as a JSON menu request, as it is (not re-encoded); the refusal.
@@ -90,17 +104,7 @@ async fn every_out_of_range_menu_field_is_refused_with_its_name() {
             "time_limits.weekend_minutes",
         ),
     ];
-    for (body, field) in cases {
-        assert_refused(
-            &app,
-            &who,
-            body,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            field,
-        )
-        .await;
-    }
+    assert_each_unprocessable(&app, &who, "validation_failed", cases).await;
     assert_nothing_queued(&app).await;
 }
 
@@ -144,17 +148,7 @@ async fn a_menu_field_of_the_wrong_type_is_refused_with_its_path() {
         (json!({"client_id": 12}), "client_id"),
         (json!({"start_date": 20261201}), "start_date"),
     ];
-    for (body, field) in cases {
-        assert_refused(
-            &app,
-            &who,
-            body,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_type",
-            field,
-        )
-        .await;
-    }
+    assert_each_unprocessable(&app, &who, "invalid_type", cases).await;
     assert_nothing_queued(&app).await;
 }
 
@@ -169,17 +163,7 @@ async fn a_value_outside_a_closed_set_is_refused_with_its_field() {
         (json!({"start_date": "2026-13-01"}), "start_date"),
         (json!({"client_id": "not-a-uuid"}), "client_id"),
     ];
-    for (body, field) in cases {
-        assert_refused(
-            &app,
-            &who,
-            body,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            field,
-        )
-        .await;
-    }
+    assert_each_unprocessable(&app, &who, "validation_failed", cases).await;
     assert_nothing_queued(&app).await;
 }
 
@@ -188,24 +172,20 @@ async fn an_unknown_field_is_refused_by_name_including_for_client_id() {
     let app = spawn_api(|_| {}).await;
     let who = app.user().await;
     let client = uuid::Uuid::new_v4();
-    for (body, field) in [
-        (json!({"for_client_id": client}), "for_client_id"),
-        (json!({"days": 3, "colour": "blue"}), "colour"),
-        (
-            json!({"macros": {"protein": 40, "carbs": 30, "fat": 30, "fibre": 5}}),
-            "macros.fibre",
-        ),
-    ] {
-        assert_refused(
-            &app,
-            &who,
-            body,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_field",
-            field,
-        )
-        .await;
-    }
+    assert_each_unprocessable(
+        &app,
+        &who,
+        "unknown_field",
+        [
+            (json!({"for_client_id": client}), "for_client_id"),
+            (json!({"days": 3, "colour": "blue"}), "colour"),
+            (
+                json!({"macros": {"protein": 40, "carbs": 30, "fat": 30, "fibre": 5}}),
+                "macros.fibre",
+            ),
+        ],
+    )
+    .await;
     assert_refused(
         &app,
         &who,
@@ -230,11 +210,12 @@ async fn malformed_json_is_a_400_and_a_body_that_is_not_an_object_a_422() {
             "{raw}"
         );
     }
-    let (status, error) = error_of(app.submit(&who, json!([1, 2])).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_type"))
-    );
+    assert_error(
+        app.submit(&who, json!([1, 2])).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_type",
+    )
+    .await;
     assert_nothing_queued(&app).await;
 }
 
@@ -372,11 +353,12 @@ async fn an_oversized_body_is_a_413_whether_its_length_is_declared_or_not() {
     let app = spawn_api(|c| c.body_limit_bytes = 1_024).await;
     let who = app.user().await;
     let big = json!({"disliked_foods": vec!["kale"; 400]});
-    let (status, error) = error_of(app.submit(&who, big.clone()).await).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
-    );
+    assert_error(
+        app.submit(&who, big.clone()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    )
+    .await;
 
     // Chunked, so the limit is only found while the body is read.
     let body = big.to_string();
@@ -415,11 +397,7 @@ async fn an_idempotency_key_that_is_too_long_or_not_printable_is_a_400() {
             .send()
             .await
             .unwrap();
-        let (status, error) = error_of(response).await;
-        assert_eq!(
-            (status, error["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_idempotency_key"))
-        );
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
     }
     assert_nothing_queued(&app).await;
 }
@@ -427,29 +405,24 @@ async fn an_idempotency_key_that_is_too_long_or_not_printable_is_a_400() {
 #[tokio::test]
 async fn an_unknown_route_and_a_wrong_method_answer_in_json() {
     let app = spawn_api(|_| {}).await;
-    let (status, error) = error_of(
-        app.http
-            .get(app.url("/v1/nothing-here"))
-            .send()
-            .await
-            .unwrap(),
+    assert_error(
+        app.get_anonymous("/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
 
     let response = app.http.patch(app.url("/v1/menus")).send().await.unwrap();
     let allow = response
         .headers()
         .get("allow")
         .map(|v| v.to_str().unwrap().to_string());
-    let (status, error) = error_of(response).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
-    );
+    assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
     let allow = allow.expect("a 405 lists the allowed methods");
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
@@ -457,7 +430,7 @@ async fn an_unknown_route_and_a_wrong_method_answer_in_json() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_the_one_sent() {
     let app = spawn_api(|_| {}).await;
-    let generated = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let generated = app.get_anonymous("/healthz").await;
     let id = generated.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 

@@ -146,7 +146,7 @@ async fn only_the_jobs_viewers_get_its_stream() {
         (status, error["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
-    let anonymous = app.request(Method::GET, &path, None).send().await.unwrap();
+    let anonymous = app.get_anonymous(&path).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let unknown = format!("/v1/jobs/{}/events", uuid::Uuid::now_v7());
     let (status, _) = error_of(app.get(&unknown, &owner.token).await).await;

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use shared::db::jobs;
 use shared::job::{JobError, Usage};
-use testkit::{error_of, spawn_api};
+use testkit::{assert_error, error_of, spawn_api};
 
 #[tokio::test]
 async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
@@ -22,11 +22,7 @@ async fn a_queued_job_can_be_cancelled_once_and_then_is_finished() {
     assert!(view["finished_at"].is_string());
 
     let again = app.delete(&path, &owner.token).await;
-    let (status, error) = error_of(again).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::CONFLICT, Some("job_finished"))
-    );
+    assert_error(again, StatusCode::CONFLICT, "job_finished").await;
 }
 
 #[tokio::test]
@@ -233,10 +229,6 @@ async fn the_job_list_holds_the_callers_jobs_newest_first_in_pages() {
             "{query}"
         );
     }
-    let anonymous = app
-        .request(Method::GET, "/v1/jobs", None)
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.get_anonymous("/v1/jobs").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

@@ -2,7 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use testkit::{TestApi, error_of, spawn_api};
+use testkit::{TestApi, assert_error, error_of, spawn_api};
 
 async fn submit_with_key(app: &TestApi, token: &str, key: &str, body: Value) -> reqwest::Response {
     app.request(Method::POST, "/v1/menus", Some(token))
@@ -73,11 +73,7 @@ async fn an_idempotency_key_reused_for_a_different_request_is_a_409_conflict() {
     let first = submit_with_key(&app, &who.token, "key-2", json!({"days": 2})).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let other = submit_with_key(&app, &who.token, "key-2", json!({"days": 3})).await;
-    let (status, error) = error_of(other).await;
-    assert_eq!(
-        (status, error["code"].as_str()),
-        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
-    );
+    assert_error(other, StatusCode::CONFLICT, "idempotency_key_reused").await;
     assert_eq!(app.job_rows().await, 1);
     assert_eq!(app.ready_ids().await.len(), 1);
 }

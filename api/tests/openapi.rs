@@ -15,11 +15,7 @@ const UNDOCUMENTED_PREFIXES: [&str; 2] = ["/admin", "/docs"];
 
 /// The document as served, as JSON and as parsed by `oas3`'s OpenAPI 3.1 model.
 async fn document(app: &TestApi) -> (Value, oas3::Spec) {
-    let response = app
-        .request(Method::GET, "/openapi.json", None)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_anonymous("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/json");
     let text = response.text().await.unwrap();
@@ -279,11 +275,7 @@ async fn no_route_is_served_that_the_document_does_not_list() {
     }
 
     // What the allowance lets through really is the UI, not JSON, and it reads the document.
-    let docs = app
-        .request(Method::GET, "/docs/", None)
-        .send()
-        .await
-        .unwrap();
+    let docs = app.get_anonymous("/docs/").await;
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(
         docs.headers()["content-type"]
@@ -291,11 +283,7 @@ async fn no_route_is_served_that_the_document_does_not_list() {
             .unwrap()
             .starts_with("text/html")
     );
-    let initializer = app
-        .request(Method::GET, "/docs/swagger-initializer.js", None)
-        .send()
-        .await
-        .unwrap();
+    let initializer = app.get_anonymous("/docs/swagger-initializer.js").await;
     assert_eq!(initializer.status(), StatusCode::OK);
     assert!(
         initializer
@@ -415,11 +403,7 @@ async fn the_error_schema_is_the_shape_errors_have() {
         BTreeSet::from(["code", "message", "field", "details"])
     );
 
-    let response = app
-        .request(Method::GET, "/v1/me", None)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_anonymous("/v1/me").await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let answered: BTreeSet<&str> = error

@@ -10,7 +10,7 @@ use testkit::{PASSWORD, PrivateRedis, spawn_api};
 #[tokio::test]
 async fn healthz_answers_alive() {
     let app = spawn_api(|_| {}).await;
-    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let response = app.get_anonymous("/healthz").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "alive");
@@ -19,7 +19,7 @@ async fn healthz_answers_alive() {
 #[tokio::test]
 async fn readyz_is_ready_when_postgres_and_redis_answer() {
     let app = spawn_api(|_| {}).await;
-    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let response = app.get_anonymous("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -33,22 +33,14 @@ async fn readyz_names_redis_when_redis_is_down() {
     let mut redis = PrivateRedis::start().await;
     let app = spawn_api(|c| c.redis = redis.config()).await;
     redis.stop();
-    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let response = app.get_anonymous("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["checks"]["postgres"], "ok");
     assert_ne!(body["checks"]["redis"], "ok");
     // Alive all the same: restarting the process would not bring Redis back.
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get_anonymous("/healthz").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -75,7 +67,7 @@ async fn readyz_names_postgres_when_its_database_refuses_connections() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let response = app.get_anonymous("/readyz").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_ne!(body["checks"]["postgres"], "ok");
@@ -104,7 +96,7 @@ async fn a_burst_of_logins_does_not_stall_other_requests() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let started = Instant::now();
-    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let health = app.get_anonymous("/healthz").await;
     let preferences = app.get("/v1/preferences", &account.token).await;
     let took = started.elapsed();
     let still_queued = logins.iter().filter(|l| !l.is_finished()).count();

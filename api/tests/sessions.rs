@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 use testkit::{Account, PASSWORD, TestApi, error_of, spawn_api};
 
 async fn login(app: &TestApi, email: &str, password: &str) -> Response {
-    app.request(Method::POST, "/v1/auth/login", None)
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
+    app.login(email, password).await
 }
 
 async fn refresh(app: &TestApi, refresh_token: &str) -> Response {

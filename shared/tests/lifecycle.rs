@@ -39,6 +39,23 @@ async fn claim(life: &Lifecycle, id: Uuid, lease: Duration) -> ClaimedJob {
 }
 
 /// Every id in the ready list, in order.
+/// A one-day job of `owner` claimed and failed with `llm_server_error`, to be retried at
+/// `retry_at` (`None`: failed for good).
+async fn failed_job(
+    db: &TestDb,
+    life: &Lifecycle,
+    owner: Uuid,
+    retry_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Uuid {
+    let id = job(db, owner, 1).await;
+    let claimed = claim(life, id, LEASE).await;
+    let error = JobError::new("llm_server_error", "boom");
+    life.fail(claimed.attempt(), &error, retry_at, Usage::default())
+        .await
+        .unwrap();
+    id
+}
+
 async fn ready(queue: &Queue) -> Vec<Uuid> {
     let ids: Vec<String> = redis::AsyncCommands::lrange(
         &mut queue.redis().connection(),
@@ -156,13 +173,8 @@ async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_onc
     // Queued, never pushed (a push lost while Redis was away).
     due.push(job(&db, owner, 1).await);
     // Retrying and due.
-    let retrying = job(&db, owner, 1).await;
-    let claimed = claim(&life, retrying, LEASE).await;
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
-    let error = JobError::new("llm_server_error", "boom");
-    life.fail(claimed.attempt(), &error, Some(past), Usage::default())
-        .await
-        .unwrap();
+    let retrying = failed_job(&db, &life, owner, Some(past)).await;
     due.push(retrying);
     // Snoozed, and the snooze is over.
     let snoozed = job(&db, owner, 1).await;
@@ -176,11 +188,7 @@ async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_onc
         .unwrap();
     due.push(snoozed);
     // Failed, then requeued by an admin.
-    let requeued = job(&db, owner, 1).await;
-    let claimed = claim(&life, requeued, LEASE).await;
-    life.fail(claimed.attempt(), &error, None, Usage::default())
-        .await
-        .unwrap();
+    let requeued = failed_job(&db, &life, owner, None).await;
     life.requeue(
         Target::Job {
             id: requeued,
@@ -201,18 +209,10 @@ async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_onc
     let live = job(&db, owner, 1).await;
     claim(&life, live, LEASE).await;
     not_due.push(live);
-    let later = job(&db, owner, 1).await;
-    let claimed = claim(&life, later, LEASE).await;
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
-    life.fail(claimed.attempt(), &error, Some(future), Usage::default())
-        .await
-        .unwrap();
+    let later = failed_job(&db, &life, owner, Some(future)).await;
     not_due.push(later);
-    let finished = job(&db, owner, 1).await;
-    let claimed = claim(&life, finished, LEASE).await;
-    life.fail(claimed.attempt(), &error, None, Usage::default())
-        .await
-        .unwrap();
+    let finished = failed_job(&db, &life, owner, None).await;
     not_due.push(finished);
 
     // Redis restarts without persistence: every id it held is gone.

@@ -64,18 +64,22 @@ impl TestApi {
             .execute(&self.db.pool)
             .await
             .expect("make the account an admin");
-        let response = self
-            .request(Method::POST, "/v1/auth/login", None)
-            .json(&json!({"email": account.email, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("an answer");
+        let response = self.login(&account.email, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.expect("a JSON body");
         Account {
             token: body["token"].as_str().expect("a token").to_string(),
             ..account
         }
+    }
+
+    /// Logs in with `email` and `password` (`POST /v1/auth/login`).
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.request(Method::POST, "/v1/auth/login", None)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("an answer")
     }
 
     /// Links `client` to `coach` through the API, as they would: the coach invites the
@@ -121,5 +125,18 @@ impl TestApi {
             )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// A user opted in to the weekly batch (Monday) whose stored preferences are invalid
+    /// (99 days), so that their menu cannot be requested.
+    pub async fn opted_in_with_broken_preferences(&self) -> Account {
+        let broken = self.user().await;
+        self.opt_in(&broken, "monday").await;
+        sqlx::query("UPDATE preferences SET options = '{\"days\": 99}' WHERE user_id = $1")
+            .bind(broken.id)
+            .execute(&self.db.pool)
+            .await
+            .expect("break the preferences");
+        broken
     }
 }

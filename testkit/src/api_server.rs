@@ -138,6 +138,14 @@ impl TestApi {
         }
     }
 
+    /// `GET path` without a token.
+    pub async fn get_anonymous(&self, path: &str) -> Response {
+        self.request(Method::GET, path, None)
+            .send()
+            .await
+            .expect("an answer")
+    }
+
     /// `GET path` with `token`.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.request(Method::GET, path, Some(token))
@@ -239,6 +247,18 @@ pub async fn error_of(response: Response) -> (StatusCode, Value) {
         "{body}"
     );
     (status, body["error"].clone())
+}
+
+/// Asserts that `response` is an error answered with `status` and the error `code`, as
+/// [`error_of`] reads it; the `error` object.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let (got, error) = error_of(response).await;
+    assert_eq!(
+        (got, error["code"].as_str()),
+        (status, Some(code)),
+        "{error}"
+    );
+    error
 }
 
 /// Another API process of a [`TestApi`]; it stops when dropped.

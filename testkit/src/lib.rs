@@ -28,7 +28,7 @@ mod system;
 mod test_redis;
 
 pub use accounts::{Account, PASSWORD};
-pub use api_server::{Replica, TestApi, error_of, spawn_api};
+pub use api_server::{Replica, TestApi, assert_error, error_of, spawn_api};
 pub use config::{
     JWT_SECRET, LLM_API_KEY, api_config, budget_config, circuit_config, job_config, llm_config,
     queue_config,

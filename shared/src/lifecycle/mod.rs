@@ -265,11 +265,7 @@ impl Lifecycle {
         let total = requeued.len();
         let mut done = 0;
         for lane in [Lane::Interactive, Lane::Batch] {
-            let ids: Vec<Uuid> = requeued
-                .iter()
-                .filter(|(_, l)| *l == lane)
-                .map(|(id, _)| *id)
-                .collect();
+            let ids = lane.ids_in(&requeued);
             let offset = done;
             self.push(lane, &ids, &|pushed, _| progress(offset + pushed, total))
                 .await;

@@ -38,11 +38,7 @@ pub async fn reconcile(life: &Lifecycle, grace: Duration) -> Result<usize, Error
         };
         before = *last;
         for lane in [Lane::Interactive, Lane::Batch] {
-            let ids: Vec<Uuid> = page
-                .iter()
-                .filter(|(_, l)| *l == lane)
-                .map(|(id, _)| *id)
-                .collect();
+            let ids = lane.ids_in(&page);
             pushed += life.queue().push_first(lane, &ids).await?;
         }
         if (page.len() as i64) < PAGE {

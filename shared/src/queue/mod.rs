@@ -36,6 +36,14 @@ pub enum Lane {
 }
 
 impl Lane {
+    /// The ids of those `jobs` that are in this lane, in their order.
+    pub fn ids_in(self, jobs: &[(Uuid, Lane)]) -> Vec<Uuid> {
+        jobs.iter()
+            .filter(|(_, lane)| *lane == self)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// The lane of a job: batch jobs are those of a batch run.
     pub fn of(batch_id: Option<Uuid>) -> Lane {
         if batch_id.is_some() {

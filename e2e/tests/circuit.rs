@@ -11,13 +11,7 @@ use testkit::{SystemOptions, TestSystem, spawn_system};
 use uuid::Uuid;
 
 async fn readyz(system: &TestSystem) -> (StatusCode, Value) {
-    let response = system
-        .api
-        .http
-        .get(system.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let response = system.api.get_anonymous("/readyz").await;
     (response.status(), response.json().await.unwrap())
 }
 

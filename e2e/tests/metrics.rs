@@ -44,13 +44,7 @@ fn sum(samples: &HashMap<String, f64>, name: &str) -> f64 {
 }
 
 async fn scrape(system: &TestSystem) -> HashMap<String, f64> {
-    let response = system
-        .api
-        .http
-        .get(system.api.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let response = system.api.get_anonymous("/metrics").await;
     assert!(response.status().is_success());
     let content_type = response.headers()["content-type"]
         .to_str()

@@ -301,13 +301,7 @@ async fn no_secret_reaches_a_log_an_answer_or_a_metric_through_failures() {
         .unwrap();
     let (status, body) = seen.keep(login).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    let readiness = system
-        .api
-        .http
-        .get(system.api.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let readiness = system.api.get_anonymous("/readyz").await;
     seen.keep(readiness).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     link.restore();

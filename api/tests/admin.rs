@@ -1,11 +1,11 @@
 //! The admin API: only admins get in; requeue one job or every job a filter matches, refused
 //! where it makes no sense; cancel; every action in the audit log; attempt history; statistics.
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::db::jobs;
 use shared::job::Usage;
-use testkit::{error_of, spawn_api};
+use testkit::{Account, TestApi, error_of, spawn_api};
 use uuid::Uuid;
 
 const ADMIN_ROUTES: &[(&str, &str)] = &[
@@ -66,6 +66,21 @@ async fn every_admin_route_refuses_non_admins_with_403_and_strangers_with_401() 
     }
 }
 
+/// An admin's requeue of `job` (`POST /v1/admin/jobs/{job}/requeue`, no options).
+async fn requeue(app: &TestApi, admin: &Account, job: Uuid) -> Response {
+    app.post(
+        &format!("/v1/admin/jobs/{job}/requeue"),
+        &admin.token,
+        json!({}),
+    )
+    .await
+}
+
+/// The admin actions audited, newest first, as `GET /v1/admin/actions` lists them.
+async fn actions(app: &TestApi, admin: &Account) -> Value {
+    app.get_json("/v1/admin/actions", &admin.token).await
+}
+
 #[tokio::test]
 async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
     let app = spawn_api(|_| {}).await;
@@ -79,13 +94,7 @@ async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
         .await
         .unwrap();
 
-    let response = app
-        .post(
-            &format!("/v1/admin/jobs/{job}/requeue"),
-            &admin.token,
-            json!({}),
-        )
-        .await;
+    let response = requeue(&app, &admin, job).await;
     assert_eq!(response.status(), StatusCode::OK);
     let view: Value = response.json().await.unwrap();
     assert_eq!(view["status"], "retrying");
@@ -99,7 +108,7 @@ async fn a_failed_job_is_requeued_keeping_its_days_and_the_action_is_audited() {
         .unwrap();
     assert_eq!(days, 1, "no day is paid for twice");
 
-    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
+    let actions: Value = actions(&app, &admin).await;
     let action = &actions["items"][0];
     assert_eq!(action["action"], "requeue");
     assert_eq!(action["job_id"], job.to_string());
@@ -156,33 +165,17 @@ async fn a_running_or_succeeded_job_is_not_requeued_and_an_unknown_one_is_404() 
         .await
         .unwrap();
     for (job, status) in [(running, "running"), (succeeded, "succeeded")] {
-        let (code, error) = error_of(
-            app.post(
-                &format!("/v1/admin/jobs/{job}/requeue"),
-                &admin.token,
-                json!({}),
-            )
-            .await,
-        )
-        .await;
+        let (code, error) = error_of(requeue(&app, &admin, job).await).await;
         assert_eq!(code, StatusCode::CONFLICT);
         assert_eq!(error["code"], "not_requeueable");
         assert!(error["message"].as_str().unwrap().contains(status));
         assert_eq!(app.status_of(job).await.0, status, "unchanged");
     }
     let unknown = Uuid::new_v4();
-    let (code, _) = error_of(
-        app.post(
-            &format!("/v1/admin/jobs/{unknown}/requeue"),
-            &admin.token,
-            json!({}),
-        )
-        .await,
-    )
-    .await;
+    let (code, _) = error_of(requeue(&app, &admin, unknown).await).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert!(app.ready_ids().await.is_empty(), "nothing was queued");
-    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
+    let actions: Value = actions(&app, &admin).await;
     assert_eq!(
         actions["items"],
         json!([]),
@@ -198,24 +191,12 @@ async fn a_queued_job_redis_lost_is_pushed_again_by_an_admins_requeue() {
     // Written but never pushed: what a Redis restart leaves behind.
     let job = app.queued_job(owner.id).await;
     assert!(app.ready_ids().await.is_empty());
-    let response = app
-        .post(
-            &format!("/v1/admin/jobs/{job}/requeue"),
-            &admin.token,
-            json!({}),
-        )
-        .await;
+    let response = requeue(&app, &admin, job).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.ready_ids().await, vec![job.to_string()], "queued again");
     assert_eq!(app.status_of(job).await.0, "queued");
     // A second requeue finds it queued in Redis already, and does not queue it twice.
-    let again = app
-        .post(
-            &format!("/v1/admin/jobs/{job}/requeue"),
-            &admin.token,
-            json!({}),
-        )
-        .await;
+    let again = requeue(&app, &admin, job).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(app.ready_ids().await, vec![job.to_string()], "once");
 }
@@ -259,7 +240,7 @@ async fn every_job_matching_a_filter_is_requeued_in_one_call() {
     expected.sort();
     assert_eq!(ready, expected);
 
-    let actions: Value = app.get_json("/v1/admin/actions", &admin.token).await;
+    let actions: Value = actions(&app, &admin).await;
     let action = &actions["items"][0];
     assert_eq!(action["action"], "requeue_matching");
     assert_eq!(action["affected"], 3);

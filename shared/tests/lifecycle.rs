@@ -38,6 +38,14 @@ async fn claim(life: &Lifecycle, id: Uuid, lease: Duration) -> ClaimedJob {
     }
 }
 
+/// Requeues one job as an admin does, keeping its attempts; the ids requeued.
+async fn requeue_as_admin(life: &Lifecycle, id: Uuid) -> Vec<Uuid> {
+    let target = Target::Job { id, viewer: None };
+    life.requeue(target, false, None, &no_progress)
+        .await
+        .unwrap()
+}
+
 /// Every id in the ready list, in order.
 /// A one-day job of `owner` claimed and failed with `llm_server_error`, to be retried at
 /// `retry_at` (`None`: failed for good).
@@ -189,17 +197,7 @@ async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_onc
     due.push(snoozed);
     // Failed, then requeued by an admin.
     let requeued = failed_job(&db, &life, owner, None).await;
-    life.requeue(
-        Target::Job {
-            id: requeued,
-            viewer: None,
-        },
-        false,
-        None,
-        &no_progress,
-    )
-    .await
-    .unwrap();
+    requeue_as_admin(&life, requeued).await;
     due.push(requeued);
     // Running, its lease lapsed: its worker died.
     let abandoned = job(&db, owner, 1).await;
@@ -241,18 +239,7 @@ async fn the_reconciler_pushes_each_due_job_redis_lost_once_even_with_two_at_onc
     );
     // An admin may push a queued job Redis lost too.
     flush(&redis, &queue).await;
-    let again = life
-        .requeue(
-            Target::Job {
-                id: due[0],
-                viewer: None,
-            },
-            false,
-            None,
-            &no_progress,
-        )
-        .await
-        .unwrap();
+    let again = requeue_as_admin(&life, due[0]).await;
     assert_eq!(again, vec![due[0]]);
     assert_eq!(ready(&queue).await, vec![due[0]]);
 }

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db::jobs::Fence;
-use crate::keyspace::{COMMAND_TIMEOUT, Redis};
 use crate::keyspace::RedisTarget;
+use crate::keyspace::{COMMAND_TIMEOUT, Redis};
 
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);

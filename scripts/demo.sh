@@ -4,6 +4,7 @@
 # prints it; then stops what it started. Logs are kept in .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/system.sh
 
 scripts/services.sh
 
@@ -13,36 +14,15 @@ bin=target/release
 
 started=$(date +%s.%N)
 mkdir -p .demo
-free_port() { # first free port from $1 up
-  local p=$1
-  while (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
-STANDIN_PORT=$(free_port 18090)
-API_PORT=$(free_port 18080)
-METRICS_PORT=$(free_port 19091)
-
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/menus_demo
-export REDIS_URL=redis://127.0.0.1:6379
-export REDIS_PREFIX="menus-demo-$$"
-export JWT_SECRET="demo-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export LLM_BASE_URL="http://127.0.0.1:$STANDIN_PORT/v1"
-export LLM_API_KEY="sk-demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export API_BIND="127.0.0.1:$API_PORT"
-export METRICS_BIND="127.0.0.1:$METRICS_PORT"
+system_env demo postgres://postgres@127.0.0.1:5432/menus_demo 18000
 export RUST_LOG=${RUST_LOG:-info}
 
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
   "SELECT 1 FROM pg_database WHERE datname = 'menus_demo'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE menus_demo"
 
-pids=() names=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  redis-cli -h 127.0.0.1 --scan --pattern "{$REDIS_PREFIX}:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
-}
-trap cleanup EXIT
+names=()
+trap stop_system EXIT
 
 echo "== starting the stand-in LLM on :$STANDIN_PORT, the API on :$API_PORT and a worker (metrics on :$METRICS_PORT)"
 STANDIN_BIND="127.0.0.1:$STANDIN_PORT" STANDIN_API_KEY="$LLM_API_KEY" \

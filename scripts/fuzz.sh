@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+. scripts/system.sh
 
 examples=100
 if [ "${1:-}" = "--reduced" ]; then examples=12; fi
@@ -37,24 +38,8 @@ bin="${CARGO_TARGET_DIR:-target}/debug"
 
 out=target/fuzz
 rm -rf "$out" && mkdir -p "$out"
-free_port() { # first free port from $1 up
-  local p=$1
-  while (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; do p=$((p + 1)); done
-  echo "$p"
-}
-STANDIN_PORT=$(free_port 28090)
-API_PORT=$(free_port 28080)
-METRICS_PORT=$(free_port 29091)
 database="menus_fuzz_$$"
-
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$database"
-export REDIS_URL=redis://127.0.0.1:6379
-export REDIS_PREFIX="menus-fuzz-$$"
-export JWT_SECRET="fuzz-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export LLM_BASE_URL="http://127.0.0.1:$STANDIN_PORT/v1"
-export LLM_API_KEY="sk-fuzz-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export API_BIND="127.0.0.1:$API_PORT"
-export METRICS_BIND="127.0.0.1:$METRICS_PORT"
+system_env fuzz "postgres://postgres@127.0.0.1:5432/$database" 28000
 # The fuzzer registers, logs in and submits far faster than a person: the limits (whose 429 the
 # document states) would answer most of its requests.
 export LOGIN_RATE_PER_MINUTE=1000000 SUBMIT_RATE_PER_MINUTE=1000000 WAITING_JOBS_PER_USER=0
@@ -63,12 +48,10 @@ export LOGIN_FAILURES_PER_ACCOUNT=1000000 TOKEN_TTL_SECS=86400
 export RUST_LOG=${RUST_LOG:-warn}
 
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $database"
-pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_processes
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  redis-cli -h 127.0.0.1 --scan --pattern "{$REDIS_PREFIX}:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
+  clear_redis_prefix
 }
 trap cleanup EXIT
 
@@ -81,7 +64,7 @@ for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sl
 curl -fsS "$base/healthz" >/dev/null || { say "the API did not start:"; tail -n 20 "$out/api.log"; exit 1; }
 "$bin/worker" >"$out/worker.log" 2>&1 & pids+=($!)
 
-password="fuzz-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+password="fuzz-$(random_hex 12)"
 token_of() { # email → a bearer token, by logging in
   curl -fsS -H 'content-type: application/json' \
     -d "{\"email\":\"$1\",\"password\":\"$password\"}" "$base/v1/auth/login" \

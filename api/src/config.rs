@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use shared::batch::schedule::ScheduleConfig;
-use shared::config::{DatabaseConfig, RedisConfig};
+use shared::config::{AttemptsConfig, DatabaseConfig, RedisConfig};
 use telemetry::LogConfig;
 
 #[derive(Parser, Debug)]
@@ -104,9 +104,8 @@ pub struct Config {
     /// Password hashes computed at once; each takes a core for tens of milliseconds.
     #[arg(long = "login-concurrency", env = "LOGIN_CONCURRENCY", default_value_t = cores())]
     pub login_concurrency: NonZeroUsize,
-    /// Attempts a new job gets before it fails.
-    #[arg(long = "job-max-attempts", env = "JOB_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=100))]
-    pub job_max_attempts: i32,
+    #[command(flatten)]
+    pub attempts: AttemptsConfig,
     /// Logins, registrations, refreshes and password changes per minute from one client
     /// address (per API process).
     #[arg(long = "login-rate-per-minute", env = "LOGIN_RATE_PER_MINUTE", default_value_t = NonZeroU32::new(30).unwrap())]
@@ -204,7 +203,7 @@ mod tests {
         assert!(c.registration_enabled);
         assert_eq!(c.body_limit_bytes, 65_536);
         assert_eq!(c.request_timeout, Duration::from_secs(30));
-        assert_eq!(c.job_max_attempts, 3);
+        assert_eq!(c.attempts.max_attempts, 3);
         assert_eq!(c.login_rate_per_minute.get(), 30);
         assert_eq!(c.login_failures_per_account.get(), 5);
         assert_eq!(c.waiting_jobs_per_user, 20);

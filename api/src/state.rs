@@ -129,7 +129,7 @@ impl AppState {
             events,
             metrics: telemetry::metrics(),
             registration_enabled: config.registration_enabled,
-            job_max_attempts: config.job_max_attempts,
+            job_max_attempts: config.attempts.max_attempts,
             body_limit_bytes: config.body_limit_bytes,
             request_timeout: config.request_timeout,
             admin_cookie_secure: config.admin_cookie_secure,

@@ -161,3 +161,17 @@ impl LlmConfig {
         }
     }
 }
+
+/// How many attempts a new job gets, read alike by every process that creates jobs: the API
+/// (submitted jobs), and the worker's batch scheduler and `api admin batch` (the weekly batch's).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct AttemptsConfig {
+    /// Attempts a new job gets before it fails.
+    #[arg(
+        long = "job-max-attempts",
+        env = "JOB_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(i32).range(1..=100)
+    )]
+    pub max_attempts: i32,
+}

@@ -12,6 +12,7 @@ use domain::request::{GenerationRequest, MenuOptions};
 use shared::batch::enqueue::{self, EnqueueConfig, Plan, Started};
 use shared::batch::schedule::{self, ScheduleConfig, Tz};
 use shared::batch::{BatchRun, RunStatus, Trigger};
+use shared::config::AttemptsConfig;
 use shared::db::batch_runs;
 use shared::lifecycle::Lifecycle;
 use shared::queue::{Lane, Queue};
@@ -29,7 +30,7 @@ fn enqueue_config(chunk: u32) -> EnqueueConfig {
     EnqueueConfig {
         chunk,
         lease_secs: 30,
-        max_attempts: 4,
+        attempts: AttemptsConfig { max_attempts: 4 },
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use shared::batch::schedule::{ScheduleConfig, Tz};
-use shared::config::{DatabaseConfig, JsonMode, LlmConfig, RedisConfig, TokenParam};
+use shared::config::{
+    AttemptsConfig, DatabaseConfig, JsonMode, LlmConfig, RedisConfig, TokenParam,
+};
 use shared::llm::budget::BudgetConfig;
 use shared::llm::circuit::CircuitConfig;
 use shared::queue::QueueConfig;
@@ -41,7 +43,7 @@ pub fn api_config(database: DatabaseConfig, redis: RedisConfig) -> api::Config {
         body_limit_bytes: 65_536,
         request_timeout: Duration::from_secs(30),
         login_concurrency: NonZeroUsize::new(4).expect("not zero"),
-        job_max_attempts: 3,
+        attempts: AttemptsConfig { max_attempts: 3 },
         login_rate_per_minute: NonZeroU32::new(10_000).expect("not zero"),
         login_failures_per_account: NonZeroU32::new(5).expect("not zero"),
         submit_rate_per_minute: NonZeroU32::new(10_000).expect("not zero"),

@@ -8,6 +8,7 @@ use domain::menu::{Day, Ingredient, Meal, MenuPlan, Nutrition, Unit};
 use domain::vocabulary::{Complexity, MealTime};
 use shared::batch::BatchRun;
 use shared::batch::enqueue::{self, EnqueueConfig};
+use shared::config::AttemptsConfig;
 use shared::db::jobs::{self, Claim, ClaimRequest, Fence};
 use shared::job::{JobError, Usage};
 use shared::lifecycle::Lifecycle;
@@ -123,7 +124,7 @@ impl TestApi {
         let config = EnqueueConfig {
             chunk: 100,
             lease_secs: 30,
-            max_attempts: 3,
+            attempts: AttemptsConfig { max_attempts: 3 },
         };
         enqueue::drive(&life, id, &config)
             .await

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::Tz;
-use shared::config::{JsonMode, RedisConfig};
+use shared::config::{AttemptsConfig, JsonMode, RedisConfig};
 use shared::lifecycle::Lifecycle;
 use shared::llm::LlmClient;
 use shared::llm::budget::{Budget, BudgetConfig};
@@ -127,7 +127,7 @@ pub async fn spawn_system(options: SystemOptions) -> TestSystem {
     let queue = Queue::connect(&redis_config).await.expect("redis");
 
     let mut config = api_config(database, redis_config.clone());
-    config.job_max_attempts = options.max_attempts;
+    config.attempts.max_attempts = options.max_attempts;
     let state = api::AppState::with_stores(&config, pool.clone(), queue).await;
     let api = TestApi::serve(state, &redis_config, db, test_redis).await;
 
@@ -271,7 +271,7 @@ impl TestSystem {
         let config = EnqueueConfig {
             chunk: 1_000,
             lease_secs: 30,
-            max_attempts: 3,
+            attempts: AttemptsConfig { max_attempts: 3 },
         };
         enqueue::drive(&life, run.id, &config)
             .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shared::batch::enqueue::EnqueueConfig;
 use shared::batch::schedule::{ScheduleConfig, Tz};
-use shared::config::{DatabaseConfig, LlmConfig, RedisConfig};
+use shared::config::{AttemptsConfig, DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::budget::BudgetConfig;
 use shared::llm::circuit::CircuitConfig;
 use shared::llm::wait::CallBackoff;
@@ -66,7 +66,7 @@ impl BatchConfig {
             enqueue: EnqueueConfig {
                 chunk: 1_000,
                 lease_secs: 30,
-                max_attempts: 3,
+                attempts: AttemptsConfig { max_attempts: 3 },
             },
         }
     }

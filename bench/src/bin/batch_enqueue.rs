@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use shared::batch::RunStatus;
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::Tz;
+use shared::config::AttemptsConfig;
 use shared::lifecycle::Lifecycle;
 use shared::queue::{Lane, Queue};
 use testkit::{TestDb, TestRedis, rows};
@@ -128,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     let config = EnqueueConfig {
         chunk,
         lease_secs: 30,
-        max_attempts: 3,
+        attempts: AttemptsConfig { max_attempts: 3 },
     };
 
     let Started::Created(run) = enqueue::start_manual(&db.pool, Tz::UTC, period, admin).await?

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 pub use super::Error;
 use super::{BatchRun, RunStatus, Trigger};
+use crate::config::AttemptsConfig;
 use crate::db::batch_runs::{self, Leased, NewRun, Person, Progress};
 use crate::db::{self, jobs};
 use crate::lifecycle::Lifecycle;
@@ -62,15 +63,9 @@ pub struct EnqueueConfig {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub lease_secs: u64,
-    /// Attempts a batch job may use (the same variable as the API's limit for submitted jobs).
-    #[arg(
-        id = "batch_max_attempts",
-        long = "batch-max-attempts",
-        env = "JOB_MAX_ATTEMPTS",
-        default_value_t = 3,
-        value_parser = clap::value_parser!(i32).range(1..=100)
-    )]
-    pub max_attempts: i32,
+    /// Attempts a batch job may use: the API's setting for the jobs it creates.
+    #[command(flatten)]
+    pub attempts: AttemptsConfig,
 }
 
 impl EnqueueConfig {
@@ -265,7 +260,7 @@ pub(crate) async fn enqueue(
             tracing::warn!(batch = %id, "batch enqueue taken over by another process; stopping");
             return Ok(None);
         }
-        let ids = jobs::insert_batch(&mut tx, id, config.max_attempts, &requests).await?;
+        let ids = jobs::insert_batch(&mut tx, id, config.attempts.max_attempts, &requests).await?;
         progress.targeted = ids.len() as i64;
         // A concurrent batch for the same week created some of these since the read.
         let raced = requests.len() - ids.len();

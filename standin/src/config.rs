@@ -1,12 +1,14 @@
 //! How a stand-in run behaves: which key and models it accepts, how slow it is, which faults it
-//! injects at random and which provider limits it enforces. The default is a perfect provider:
-//! instant, faultless, unlimited, any key, any model.
+//! injects at random, which provider limits it enforces and how its Batch API behaves. The
+//! default is a perfect provider: instant, faultless, unlimited, any key, any model, batches
+//! done in two seconds.
 
 use std::time::Duration;
 
 use rand::Rng;
 use secrecy::SecretString;
 
+use crate::batches::BatchBehaviour;
 use crate::faults::RandomFaults;
 use crate::limits::RateLimits;
 
@@ -30,6 +32,9 @@ pub struct Config {
     /// Keep each call's messages in the request log, for tests that check what a prompt
     /// carried and where. Off by default: on a long run they would cost a few KB a call.
     pub record_messages: bool,
+    /// How the Batch API behaves (completion delay, expiry, failing requests, file limits);
+    /// changeable at runtime with [`StandIn::set_batch_behaviour`](crate::StandIn::set_batch_behaviour).
+    pub batches: BatchBehaviour,
 }
 
 /// Latency of a generated answer: `base`, give or take up to `jitter`, uniformly.

@@ -1,12 +1,15 @@
 //! A stand-in for an OpenAI-compatible Chat Completions server, for the demo, the tests and the
 //! benchmarks: it answers the worker's day briefs with realistic days built from a bundled
-//! recipe catalogue, and can be made slow, rate-limited or faulty in every way the real
+//! recipe catalogue (and whole-menu briefs with whole menus), serves OpenAI's Batch API over
+//! the same answers, and can be made slow, rate-limited or faulty in every way the real
 //! provider is, per run or by a scripted sequence of calls.
 //!
 //! In tests: [`spawn`] a server on a free port, point the client at [`StandIn::base_url`], script
-//! faults with [`StandIn::script`] and read what happened with [`StandIn::requests`].
+//! faults with [`StandIn::script`] and read what happened with [`StandIn::requests`] (and, for
+//! batches, [`StandIn::batches`]).
 
 mod answers;
+pub mod batches;
 pub mod catalogue;
 mod chat;
 pub mod compose;
@@ -16,6 +19,7 @@ pub mod faults;
 pub mod limits;
 pub mod log;
 pub mod openai;
+mod reply;
 mod server;
 pub mod tokens;
 
@@ -28,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use batches::{BatchBehaviour, BatchEntry, BatchRequestEntry, RequestOutcome};
 pub use config::{Config, Latency};
 pub use faults::{BodyStyle, BrokenRule, Fault, RandomFaults, RateLimitFault, Step};
 pub use limits::{LimitKind, RateLimits};
@@ -105,6 +110,23 @@ impl StandIn {
 
     pub fn clear_requests(&self) {
         self.state.log.clear();
+    }
+
+    /// Every batch created through the Batch API since the start, oldest first, with its
+    /// requests' `custom_id`s and outcomes. Their requests are not in [`StandIn::requests`].
+    pub fn batches(&self) -> Vec<BatchEntry> {
+        self.state.batches.journal()
+    }
+
+    /// The Batch API's behaviour now in force.
+    pub fn batch_behaviour(&self) -> BatchBehaviour {
+        self.state.batches.behaviour()
+    }
+
+    /// Changes how the Batch API behaves for uploads and batches from now on (batches already
+    /// created keep the behaviour they were created under).
+    pub fn set_batch_behaviour(&self, behaviour: BatchBehaviour) {
+        self.state.batches.set_behaviour(behaviour);
     }
 
     /// Stops accepting, lets requests in flight finish, and waits until the server is gone.

@@ -26,6 +26,8 @@ pub struct LoggedRequest {
     pub model: Option<String>,
     /// `day` of the brief, when the last user message was one.
     pub day: Option<u8>,
+    /// `of_days` of a whole-menu brief, when the last user message was one.
+    pub menu_days: Option<u8>,
     /// How many problems the brief listed (a re-ask when above zero).
     pub problems: Option<usize>,
     pub prompt_tokens: Option<u32>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use secrecy::SecretString;
-use standin::{Config, Fault, Latency, RandomFaults, RateLimits};
+use standin::{BatchBehaviour, Config, Fault, Latency, RandomFaults, RateLimits};
 use telemetry::LogConfig;
 use tokio::net::TcpListener;
 
@@ -63,7 +63,58 @@ struct Cli {
     #[arg(long, env = "STANDIN_RECORD_MESSAGES")]
     record_messages: bool,
     #[command(flatten)]
+    batches: BatchFlags,
+    #[command(flatten)]
     log: LogConfig,
+}
+
+/// How the Batch API behaves (`standin::BatchBehaviour`); changeable at runtime with
+/// `POST /_standin/batches/behaviour`.
+#[derive(Debug, clap::Args)]
+struct BatchFlags {
+    /// Time from a batch's creation to its end at the earliest, in milliseconds.
+    #[arg(long = "batch-completion-delay-ms", env = "STANDIN_BATCH_COMPLETION_DELAY_MS", default_value = "2000", value_parser = telemetry::millis)]
+    completion_delay: Duration,
+    /// When set (0 to 1), every batch ends `expired` after this share of its requests ran;
+    /// the rest are `batch_expired` lines in its error file.
+    #[arg(long = "batch-expire-after-fraction", env = "STANDIN_BATCH_EXPIRE_AFTER_FRACTION", value_parser = fraction)]
+    expire_after_fraction: Option<f64>,
+    /// Every Nth request of a batch fails with a 500 line in the error file.
+    #[arg(long = "batch-error-every", env = "STANDIN_BATCH_ERROR_EVERY")]
+    error_every: Option<u32>,
+    /// Every Nth request of a batch that asks for a whole menu gets one day breaking a rule.
+    #[arg(
+        long = "batch-broken-day-every",
+        env = "STANDIN_BATCH_BROKEN_DAY_EVERY"
+    )]
+    broken_day_every: Option<u32>,
+    /// Most requests a batch input file may hold.
+    #[arg(long = "batch-max-requests", env = "STANDIN_BATCH_MAX_REQUESTS", default_value_t = BatchBehaviour::default().max_requests)]
+    max_requests: usize,
+    /// Most bytes a batch input file may hold.
+    #[arg(long = "batch-max-file-bytes", env = "STANDIN_BATCH_MAX_FILE_BYTES", default_value_t = BatchBehaviour::default().max_file_bytes)]
+    max_file_bytes: u64,
+}
+
+impl BatchFlags {
+    fn behaviour(self) -> BatchBehaviour {
+        BatchBehaviour {
+            completion_delay_ms: self.completion_delay.as_millis() as u64,
+            expire_after_fraction: self.expire_after_fraction,
+            error_every: self.error_every,
+            broken_day_every: self.broken_day_every,
+            max_requests: self.max_requests,
+            max_file_bytes: self.max_file_bytes,
+        }
+    }
+}
+
+/// A share from 0 to 1.
+fn fraction(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{value} is not a share from 0 to 1")),
+    }
 }
 
 /// The parsed `--fault-kinds` list.
@@ -115,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         seed: cli.seed,
         reuse_answers: cli.bench_answers,
         record_messages: cli.record_messages,
+        batches: cli.batches.behaviour(),
     };
     let listener = TcpListener::bind(cli.bind)
         .await
@@ -127,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
         fault_rate = config.faults.rate,
         rpm = ?cli.rpm,
         tpm = ?cli.tpm,
+        batch_completion_delay_ms = config.batches.completion_delay_ms,
         "stand-in LLM listening"
     );
     standin::serve(listener, config, telemetry::shutdown_signal()).await
@@ -159,5 +212,29 @@ mod tests {
         assert_eq!(cli.rpm, Some(60));
         assert_eq!(cli.models, vec!["a", "b"]);
         assert_eq!(cli.rate_window, Duration::from_secs(60));
+        assert_eq!(cli.batches.behaviour(), BatchBehaviour::default());
+    }
+
+    #[test]
+    fn the_batch_flags_set_the_batch_behaviour() {
+        let cli = Cli::try_parse_from([
+            "standin",
+            "--batch-completion-delay-ms",
+            "50",
+            "--batch-expire-after-fraction",
+            "0.5",
+            "--batch-error-every",
+            "3",
+            "--batch-max-requests",
+            "10",
+        ])
+        .unwrap();
+        let behaviour = cli.batches.behaviour();
+        assert_eq!(behaviour.completion_delay_ms, 50);
+        assert_eq!(behaviour.expire_after_fraction, Some(0.5));
+        assert_eq!(behaviour.error_every, Some(3));
+        assert_eq!(behaviour.broken_day_every, None);
+        assert_eq!(behaviour.max_requests, 10);
+        assert!(Cli::try_parse_from(["standin", "--batch-expire-after-fraction", "2"]).is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP server: the routes (OpenAI's under `/v1`, the admin ones under `/_standin`), what
+//! The HTTP server: the routes (OpenAI's under `/v1`, the admin ones under `/_standin`; the
+//! Batch API's come from `batches`), what
 //! every handler shares, and the accept loop.
 
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::answers::Answers;
+use crate::batches::{self, Batches};
 use crate::chat::chat_completions;
 use crate::config::Config;
 use crate::connection::serve_connection;
@@ -40,6 +42,8 @@ pub(crate) struct AppState {
     pub(crate) limiter: Option<Limiter>,
     /// Answers kept by body, in benchmark mode.
     pub(crate) answers: Option<Answers>,
+    /// The Batch API's files, batches and knobs.
+    pub(crate) batches: Batches,
     rng: Mutex<StdRng>,
     pub(crate) shutdown: CancellationToken,
 }
@@ -52,6 +56,7 @@ impl AppState {
                 .is_limited()
                 .then(|| Limiter::new(config.limits)),
             answers: config.reuse_answers.then(Answers::default),
+            batches: Batches::new(config.batches.clone()),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             script: Script::default(),
             log: RequestLog::new(),
@@ -100,6 +105,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{model}", get(get_model))
+        .merge(batches::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let admin = Router::new()
         .route(
@@ -109,7 +115,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route(
             "/_standin/requests",
             get(get_requests).delete(clear_requests),
-        );
+        )
+        .merge(batches::admin_routes());
     openai
         .merge(admin)
         .fallback(unknown_route)
@@ -121,9 +128,14 @@ fn router(state: Arc<AppState>) -> Router {
 #[derive(Clone)]
 pub(crate) struct RequestId(pub(crate) String);
 
+/// A fresh `req_…` id, as OpenAI names each request it answers.
+pub(crate) fn new_request_id() -> String {
+    format!("req_{:032x}", rand::rng().random::<u128>())
+}
+
 /// Gives every request an id and every response the `x-request-id` header.
 async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = format!("req_{:032x}", rand::rng().random::<u128>());
+    let id = new_request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -228,13 +228,15 @@ pub fn invalid_api_key(message: &str) -> Response {
 
 /// 404 `model_not_found`.
 pub fn model_not_found(model: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        ErrorBody::coded(
-            format!("The model `{model}` does not exist or you do not have access to it."),
-            "invalid_request_error",
-            Some("model_not_found"),
-        ),
+    error(StatusCode::NOT_FOUND, model_not_found_body(model))
+}
+
+/// The body of a 404 `model_not_found`, also written into a batch's error file.
+pub fn model_not_found_body(model: &str) -> ErrorBody {
+    ErrorBody::coded(
+        format!("The model `{model}` does not exist or you do not have access to it."),
+        "invalid_request_error",
+        Some("model_not_found"),
     )
 }
 

@@ -8,7 +8,9 @@ mod kinds;
 mod random;
 mod script;
 
-pub use errors::{CallFacts, error, insert_headers, invalid_api_key, model_not_found};
+pub use errors::{
+    CallFacts, error, insert_headers, invalid_api_key, model_not_found, model_not_found_body,
+};
 pub use kinds::{BodyStyle, BrokenRule, Fault, RateLimitFault};
 pub use random::RandomFaults;
 pub use script::{Script, Step};

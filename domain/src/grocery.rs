@@ -145,6 +145,7 @@ mod tests {
                     meals: dinners.iter().map(|i| dish(MealTime::Dinner, i)).collect(),
                     snacks: vec![],
                     totals: Nutrition::default(),
+                    source: None,
                 },
                 Day {
                     day_number: 2,
@@ -152,6 +153,7 @@ mod tests {
                     meals: vec![],
                     snacks: vec![dish(MealTime::Snack, snack)],
                     totals: Nutrition::default(),
+                    source: None,
                 },
             ],
         }

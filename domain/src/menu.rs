@@ -177,6 +177,22 @@ pub struct Day {
     #[serde(default)]
     #[schemars(skip)]
     pub totals: Nutrition,
+    /// Which endpoint, model and lane produced the day, recorded by the worker (never read
+    /// from the model's answer: it is set after every call). Absent on days stored before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub source: Option<DaySource>,
+}
+
+/// Where a day came from: the configured endpoint's name (`LLM_ENDPOINTS`, or `default` for
+/// the single-endpoint settings), the model that answered, and the lane (`normal`: a Chat
+/// Completions call; `batch`: a line of a provider batch through the Batch API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DaySource {
+    pub endpoint: String,
+    pub model: String,
+    pub lane: String,
 }
 
 impl Day {

@@ -611,6 +611,7 @@ mod tests {
             meals: vec![breakfast, lunch, dinner],
             snacks: vec![],
             totals: Nutrition::default(),
+            source: None,
         })
     }
 

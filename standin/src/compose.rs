@@ -382,6 +382,7 @@ fn build_day(brief: &DayBrief, slots: &[Slot], choice: &[usize]) -> Day {
         meals,
         snacks,
         totals: Nutrition::default(),
+        source: None,
     };
     day.finish(brief.day, None, brief.servings);
     day

@@ -1,13 +1,13 @@
 //! What several route modules show, in one place so that none imports another: a job's view
-//! and a page of them, an account's view, where jobs, menus and batch runs can be read, and the
-//! job a person may see.
+//! and a page of them, an account's view and what its jobs cost, where jobs, menus and batch
+//! runs can be read, and the job a person may see.
 
 use chrono::{DateTime, Utc};
 use domain::request::GenerationRequest;
 use serde::Serialize;
-use shared::db::jobs::{self, JobRow};
+use shared::db::jobs::{self, JobRow, UsageTotals};
 use shared::db::users::{Role, User};
-use shared::job::{JobError, JobStatus};
+use shared::job::{JobError, JobStatus, usd};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -60,6 +60,12 @@ pub struct JobView {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub usage: UsageView,
+    /// What the job's LLM calls cost so far, in US dollars: every call's tokens at its
+    /// model's price (`LLM_PRICES`) on the lane it went through (the Batch API's is half).
+    pub cost_usd: f64,
+    /// What the Batch API's discount saved on the job against the normal lane's price, in US
+    /// dollars (0 for a job that never went through the batch lane).
+    pub batch_saved_usd: f64,
 }
 
 impl From<JobRow> for JobView {
@@ -93,6 +99,8 @@ impl From<JobRow> for JobView {
                 completion_tokens: row.completion_tokens,
                 total_tokens: row.prompt_tokens + row.completion_tokens,
             },
+            cost_usd: usd(row.cost_micros),
+            batch_saved_usd: usd(row.batch_saved_micros),
         }
     }
 }
@@ -123,6 +131,33 @@ impl From<User> for UserView {
             email: user.email,
             role: user.role,
             disabled: user.disabled_at.is_some(),
+        }
+    }
+}
+
+/// What a person's jobs have cost: LLM calls, tokens and US dollars (the caller's own at
+/// `/v1/me/usage`; any account's for admins).
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccountUsage)]
+pub struct AccountUsageView {
+    #[serde(flatten)]
+    totals: UsageTotals,
+    /// Prompt and completion tokens together.
+    total_tokens: i64,
+    /// What those jobs cost, in US dollars.
+    cost_usd: f64,
+    /// What the Batch API's discount saved on them against the normal lane's price, in US
+    /// dollars.
+    batch_saved_usd: f64,
+}
+
+impl From<UsageTotals> for AccountUsageView {
+    fn from(totals: UsageTotals) -> Self {
+        AccountUsageView {
+            total_tokens: totals.prompt_tokens + totals.completion_tokens,
+            cost_usd: usd(totals.cost_micros),
+            batch_saved_usd: usd(totals.batch_saved_micros),
+            totals,
         }
     }
 }

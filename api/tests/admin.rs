@@ -23,6 +23,10 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/jobs/cancel"),
     ("GET", "/v1/admin/actions"),
     ("GET", "/v1/admin/stats"),
+    (
+        "GET",
+        "/v1/admin/users/00000000-0000-0000-0000-000000000000",
+    ),
     ("POST", "/v1/admin/batches"),
     ("GET", "/v1/admin/batches"),
     (
@@ -372,6 +376,8 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
         prompt_tokens: 5_000,
         completion_tokens: 4_000,
         snoozes: 0,
+        cost_micros: 3_000_000,
+        batch_saved_micros: 1_000_000,
     };
     jobs::complete(
         &mut conn,
@@ -403,6 +409,79 @@ async fn the_job_view_lists_every_attempt_with_its_outcome_and_cost() {
     assert_eq!(
         body["job"]["usage"]["llm_calls"], 9,
         "the job's total is every attempt's"
+    );
+    // The fixture's failed attempt cost 1,800 micro-dollars; the second $3.
+    assert_eq!(attempts[0]["cost_usd"], 0.0018);
+    assert_eq!(attempts[1]["cost_usd"], 3.0);
+    assert_eq!(
+        body["job"]["cost_usd"], 3.0018,
+        "the job's cost is every attempt's"
+    );
+    assert_eq!(body["job"]["batch_saved_usd"], 1.0);
+}
+
+#[tokio::test]
+async fn an_account_shows_what_the_jobs_for_it_cost_and_the_statistics_what_finished_jobs_cost() {
+    let app = spawn_api(|_| {}).await;
+    let admin = app.admin().await;
+    let owner = app.user().await;
+    let other = app.user().await;
+    // Each failed job of the fixture cost 1,800 micro-dollars over 2 calls.
+    app.failed_job(owner.id, "llm_timeout").await;
+    app.failed_job(owner.id, "llm_timeout").await;
+    app.failed_job(other.id, "llm_timeout").await;
+    app.queued_job(owner.id).await;
+
+    let shown: Value = app
+        .get_json(&format!("/v1/admin/users/{}", owner.id), &admin.token)
+        .await;
+    assert_eq!(shown["id"], owner.id.to_string());
+    assert_eq!(shown["email"], owner.email);
+    assert_eq!(shown["role"], "user");
+    assert_eq!(
+        (&shown["jobs"], &shown["llm_calls"], &shown["total_tokens"]),
+        (&json!(3), &json!(4), &json!(4_800)),
+        "the owner's jobs only"
+    );
+    assert_eq!(shown["cost_usd"], 0.0036, "two failed jobs at $0.0018");
+    assert_eq!(shown["batch_saved_usd"], 0.0);
+
+    let mine: Value = app.get_json("/v1/me/usage", &owner.token).await;
+    assert_eq!(
+        (&mine["jobs"], &mine["cost_usd"]),
+        (&json!(3), &json!(0.0036)),
+        "what the caller submitted, in dollars too"
+    );
+    assert!(
+        mine.get("cost_micros").is_none(),
+        "the cost is shown in dollars only: {mine}"
+    );
+
+    let listed: Value = app
+        .get_json(
+            &format!("/v1/admin/jobs?status=failed&user_id={}", other.id),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(listed["items"][0]["cost_usd"], 0.0018);
+
+    let stats: Value = app.get_json("/v1/admin/stats", &admin.token).await;
+    for span in ["last_5_minutes", "last_60_minutes"] {
+        assert_eq!(
+            stats["jobs"][span]["cost_usd"], 0.0054,
+            "{span}: the three failed jobs"
+        );
+        assert_eq!(stats["jobs"][span]["batch_saved_usd"], 0.0);
+    }
+
+    let (status, error) = error_of(
+        app.get(&format!("/v1/admin/users/{}", Uuid::new_v4()), &admin.token)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
     );
 }
 

@@ -283,6 +283,12 @@ const MATRIX: &[Route] = &[
     api("POST", "/v1/admin/jobs/cancel", Some(r#"{"filter":{"user_id":"{nobody}"}}"#), &[
         (Anonymous, Na, 401), (User, Na, 403), (Coach, Na, 403), (Admin, Na, 200),
     ]),
+    api("GET", "/v1/admin/users/{user}", None, &[
+        (Anonymous, Other, 401),
+        (User, Own, 403), (User, Other, 403), (User, MyCoach, 403),
+        (Coach, Own, 403), (Coach, Client, 403), (Coach, Former, 403),
+        (Admin, Own, 200), (Admin, Other, 200),
+    ]),
     // `disabled: false` changes nothing of an account that is enabled.
     api("PATCH", "/v1/admin/users/{user}", Some(r#"{"disabled":false}"#), &[
         (Anonymous, Other, 401),

@@ -238,11 +238,15 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
     let jobs = app.batch_jobs(first).await;
     assert_eq!(jobs.len(), opted_in.len());
     app.fail_in_sql(&jobs[..1]).await;
-    sqlx::query("UPDATE generation_jobs SET prompt_tokens = 100, completion_tokens = 20, llm_calls = 1 WHERE batch_id = $1")
-        .bind(first)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE generation_jobs SET prompt_tokens = 100, completion_tokens = 20, llm_calls = 1,
+             cost_micros = 125000, batch_saved_micros = 62500
+         WHERE batch_id = $1",
+    )
+    .bind(first)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
 
     let page: Value = app
         .get_json(&format!("{BATCHES}?limit=2"), &admin.token)
@@ -280,6 +284,15 @@ async fn batches_are_listed_newest_first_in_pages_and_read_with_their_jobs() {
             &shown["completion_tokens"]
         ),
         (&json!(2), &json!(200), &json!(40))
+    );
+    assert_eq!(
+        (&shown["cost_usd"], &shown["saved_usd"]),
+        (&json!(0.25), &json!(0.125)),
+        "the two jobs' cost and what the Batch API saved on them, in dollars"
+    );
+    assert_eq!(
+        last["items"][0]["cost_usd"], 0.25,
+        "the list shows each run's cost"
     );
     assert!(shown["finished_at"].is_null(), "a job is still queued");
 

@@ -711,6 +711,16 @@ async fn the_job_page_lists_every_attempt_with_its_worker_outcome_and_error() {
     assert!(page.body.contains("<code>llm_server_error</code>"));
     assert!(page.body.contains("it broke"));
     assert!(
+        page.body.contains("<dt>cost</dt><dd>$0.001800</dd>"),
+        "the job's cost (the fixture's 1,800 micro-dollars): {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<td class="num">900</td><td class="num">$0.001800</td>"#),
+        "the attempt's cost, after its completion tokens"
+    );
+    assert!(
         page.form_action(&format!("/admin/jobs/{job}/requeue"))
             .is_some(),
         "a failed job can be requeued from its page"
@@ -740,6 +750,12 @@ async fn the_overview_shows_jobs_by_status_and_the_queue() {
     assert!(
         page.body.contains("100.0 %"),
         "every job finished lately failed"
+    );
+    assert!(
+        page.body
+            .contains(r#"<td class="num">$0.001800</td><td class="num">$0.000000</td>"#),
+        "what the jobs finished lately cost, and nothing saved: {}",
+        page.body
     );
     assert!(page.body.contains("ready in the queue"));
     assert!(page.body.contains("Every circuit is closed"));
@@ -794,6 +810,14 @@ async fn the_batch_pages_show_each_run_and_requeue_its_failed_jobs_through_a_for
     app.enqueue_batch(batch).await;
     let jobs = app.batch_jobs(batch).await;
     app.fail_in_sql(&jobs[..1]).await;
+    sqlx::query(
+        "UPDATE generation_jobs SET cost_micros = 250000, batch_saved_micros = 125000
+         WHERE batch_id = $1",
+    )
+    .bind(batch)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
 
     let list = browser.get("/admin/batches").await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
@@ -823,9 +847,23 @@ async fn the_batch_pages_show_each_run_and_requeue_its_failed_jobs_through_a_for
         "its failed job, linked"
     );
 
+    assert!(
+        list.body.contains(r#"<td class="num">$0.500000</td>"#),
+        "the run's cost: {}",
+        list.body
+    );
+
     let path = format!("/admin/batches/{batch}");
     let page = browser.get(&path).await;
     assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("<dt>cost</dt><dd>$0.500000</dd>")
+            && page
+                .body
+                .contains("<dt>saved by the Batch API</dt><dd>$0.250000</dd>"),
+        "the run's cost and saving: {}",
+        page.body
+    );
     assert!(
         page.body
             .contains("<code>invalid_preferences</code></td><td class=\"num\">1</td>"),

@@ -42,6 +42,8 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
             prompt_tokens: 1_000,
             completion_tokens: 200,
             snoozes: 0,
+            cost_micros: 1_250,
+            batch_saved_micros: 0,
         };
         let retry_at = chrono::Utc::now() + chrono::Duration::seconds(30);
         jobs::fail_attempt(&mut conn, fence, &error, Some(retry_at), usage)
@@ -63,6 +65,8 @@ async fn a_long_poll_answers_as_soon_as_its_job_changes() {
     assert!(view["next_attempt_at"].is_string());
     assert_eq!(view["usage"]["total_tokens"], 1_200);
     assert_eq!(view["usage"]["llm_calls"], 1);
+    assert_eq!(view["cost_usd"], 0.00125, "the attempt's cost, in dollars");
+    assert_eq!(view["batch_saved_usd"], 0.0);
 }
 
 #[tokio::test]

@@ -464,3 +464,53 @@ async fn the_weekly_batch_is_documented_for_admins_and_the_people_it_serves() {
         assert!(json["paths"].get(path).is_some(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn costs_are_documented_as_dollars_wherever_they_are_shown() {
+    let app = spawn_api(|_| {}).await;
+    let (json, _) = document(&app).await;
+    let schemas = &json["components"]["schemas"];
+    // A schema's properties, with those of the schemas it is composed of (`allOf`, `$ref`).
+    fn properties(json: &Value, schema: &Value, found: &mut serde_json::Map<String, Value>) {
+        if let Some(target) = schema["$ref"].as_str() {
+            properties(json, json.pointer(&target[1..]).unwrap(), found);
+        }
+        if let Some(own) = schema["properties"].as_object() {
+            found.extend(own.clone());
+        }
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            properties(json, part, found);
+        }
+    }
+    for (schema, fields) in [
+        ("Job", &["cost_usd", "batch_saved_usd"][..]),
+        ("Attempt", &["cost_usd"]),
+        ("BatchSummary", &["cost_usd", "saved_usd"]),
+        ("AccountUsage", &["cost_usd", "batch_saved_usd"]),
+        (
+            "AdminAccount",
+            &["email", "jobs", "cost_usd", "batch_saved_usd"],
+        ),
+        ("Throughput", &["cost_usd", "batch_saved_usd"]),
+    ] {
+        let mut found = serde_json::Map::new();
+        properties(&json, &schemas[schema], &mut found);
+        for field in fields {
+            let property = found
+                .get(*field)
+                .unwrap_or_else(|| panic!("{schema}.{field} in {:?}", found.keys()));
+            if field.ends_with("_usd") {
+                assert_eq!(property["type"], "number", "{schema}.{field}: {property}");
+            }
+        }
+        assert!(
+            !found.keys().any(|k| k.ends_with("_micros")),
+            "{schema} shows dollars, not micro-dollars: {:?}",
+            found.keys()
+        );
+    }
+    assert!(
+        json["paths"]["/v1/admin/users/{id}"].get("get").is_some(),
+        "an account with its cost, for admins"
+    );
+}

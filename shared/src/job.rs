@@ -89,6 +89,12 @@ pub struct Usage {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub snoozes: i32,
+    /// What the calls cost, in micro-US-dollars (1e-6 USD), as priced where they were made
+    /// (`shared::llm::price::Prices::cost_micros`, at the lane's price).
+    pub cost_micros: i64,
+    /// What the Batch API's discount saved on these calls against the normal lane's price, in
+    /// micro-US-dollars (`Prices::saved_micros`); 0 for calls on the normal lane.
+    pub batch_saved_micros: i64,
 }
 
 impl Usage {
@@ -97,5 +103,55 @@ impl Usage {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.snoozes += other.snoozes;
+        self.cost_micros += other.cost_micros;
+        self.batch_saved_micros += other.batch_saved_micros;
+    }
+}
+
+/// Micro-US-dollars (the unit costs are stored in) as US dollars, for showing: 1_234_567 →
+/// 1.234567.
+pub fn usd(micros: i64) -> f64 {
+    micros as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adding_usage_sums_every_counter_the_cost_included() {
+        let mut total = Usage {
+            calls: 1,
+            prompt_tokens: 100,
+            completion_tokens: 10,
+            snoozes: 0,
+            cost_micros: 250,
+            batch_saved_micros: 0,
+        };
+        total.add(Usage {
+            calls: 2,
+            prompt_tokens: 200,
+            completion_tokens: 20,
+            snoozes: 1,
+            cost_micros: 125,
+            batch_saved_micros: 125,
+        });
+        assert_eq!(
+            total,
+            Usage {
+                calls: 3,
+                prompt_tokens: 300,
+                completion_tokens: 30,
+                snoozes: 1,
+                cost_micros: 375,
+                batch_saved_micros: 125,
+            }
+        );
+    }
+
+    #[test]
+    fn micro_dollars_are_shown_as_dollars() {
+        assert_eq!(usd(1_234_567), 1.234567);
+        assert_eq!(usd(0), 0.0);
     }
 }

@@ -88,6 +88,8 @@ async fn concurrent_checkpoints_and_completions_each_get_their_own_answer_and_fe
         prompt_tokens: 100 * (i as i64 + 1),
         completion_tokens: 10 * (i as i64 + 1),
         snoozes: 0,
+        cost_micros: 1_000 * (i as i64 + 1),
+        batch_saved_micros: 7 * (i as i64 + 1),
     };
     let firsts: Vec<_> = attempts
         .iter()
@@ -153,10 +155,27 @@ async fn concurrent_checkpoints_and_completions_each_get_their_own_answer_and_fe
             "job {i}"
         );
         assert_eq!(
-            (job.llm_calls, job.prompt_tokens),
-            (usage(i).calls, usage(i).prompt_tokens),
-            "job {i} holds its own attempt's usage"
+            (
+                job.llm_calls,
+                job.prompt_tokens,
+                job.cost_micros,
+                job.batch_saved_micros
+            ),
+            (
+                usage(i).calls,
+                usage(i).prompt_tokens,
+                usage(i).cost_micros,
+                usage(i).batch_saved_micros
+            ),
+            "job {i} holds its own attempt's usage and cost"
         );
+        let attempt_cost: i64 =
+            sqlx::query_scalar("SELECT cost_micros FROM job_attempts WHERE id = $1")
+                .bind(attempt.fence.token)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!(attempt_cost, usage(i).cost_micros, "attempt {i}'s cost");
         let stored: (sqlx::types::Json<MenuPlan>, i64) = sqlx::query_as(
             "SELECT m.plan, (SELECT count(*) FROM job_days d WHERE d.job_id = m.job_id)
              FROM menus m WHERE m.job_id = $1",

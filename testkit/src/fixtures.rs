@@ -83,7 +83,7 @@ impl TestApi {
     }
 
     /// A job of `owner` that failed its one attempt with `code` (after 2 calls, 1,500 prompt
-    /// and 900 completion tokens).
+    /// and 900 completion tokens, costing 1,800 micro-dollars).
     pub async fn failed_job(&self, owner: Uuid, code: &str) -> Uuid {
         let job = self.queued_job(owner).await;
         let fence = self.claim(job).await;
@@ -93,6 +93,8 @@ impl TestApi {
             prompt_tokens: 1_500,
             completion_tokens: 900,
             snoozes: 0,
+            cost_micros: 1_800,
+            batch_saved_micros: 0,
         };
         jobs::fail_attempt(
             &mut conn,

@@ -2,7 +2,7 @@
 //! read jobs (any person's) with their attempts, requeue and cancel one job or every job a filter
 //! matches (transitions of the job's life, `shared::lifecycle`, with each action recorded in the
 //! same transaction), read the audit log, start a weekly batch by hand and requeue its failed
-//! jobs, change an account's role or state, and gather the statistics of the overview. Everything works on the stores alone, so the
+//! jobs, read an account with what its jobs cost, change its role or state, and gather the statistics of the overview. Everything works on the stores alone, so the
 //! command needs no running API; every operation fails with an [`AdminError`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +14,7 @@ use shared::batch::enqueue::{self, Started};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter, JobStats, Refused};
 use shared::db::batch_runs::{self, BatchSummary};
-use shared::db::jobs::{self, JobRow, Target};
+use shared::db::jobs::{self, JobRow, Target, UsageTotals};
 use shared::db::sessions;
 use shared::db::users::{self, Role, User};
 use shared::job::JobStatus;
@@ -345,6 +345,17 @@ pub async fn emails(
         }
     }
     Ok(emails)
+}
+
+/// Account `id` and what the jobs for it (submitted by anyone) have cost. `NotFound` without
+/// such an account.
+#[tracing::instrument(skip_all, fields(user_id = %id), err(level = "info"))]
+pub async fn account(stores: Stores<'_>, id: Uuid) -> Result<(User, UsageTotals), AdminError> {
+    let mut conn = stores.conn().await?;
+    let user = users::find_by_id(&mut conn, id)
+        .await?
+        .ok_or(AdminError::NotFound("account"))?;
+    Ok((user, jobs::usage_owned(&mut conn, id).await?))
 }
 
 /// Changes account `id`'s `role`, or disables (`true`: its sessions end) or re-enables it, in

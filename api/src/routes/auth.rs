@@ -26,7 +26,7 @@ use crate::openapi::{
 use crate::rate_limit::ClientAddr;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
-use crate::views::UserView;
+use crate::views::{AccountUsageView, UserView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -384,7 +384,8 @@ async fn hash_password(state: &AppState, password: String) -> Result<String, Api
 /// What a password change answers when the current password is wrong.
 const WRONG_PASSWORD: &str = "current_password is not this account's password";
 
-/// What the caller's requests have cost: LLM calls and tokens over every job they submitted.
+/// What the caller's requests have cost: LLM calls, tokens and US dollars over every job they
+/// submitted.
 #[utoipa::path(
     get,
     path = "/v1/me/usage",
@@ -392,29 +393,17 @@ const WRONG_PASSWORD: &str = "current_password is not this account's password";
     tag = "auth",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Totals over the caller's jobs", body = UsageView),
+        (status = 200, description = "Totals over the caller's jobs", body = AccountUsageView),
         SignedInRefusals,
     )
 )]
 async fn usage(
     State(state): State<AppState>,
     caller: CurrentUser,
-) -> Result<Json<UsageView>, ApiError> {
+) -> Result<Json<AccountUsageView>, ApiError> {
     let totals =
         jobs::usage_of(&mut *shared::db::hold(&state.db, "auth").await?, caller.id).await?;
-    Ok(Json(UsageView {
-        total_tokens: totals.prompt_tokens + totals.completion_tokens,
-        totals,
-    }))
-}
-
-#[derive(Serialize, ToSchema)]
-#[schema(as = AccountUsage)]
-struct UsageView {
-    #[serde(flatten)]
-    totals: jobs::UsageTotals,
-    /// Prompt and completion tokens together.
-    total_tokens: i64,
+    Ok(Json(AccountUsageView::from(totals)))
 }
 
 #[cfg(test)]

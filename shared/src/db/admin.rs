@@ -112,7 +112,7 @@ pub async fn list_jobs(
 }
 
 /// One attempt of a job, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Attempt {
     pub number: i32,
     pub worker_id: Option<String>,
@@ -124,6 +124,8 @@ pub struct Attempt {
     pub llm_calls: i32,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// What the attempt's LLM calls cost, in US dollars (its `cost_micros` ÷ 1e6).
+    pub cost_usd: f64,
 }
 
 /// Every attempt of a job, first first.
@@ -131,7 +133,7 @@ pub struct Attempt {
 pub async fn attempts(conn: &mut PgConnection, job_id: Uuid) -> Result<Vec<Attempt>, sqlx::Error> {
     sqlx::query_as(
         "SELECT number, worker_id, started_at, ended_at, outcome, error_code, error_message,
-                llm_calls, prompt_tokens, completion_tokens
+                llm_calls, prompt_tokens, completion_tokens, cost_micros / 1e6::float8 AS cost_usd
          FROM job_attempts WHERE job_id = $1 ORDER BY id",
     )
     .bind(job_id)
@@ -270,6 +272,10 @@ pub struct Throughput {
     pub failed: i64,
     /// Failed ÷ finished (0 when nothing finished).
     pub failure_rate: f64,
+    /// What those jobs' LLM calls cost, in US dollars.
+    pub cost_usd: f64,
+    /// What the Batch API's discount saved on them against the normal lane, in US dollars.
+    pub batch_saved_usd: f64,
 }
 
 /// What the job table says about the system now.
@@ -301,7 +307,9 @@ pub async fn stats(conn: &mut PgConnection) -> Result<JobStats, sqlx::Error> {
             "SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
                     count(*) FILTER (WHERE status = 'failed') AS failed,
                     coalesce(count(*) FILTER (WHERE status = 'failed')::float8
-                             / nullif(count(*), 0), 0) AS failure_rate
+                             / nullif(count(*), 0), 0) AS failure_rate,
+                    coalesce(sum(cost_micros), 0) / 1e6::float8 AS cost_usd,
+                    coalesce(sum(batch_saved_micros), 0) / 1e6::float8 AS batch_saved_usd
              FROM generation_jobs
              WHERE status IN ('succeeded', 'failed')
                AND finished_at > now() - make_interval(mins => $1)",

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::Cursor;
 use crate::batch::{BatchRun, RunStatus, Trigger};
+use crate::job::usd;
 
 /// The columns [`Row`] reads, in a statement over `batch_runs`.
 const COLUMNS: &str = "id, schedule, fire_at, period_start, trigger, triggered_by, status,
@@ -392,6 +393,11 @@ pub struct BatchSummary {
     pub llm_calls: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// What the batch's jobs cost so far, in US dollars.
+    pub cost_usd: f64,
+    /// What the provider's Batch API saved on them against the normal lane's price, in US
+    /// dollars (0 for a run on the normal lane).
+    pub saved_usd: f64,
     /// When its last job finished, once the run is enqueued and none of its jobs is
     /// unfinished (when it is enqueued, for a run that created no job); `None` until then, and
     /// for a skipped run.
@@ -406,6 +412,8 @@ struct Totals {
     llm_calls: i64,
     prompt_tokens: i64,
     completion_tokens: i64,
+    cost_micros: i64,
+    saved_micros: i64,
     last_finished_at: Option<DateTime<Utc>>,
 }
 
@@ -426,6 +434,8 @@ async fn summarize(
                 coalesce(sum(llm_calls), 0)::bigint AS llm_calls,
                 coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
                 coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens,
+                coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
+                coalesce(sum(batch_saved_micros), 0)::bigint AS saved_micros,
                 max(finished_at) AS last_finished_at
          FROM generation_jobs WHERE batch_id = ANY($1)
          GROUP BY batch_id",
@@ -449,6 +459,8 @@ async fn summarize(
                 llm_calls: totals.as_ref().map_or(0, |t| t.llm_calls),
                 prompt_tokens: totals.as_ref().map_or(0, |t| t.prompt_tokens),
                 completion_tokens: totals.as_ref().map_or(0, |t| t.completion_tokens),
+                cost_usd: usd(totals.as_ref().map_or(0, |t| t.cost_micros)),
+                saved_usd: usd(totals.as_ref().map_or(0, |t| t.saved_micros)),
                 finished_at,
                 run,
             }

@@ -47,6 +47,12 @@ pub struct JobRow {
     pub llm_calls: i32,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// What the job's LLM calls cost so far, in micro-US-dollars (every attempt's, and the
+    /// provider batch's share).
+    pub cost_micros: i64,
+    /// What the Batch API's discount saved on the job against the normal lane, in
+    /// micro-US-dollars.
+    pub batch_saved_micros: i64,
     pub idempotency_key: Option<String>,
     pub batch_id: Option<Uuid>,
     pub snoozes: i32,
@@ -495,9 +501,10 @@ pub async fn save_days(
     let owned: Vec<(Uuid, i64)> = sqlx::query_as(
         "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::text[], $5::int[],
-                                  $6::int[], $7::bigint[], $8::bigint[], $9::int[], $10::float8[])
+                                  $6::int[], $7::bigint[], $8::bigint[], $9::int[], $10::float8[],
+                                  $11::bigint[], $12::bigint[])
                  AS i (job_id, fence, day_number, day, attempt, calls, prompt, completion,
-                       snoozes, lease)),
+                       snoozes, lease, cost, saved)),
          owner AS (
              SELECT i.* FROM generation_jobs g
              JOIN input i ON g.id = i.job_id AND g.fence = i.fence
@@ -515,13 +522,15 @@ pub async fn save_days(
                  llm_calls = g.llm_calls + o.calls * o.n,
                  prompt_tokens = g.prompt_tokens + o.prompt * o.n,
                  completion_tokens = g.completion_tokens + o.completion * o.n,
-                 snoozes = g.snoozes + o.snoozes * o.n
+                 snoozes = g.snoozes + o.snoozes * o.n,
+                 cost_micros = g.cost_micros + o.cost * o.n,
+                 batch_saved_micros = g.batch_saved_micros + o.saved * o.n
              FROM (SELECT owner.*, (SELECT count(*) FROM saved WHERE saved.job_id = owner.job_id)::int AS n
                    FROM owner) AS o
              WHERE g.id = o.job_id
              RETURNING g.id, g.fence),
          tallied AS (
-             SELECT tally_attempt(o.fence, o.calls, o.prompt, o.completion, NULL, NULL, NULL)
+             SELECT tally_attempt(o.fence, o.calls, o.prompt, o.completion, o.cost, NULL, NULL, NULL)
              FROM owner o JOIN saved s ON s.job_id = o.job_id)
          -- `tallied` is read so that it runs: a plain SELECT in WITH runs only when read.
          SELECT id, fence FROM job WHERE (SELECT count(*) FROM tallied) >= 0",
@@ -536,6 +545,12 @@ pub async fn save_days(
     .bind(days.iter().map(|d| d.usage.completion_tokens).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.usage.snoozes).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.lease.as_secs_f64()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.usage.cost_micros).collect::<Vec<_>>())
+    .bind(
+        days.iter()
+            .map(|d| d.usage.batch_saved_micros)
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(conn)
     .await?;
     let owned: HashSet<(Uuid, i64)> = owned.into_iter().collect();
@@ -611,9 +626,9 @@ pub async fn complete_many(
         "WITH input AS (
              SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::int[],
                                   $6::int[], $7::text[], $8::int[], $9::int[], $10::bigint[],
-                                  $11::bigint[], $12::int[])
+                                  $11::bigint[], $12::int[], $13::bigint[], $14::bigint[])
                  AS i (job_id, fence, menu_id, plan, days, last_number, last_day, attempt,
-                       calls, prompt, completion, snoozes)),
+                       calls, prompt, completion, snoozes, cost, saved)),
          done AS (
              UPDATE generation_jobs g
              SET status = 'succeeded', menu_id = i.menu_id, finished_at = now(), updated_at = now(),
@@ -621,7 +636,8 @@ pub async fn complete_many(
                  days_done = i.days,
                  llm_calls = g.llm_calls + i.calls, prompt_tokens = g.prompt_tokens + i.prompt,
                  completion_tokens = g.completion_tokens + i.completion,
-                 snoozes = g.snoozes + i.snoozes
+                 snoozes = g.snoozes + i.snoozes, cost_micros = g.cost_micros + i.cost,
+                 batch_saved_micros = g.batch_saved_micros + i.saved
              FROM input i
              WHERE g.id = i.job_id AND g.fence = i.fence AND g.status = 'running'
              RETURNING g.id, g.fence, g.owner_id, g.requested_by, g.request),
@@ -633,7 +649,8 @@ pub async fn complete_many(
              ON CONFLICT (job_id, day_number) DO NOTHING),
          tallied AS (
              SELECT done.id, done.fence,
-                    tally_attempt(i.fence, i.calls, i.prompt, i.completion, 'succeeded', NULL, NULL)
+                    tally_attempt(i.fence, i.calls, i.prompt, i.completion, i.cost, 'succeeded', NULL,
+                                  NULL)
              FROM done JOIN input i ON i.job_id = done.id AND i.fence = done.fence)
          INSERT INTO menus (id, job_id, owner_id, requested_by, request, plan)
          SELECT i.menu_id, done.id, done.owner_id, done.requested_by, done.request, i.plan::jsonb
@@ -670,6 +687,12 @@ pub async fn complete_many(
             .collect::<Vec<_>>(),
     )
     .bind(done.iter().map(|c| c.usage.snoozes).collect::<Vec<_>>())
+    .bind(done.iter().map(|c| c.usage.cost_micros).collect::<Vec<_>>())
+    .bind(
+        done.iter()
+            .map(|c| c.usage.batch_saved_micros)
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(conn)
     .await?;
     let stored: HashSet<Uuid> = stored.into_iter().collect();
@@ -697,11 +720,12 @@ pub async fn fail_attempt(
                  finished_at = CASE WHEN $5::timestamptz IS NULL THEN now() END,
                  last_error_code = $3, last_error_message = $4, lease_expires_at = NULL,
                  updated_at = now(), llm_calls = llm_calls + $6, prompt_tokens = prompt_tokens + $7,
-                 completion_tokens = completion_tokens + $8, snoozes = snoozes + $9
+                 completion_tokens = completion_tokens + $8, snoozes = snoozes + $9,
+                 cost_micros = cost_micros + $10, batch_saved_micros = batch_saved_micros + $11
              WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING status),
          tallied AS (
-             SELECT tally_attempt($2, $6, $7, $8,
+             SELECT tally_attempt($2, $6, $7, $8, $10,
                  CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'retrying' END, $3, $4)
              FROM failed)
          SELECT status FROM failed CROSS JOIN tallied",
@@ -715,6 +739,8 @@ pub async fn fail_attempt(
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
+    .bind(usage.cost_micros)
+    .bind(usage.batch_saved_micros)
     .fetch_optional(conn)
     .await
 }
@@ -731,11 +757,12 @@ pub async fn stop_attempt(
     sqlx::query_scalar(
         "WITH job AS (
              UPDATE generation_jobs SET llm_calls = llm_calls + $3, prompt_tokens = prompt_tokens + $4,
-                 completion_tokens = completion_tokens + $5, snoozes = snoozes + $6
+                 completion_tokens = completion_tokens + $5, snoozes = snoozes + $6,
+                 cost_micros = cost_micros + $7, batch_saved_micros = batch_saved_micros + $8
              WHERE id = $1
              RETURNING status),
          tallied AS (
-             SELECT tally_attempt($2, $3, $4, $5,
+             SELECT tally_attempt($2, $3, $4, $5, $7,
                  CASE WHEN status = 'cancelled' THEN 'cancelled' ELSE 'superseded' END, NULL, NULL)
              FROM job)
          SELECT status FROM job, tallied",
@@ -746,6 +773,8 @@ pub async fn stop_attempt(
     .bind(usage.prompt_tokens)
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
+    .bind(usage.cost_micros)
+    .bind(usage.batch_saved_micros)
     .fetch_optional(conn)
     .await
 }
@@ -808,10 +837,11 @@ pub async fn release(
                  deadline_at = CASE WHEN $4 THEN deadline_at + greatest($3 - now(), '0'::interval)
                                     ELSE deadline_at END,
                  updated_at = now(), llm_calls = llm_calls + $5, prompt_tokens = prompt_tokens + $6,
-                 completion_tokens = completion_tokens + $7, snoozes = snoozes + $8
+                 completion_tokens = completion_tokens + $7, snoozes = snoozes + $8,
+                 cost_micros = cost_micros + $10, batch_saved_micros = batch_saved_micros + $11
              WHERE id = $1 AND fence = $2 AND status = 'running'
              RETURNING id)
-         SELECT tally_attempt($2, $5, $6, $7, $9, NULL, NULL) FROM released",
+         SELECT tally_attempt($2, $5, $6, $7, $10, $9, NULL, NULL) FROM released",
     )
     .bind(fence.job)
     .bind(fence.token)
@@ -822,6 +852,8 @@ pub async fn release(
     .bind(usage.completion_tokens)
     .bind(usage.snoozes)
     .bind(why.outcome())
+    .bind(usage.cost_micros)
+    .bind(usage.batch_saved_micros)
     .fetch_all(conn)
     .await?
     .len()
@@ -858,7 +890,8 @@ pub async fn due_before(
         .collect())
 }
 
-/// What a person's requests have cost so far, over every job they submitted.
+/// What a person's jobs have cost so far: every job they submitted ([`usage_of`]), or every
+/// job for them ([`usage_owned`]).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize, utoipa::ToSchema,
 )]
@@ -867,7 +900,20 @@ pub struct UsageTotals {
     pub llm_calls: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// What those jobs cost, in micro-US-dollars (shown in dollars, `cost_usd`, by the views).
+    #[serde(skip)]
+    pub cost_micros: i64,
+    /// What the Batch API's discount saved on them, in micro-US-dollars (likewise).
+    #[serde(skip)]
+    pub batch_saved_micros: i64,
 }
+
+/// The columns of [`UsageTotals`], summed over the jobs a statement selects.
+const USAGE_TOTALS: &str = "count(*) AS jobs, coalesce(sum(llm_calls), 0)::bigint AS llm_calls,
+     coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
+     coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens,
+     coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
+     coalesce(sum(batch_saved_micros), 0)::bigint AS batch_saved_micros";
 
 /// Whether `owner_id` has `limit` jobs (or more) waiting or running, and whether
 /// `requested_by` already used `idempotency_key` (its retry must find its job, not the limit).
@@ -900,13 +946,25 @@ pub async fn usage_of(
     conn: &mut PgConnection,
     requested_by: Uuid,
 ) -> Result<UsageTotals, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*) AS jobs, coalesce(sum(llm_calls), 0)::bigint AS llm_calls,
-                coalesce(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-                coalesce(sum(completion_tokens), 0)::bigint AS completion_tokens
-         FROM generation_jobs WHERE requested_by = $1",
-    )
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USAGE_TOTALS} FROM generation_jobs WHERE requested_by = $1"
+    )))
     .bind(requested_by)
+    .fetch_one(conn)
+    .await
+}
+
+/// What the jobs for `owner_id` have cost so far, whoever submitted them (they, their coach or
+/// the weekly batch).
+#[tracing::instrument(skip_all, fields(user_id = %owner_id), err(level = "warn"))]
+pub async fn usage_owned(
+    conn: &mut PgConnection,
+    owner_id: Uuid,
+) -> Result<UsageTotals, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USAGE_TOTALS} FROM generation_jobs WHERE owner_id = $1"
+    )))
+    .bind(owner_id)
     .fetch_one(conn)
     .await
 }

@@ -1,7 +1,8 @@
 //! The weekly batch pages: `GET /admin/batches` (every run, newest first, in keyset pages: how
 //! it started and by whom, its period, whom it served and skipped, its jobs by status, their
-//! tokens, when it started and finished) and `GET /admin/batches/{id}` (one run: why people were
-//! skipped, links to its jobs, and a button that requeues its failed ones).
+//! tokens and cost, when it started and finished) and `GET /admin/batches/{id}` (one run: what
+//! it cost and what the Batch API saved, why people were skipped, links to its jobs, and a
+//! button that requeues its failed ones).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use super::csrf;
 use super::error::{InPage, PageError};
 use super::flash::Flash;
-use super::layout::{self, maybe_time, none, time};
+use super::layout::{self, dollars, maybe_time, none, time};
 use super::session::Admin;
 use crate::admin::ops;
 use crate::extract::{Id, QueryParams};
@@ -42,8 +43,8 @@ pub async fn list(
                 "No batch has run yet.",
                 html! {
                     th { "period" } th { "trigger" } th { "status" } th.num { "targeted" }
-                    th.num { "skipped" } th { "jobs" } th.num { "tokens" } th { "started" }
-                    th { "finished" }
+                    th.num { "skipped" } th { "jobs" } th.num { "tokens" } th.num { "cost" }
+                    th { "started" } th { "finished" }
                 },
                 |batch| html! {
                     tr {
@@ -54,6 +55,7 @@ pub async fn list(
                         td.num { (batch.run.skipped) }
                         td { (job_counts(batch.run.id, &batch.jobs)) }
                         td.num { (batch.prompt_tokens + batch.completion_tokens) }
+                        td.num { (dollars(batch.cost_usd)) }
                         td { (time(batch.run.created_at)) }
                         td { (maybe_time(batch.finished_at)) }
                     }
@@ -95,6 +97,8 @@ pub async fn show(
                 dt { "finished" } dd { (maybe_time(batch.finished_at)) }
                 dt { "LLM calls" } dd { (batch.llm_calls) }
                 dt { "tokens" } dd { (batch.prompt_tokens) " prompt, " (batch.completion_tokens) " completion" }
+                dt { "cost" } dd { (dollars(batch.cost_usd)) }
+                dt { "saved by the Batch API" } dd { (dollars(batch.saved_usd)) }
             }
             h2 { "Jobs by status" }
             table {

@@ -1,17 +1,18 @@
 //! The jobs pages: `GET /admin/jobs` (jobs by filter, failed ones unless told otherwise, with
-//! their errors, a requeue button per row and one for every job the filter matches, in keyset
-//! pages) and `GET /admin/jobs/{id}` (one job and every attempt it made).
+//! their errors and cost, a requeue button per row and one for every job the filter matches, in
+//! keyset pages) and `GET /admin/jobs/{id}` (one job and every attempt it made, with their
+//! cost).
 
 use axum::extract::State;
 use maud::{Markup, html};
 use shared::db::admin::JobFilter;
 use shared::db::jobs::JobRow;
-use shared::job::JobStatus;
+use shared::job::{JobStatus, usd};
 
 use super::csrf;
 use super::error::{InPage, PageError};
 use super::flash::Flash;
-use super::layout::{self, maybe_time, none, time};
+use super::layout::{self, dollars, maybe_time, none, time};
 use super::session::Admin;
 use crate::admin::filter::{self, Reading};
 use crate::admin::ops;
@@ -45,7 +46,7 @@ pub async fn list(
                 "No job matches.",
                 html! {
                     th { "job" } th { "owner" } th { "status" } th.num { "attempts" }
-                    th { "error" } th { "created" } th { "finished" } th {}
+                    th { "error" } th.num { "cost" } th { "created" } th { "finished" } th {}
                 },
                 |job| row(job, &admin),
             ))
@@ -105,6 +106,7 @@ fn row(job: &JobRow, admin: &Admin) -> Markup {
                 @if let Some(error_code) = &job.last_error_code { code { (error_code) } br; }
                 @if let Some(message) = &job.last_error_message { (message) }
             }
+            td.num { (dollars(usd(job.cost_micros))) }
             td { (time(job.created_at)) }
             td { (maybe_time(job.finished_at)) }
             td {
@@ -152,6 +154,12 @@ pub async fn show(
                 dt { "finished" } dd { (maybe_time(job.finished_at)) }
                 dt { "LLM calls" } dd { (job.llm_calls) }
                 dt { "tokens" } dd { (job.prompt_tokens) " prompt, " (job.completion_tokens) " completion" }
+                dt { "cost" } dd {
+                    (dollars(usd(job.cost_micros)))
+                    @if job.batch_saved_micros > 0 {
+                        " (the batch lane saved " (dollars(usd(job.batch_saved_micros))) ")"
+                    }
+                }
             }
             div.actions {
                 @if job.status.is_requeueable() {
@@ -174,6 +182,7 @@ pub async fn show(
                 html! {
                     th.num { "#" } th { "worker" } th { "started" } th { "ended" } th { "outcome" }
                     th { "error" } th.num { "LLM calls" } th.num { "prompt tokens" } th.num { "completion tokens" }
+                    th.num { "cost" }
                 },
                 |attempt| html! {
                     tr {
@@ -189,6 +198,7 @@ pub async fn show(
                         td.num { (attempt.llm_calls) }
                         td.num { (attempt.prompt_tokens) }
                         td.num { (attempt.completion_tokens) }
+                        td.num { (dollars(attempt.cost_usd)) }
                     }
                 },
             ))

@@ -183,6 +183,11 @@ pub fn percent(share: f64) -> String {
     format!("{:.1} %", share * 100.0)
 }
 
+/// An amount of US dollars to the micro-dollar, the unit costs are kept in: `$0.001234`.
+pub fn dollars(usd: f64) -> String {
+    format!("${usd:.6}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +198,12 @@ mod tests {
         assert_eq!(age(42.4), "42 s");
         assert_eq!(age(185.0), "3 min 5 s");
         assert_eq!(age(7_620.0), "2 h 7 min");
+    }
+
+    #[test]
+    fn dollars_are_shown_to_the_micro_dollar() {
+        assert_eq!(dollars(0.001234), "$0.001234");
+        assert_eq!(dollars(12.5), "$12.500000");
     }
 
     #[test]

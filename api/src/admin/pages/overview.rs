@@ -1,5 +1,5 @@
 //! `GET /admin`: the state of the system at a glance, from [`ops::stats`](crate::admin::ops::stats):
-//! jobs by status, queue depth and lag, throughput and failure rate, LLM calls and 429s per
+//! jobs by status, queue depth and lag, throughput, failure rate and cost, LLM calls and 429s per
 //! model, open circuits, budget in use and the database pool.
 
 use axum::extract::State;
@@ -9,7 +9,7 @@ use shared::db::admin::Throughput;
 use shared::job::JobStatus;
 
 use super::error::PageError;
-use super::layout::{self, age, percent};
+use super::layout::{self, age, dollars, percent};
 use super::session::Admin;
 use crate::admin::ops::{self, Stats};
 use crate::state::AppState;
@@ -36,7 +36,7 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> Result<Markup,
             }
             h2 { "Finished jobs" }
             table {
-                thead { tr { th { "over the last" } th.num { "succeeded" } th.num { "failed" } th.num { "failure rate" } } }
+                thead { tr { th { "over the last" } th.num { "succeeded" } th.num { "failed" } th.num { "failure rate" } th.num { "cost" } th.num { "saved by the batch lane" } } }
                 tbody {
                     (throughput("5 minutes", &stats.jobs.last_5_minutes))
                     (throughput("60 minutes", &stats.jobs.last_60_minutes))
@@ -118,6 +118,8 @@ fn throughput(span: &str, figures: &Throughput) -> Markup {
             td.num { (figures.succeeded) }
             td.num { (figures.failed) }
             td.num { (percent(figures.failure_rate)) }
+            td.num { (dollars(figures.cost_usd)) }
+            td.num { (dollars(figures.batch_saved_usd)) }
         }
     }
 }

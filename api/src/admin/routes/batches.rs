@@ -54,7 +54,7 @@ struct BatchStart {
 #[serde(untagged)]
 enum StartAnswer {
     Plan(Plan),
-    Existing(BatchSummary),
+    Existing(Box<BatchSummary>),
 }
 
 impl PartialSchema for StartAnswer {
@@ -140,7 +140,7 @@ async fn start(
     let location = [(header::LOCATION, location)];
     Ok(match created {
         true => (StatusCode::ACCEPTED, location, Json(summary)).into_response(),
-        false => (location, Json(StartAnswer::Existing(summary))).into_response(),
+        false => (location, Json(StartAnswer::Existing(Box::new(summary)))).into_response(),
     })
 }
 

@@ -1,8 +1,9 @@
-//! Accounts for admins: change one's role, or disable or re-enable it.
+//! Accounts for admins: read one with what its jobs have cost, change its role, or disable or
+//! re-enable it.
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::db::users::Role;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,10 +16,46 @@ use crate::extract::{Id, JsonBody};
 use crate::openapi::{AdminRefusals, ItemRefusals, JsonBodyRefusals};
 use crate::sessions;
 use crate::state::AppState;
-use crate::views::UserView;
+use crate::views::{AccountUsageView, UserView};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(update_account))
+    OpenApiRouter::new().routes(routes!(show_account, update_account))
+}
+
+/// An account as admins see it: the account, and what the jobs for it (whoever submitted them:
+/// its owner, a coach or the weekly batch) have cost.
+#[derive(Serialize, ToSchema)]
+struct AdminAccount {
+    #[serde(flatten)]
+    account: UserView,
+    #[serde(flatten)]
+    usage: AccountUsageView,
+}
+
+/// Any account, with the LLM calls, tokens and US dollars its jobs have cost.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/users/{id}",
+    operation_id = "admin_get_account",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("id" = Uuid, Path, description = "The account")),
+    responses(
+        (status = 200, description = "The account and its jobs' cost", body = AdminAccount),
+        AdminRefusals,
+        ItemRefusals,
+    )
+)]
+async fn show_account(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Id(id): Id,
+) -> Result<Json<AdminAccount>, ApiError> {
+    let (user, usage) = ops::account(state.stores(), id).await?;
+    Ok(Json(AdminAccount {
+        account: user.into(),
+        usage: usage.into(),
+    }))
 }
 
 /// What an admin changes of an account; at least one field.

@@ -96,6 +96,7 @@ async fn a_period_is_started_once_however_often_it_is_asked_for_and_the_start_au
     );
     assert_eq!(created["jobs"]["queued"], 0);
     assert!(created["finished_at"].is_null());
+    assert_eq!(created["lane"], "normal", "the normal lane unless asked");
 
     let (again, existing) = start(&app, &admin, period).await;
     assert_eq!(again, StatusCode::OK, "the same period: the same batch");
@@ -120,6 +121,13 @@ async fn a_period_is_started_once_however_often_it_is_asked_for_and_the_start_au
     let period: NaiveDate = tomorrow["period_start"].as_str().unwrap().parse().unwrap();
     assert!((before..=today_plus(1)).contains(&period), "{period}");
     assert_eq!(batch_rows(&app).await, 2);
+
+    // On the provider lane (the Batch API), when asked.
+    let body = json!({"period_start": today_plus(10), "lane": "provider"});
+    let response = app.post(BATCHES, &admin.token, body).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let provider: Value = response.json().await.unwrap();
+    assert_eq!(provider["lane"], "provider");
 }
 
 #[tokio::test]
@@ -154,6 +162,7 @@ async fn a_bad_body_is_refused_naming_the_field_and_changes_nothing() {
             "period_start",
         ),
         (json!({"dry_run": "yes"}), "invalid_type", "dry_run"),
+        (json!({"lane": "fast"}), "validation_failed", "lane"),
         (json!({"period": today_plus(3)}), "unknown_field", "period"),
     ] {
         let (status, error) = error_of(app.post(BATCHES, &admin.token, body.clone()).await).await;

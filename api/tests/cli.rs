@@ -400,6 +400,43 @@ async fn a_batch_started_elsewhere_and_not_enqueued_yet_is_enqueued_by_the_comma
     assert_eq!(batch["jobs"]["queued"], 2);
 }
 
+#[tokio::test]
+async fn a_batch_run_on_the_provider_lane_leaves_its_jobs_to_the_workers_batch_lane() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    account(&db, "ops@example.com", Role::Admin).await;
+    opted_in(&db, 2).await;
+    let batch = json_of(&api(
+        &db,
+        &redis,
+        &[
+            "batch",
+            "run",
+            "--as",
+            "ops@example.com",
+            "--lane",
+            "provider",
+        ],
+        None,
+    ));
+    assert_eq!(batch["lane"], "provider");
+    assert_eq!(batch["status"], "enqueued");
+    assert_eq!(batch["jobs"]["queued"], 2);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM generation_jobs WHERE provider_lane"
+        )
+        .await,
+        2,
+        "both wait for the batch lane"
+    );
+    let queue = shared::queue::Queue::connect(&redis.config())
+        .await
+        .unwrap();
+    assert_eq!(queue.ready_lens().await.unwrap(), (0, 0), "nothing pushed");
+}
+
 #[test]
 fn the_server_refuses_to_start_with_a_guessable_jwt_secret_and_does_not_print_it() {
     for weak in ["too-short", "changeme-changeme-changeme-changeme"] {

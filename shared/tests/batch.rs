@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use domain::request::{GenerationRequest, MenuOptions};
 use shared::batch::enqueue::{self, EnqueueConfig, Plan, Started};
 use shared::batch::schedule::{self, ScheduleConfig, Tz};
-use shared::batch::{BatchRun, RunStatus, Trigger};
+use shared::batch::{BatchLaneMode, BatchRun, RunStatus, Trigger};
 use shared::config::AttemptsConfig;
 use shared::db::batch_runs;
 use shared::lifecycle::Lifecycle;
@@ -41,6 +41,7 @@ fn schedule_config(name: &str, cron: &str, catch_up_secs: u64) -> ScheduleConfig
         name: name.into(),
         catch_up_secs,
         enabled: true,
+        lane: BatchLaneMode::Normal,
     }
 }
 

@@ -6,6 +6,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use secrecy::SecretString;
+use shared::batch::BatchLaneMode;
 use shared::batch::schedule::{ScheduleConfig, Tz};
 use shared::config::{
     AttemptsConfig, DatabaseConfig, JsonMode, LlmConfig, RedisConfig, TokenParam,
@@ -55,6 +56,7 @@ pub fn api_config(database: DatabaseConfig, redis: RedisConfig) -> api::Config {
             name: "weekly".into(),
             catch_up_secs: 86_400,
             enabled: false,
+            lane: BatchLaneMode::Normal,
         },
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use shared::batch::BatchLaneMode;
 use shared::batch::enqueue::EnqueueConfig;
 use shared::batch::schedule::{ScheduleConfig, Tz};
 use shared::config::{AttemptsConfig, DatabaseConfig, LlmConfig, RedisConfig};
@@ -62,6 +63,7 @@ impl BatchConfig {
                 name: "weekly".into(),
                 catch_up_secs: 86_400,
                 enabled: false,
+                lane: BatchLaneMode::Normal,
             },
             enqueue: EnqueueConfig {
                 chunk: 1_000,

@@ -190,20 +190,21 @@ async fn batch(stores: Stores<'_>, command: BatchCommand) -> anyhow::Result<()> 
                 println!("{}", serde_json::to_string_pretty(&plan)?);
                 return Ok(());
             }
-            let id = match ops::start_batch(stores, admin_id, tz, period_start).await? {
-                Started::Created(run) => {
-                    eprintln!("started batch {} for {period_start}", run.id);
-                    run.id
-                }
-                Started::Existing(run) => {
-                    eprintln!(
-                        "a batch for {period_start} was started before: {} ({})",
-                        run.id,
-                        run.status.as_str()
-                    );
-                    run.id
-                }
-            };
+            let id =
+                match ops::start_batch(stores, admin_id, tz, period_start, schedule.lane).await? {
+                    Started::Created(run) => {
+                        eprintln!("started batch {} for {period_start}", run.id);
+                        run.id
+                    }
+                    Started::Existing(run) => {
+                        eprintln!(
+                            "a batch for {period_start} was started before: {} ({})",
+                            run.id,
+                            run.status.as_str()
+                        );
+                        run.id
+                    }
+                };
             let life = Lifecycle::new(stores.db.clone(), stores.queue.clone());
             enqueue_to_the_end(&life, id, &enqueue).await?;
             let summary = ops::batch(stores, id).await?;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use shared::batch::BatchLaneMode;
 use shared::batch::enqueue::{self, Started};
 use shared::db::Cursor;
 use shared::db::admin::{self, Action, Attempt, JobFilter, JobStats, Refused};
@@ -260,18 +261,19 @@ pub fn batch_period(tz: Tz, asked: Option<NaiveDate>) -> Result<NaiveDate, Admin
     ))
 }
 
-/// Starts a manual batch for the seven days from `period_start` (see `enqueue::start_manual`):
-/// its run is recorded and a worker's scheduler enqueues it within seconds; the run started
-/// earlier for the same period is returned instead of a second one. A new run is recorded in
-/// the audit log as `batch_start`, with the batch's id as its filter.
-#[tracing::instrument(skip_all, fields(admin_id = %admin_id, period_start = %period_start), err(level = "info"))]
+/// Starts a manual batch for the seven days from `period_start`, its jobs on `lane` (see
+/// `enqueue::start_manual_in`): its run is recorded and a worker's scheduler enqueues it within
+/// seconds; the run started earlier for the same period is returned instead of a second one. A
+/// new run is recorded in the audit log as `batch_start`, with the batch's id as its filter.
+#[tracing::instrument(skip_all, fields(admin_id = %admin_id, period_start = %period_start, lane = lane.as_str()), err(level = "info"))]
 pub async fn start_batch(
     stores: Stores<'_>,
     admin_id: Uuid,
     tz: Tz,
     period_start: NaiveDate,
+    lane: BatchLaneMode,
 ) -> Result<Started, AdminError> {
-    let started = enqueue::start_manual(stores.db, tz, period_start, admin_id).await?;
+    let started = enqueue::start_manual_in(stores.db, tz, period_start, admin_id, lane).await?;
     if let Started::Created(run) = &started {
         // After the run's own insert (`start_manual` holds its own connection): an outage in
         // between leaves a run without its record, never a record without its run.

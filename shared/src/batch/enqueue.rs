@@ -3,7 +3,8 @@
 //! time, and resumable: each chunk's jobs, the run's counters and its cursor (the last person
 //! passed) commit together, so an enqueue that dies is taken over after its lease lapses and
 //! goes on after the cursor, creating and counting nobody twice. Jobs are pushed to the batch
-//! lane after their chunk commits; a push Redis refuses is left to the reconciler.
+//! lane after their chunk commits; a push Redis refuses is left to the reconciler. A run on the
+//! provider lane pushes nothing: its jobs wait in PostgreSQL for a worker's batch lane.
 //!
 //! Also the two ways a batch starts besides the schedule: a manual run for a period, and a dry
 //! run that says what a batch would do without writing anything.
@@ -17,7 +18,7 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 pub use super::Error;
-use super::{BatchRun, RunStatus, Trigger};
+use super::{BatchLaneMode, BatchRun, RunStatus, Trigger};
 use crate::config::AttemptsConfig;
 use crate::db::batch_runs::{self, Leased, NewRun, Person, Progress};
 use crate::db::{self, jobs};
@@ -112,16 +113,28 @@ pub fn start_of_day<Tz: TimeZone>(tz: &Tz, date: NaiveDate) -> chrono::DateTime<
     }
 }
 
-/// Manual batch for the seven days from `period_start`: key (schedule `manual`, fire time =
-/// `period_start` 00:00 in `tz`). Inserts the run unleased (status enqueuing) so a worker's
-/// scheduler (or the caller, via [`drive`]) enqueues it; the same period again returns the
-/// existing run. `by`: the admin (a user id).
-#[tracing::instrument(skip_all, fields(period_start = %period_start, by = %by), err(level = "warn"))]
+/// Manual batch for the seven days from `period_start` on the normal lane (see
+/// [`start_manual_in`]).
 pub async fn start_manual(
     pool: &PgPool,
     tz: chrono_tz::Tz,
     period_start: NaiveDate,
     by: Uuid,
+) -> Result<Started, sqlx::Error> {
+    start_manual_in(pool, tz, period_start, by, BatchLaneMode::Normal).await
+}
+
+/// Manual batch for the seven days from `period_start`, its jobs on `lane`: key (schedule
+/// `manual`, fire time = `period_start` 00:00 in `tz`). Inserts the run unleased (status
+/// enqueuing) so a worker's scheduler (or the caller, via [`drive`]) enqueues it; the same
+/// period again returns the existing run, whatever its lane. `by`: the admin (a user id).
+#[tracing::instrument(skip_all, fields(period_start = %period_start, by = %by, lane = lane.as_str()), err(level = "warn"))]
+pub async fn start_manual_in(
+    pool: &PgPool,
+    tz: chrono_tz::Tz,
+    period_start: NaiveDate,
+    by: Uuid,
+    lane: BatchLaneMode,
 ) -> Result<Started, sqlx::Error> {
     let fire_at = start_of_day(&tz, period_start);
     let mut conn = db::hold(pool, "batch_start").await?;
@@ -132,6 +145,7 @@ pub async fn start_manual(
         trigger: Trigger::Manual,
         triggered_by: Some(by),
         status: RunStatus::Enqueuing,
+        lane,
         holder: None,
     };
     if let Some(created) = batch_runs::insert(&mut conn, &run).await? {
@@ -260,7 +274,16 @@ pub(crate) async fn enqueue(
             tracing::warn!(batch = %id, "batch enqueue taken over by another process; stopping");
             return Ok(None);
         }
-        let ids = jobs::insert_batch(&mut tx, id, config.attempts.max_attempts, &requests).await?;
+        // A provider-lane run's jobs wait for the worker's batch lane, not in Redis.
+        let provider = leased.run.lane == BatchLaneMode::Provider;
+        let ids = jobs::insert_batch(
+            &mut tx,
+            id,
+            config.attempts.max_attempts,
+            provider,
+            &requests,
+        )
+        .await?;
         progress.targeted = ids.len() as i64;
         // A concurrent batch for the same week created some of these since the read.
         let raced = requests.len() - ids.len();
@@ -282,7 +305,9 @@ pub(crate) async fn enqueue(
             metrics::counter!("batch_people_skipped_total", "reason" => reason.clone())
                 .increment(*count as u64);
         }
-        if let Err(e) = life.queue().push_in(Lane::Batch, &ids).await {
+        // A provider-lane run's jobs are not pushed: a worker's batch lane gathers them into a
+        // provider batch once the run is enqueued.
+        if !provider && let Err(e) = life.queue().push_in(Lane::Batch, &ids).await {
             metrics::counter!("queue_push_failures_total").increment(1);
             tracing::error!(
                 error = %e,

@@ -6,6 +6,11 @@
 //! - `schedule`: the cron expression in its time zone, evaluated in every worker process, with
 //!   catch-up of a missed fire time (DESIGN.md: the scheduler lives in the worker).
 //! - `enqueue`: one job per opted-in person, in chunks, under a lease, resumable after a crash.
+//!
+//! A run's [`BatchLaneMode`] says how its jobs reach the model: day by day through Chat
+//! Completions (`normal`), or first as one whole-menu request each through the provider's
+//! Batch API (`provider`: half the price, answers within 24 hours; the worker's batch lane
+//! gathers, submits and collects them, and the normal lane finishes what it leaves).
 
 pub mod enqueue;
 pub mod schedule;
@@ -52,6 +57,48 @@ impl Trigger {
         [Trigger::Schedule, Trigger::CatchUp, Trigger::Manual]
             .into_iter()
             .find(|t| t.as_str() == value)
+    }
+}
+
+/// Which lane a batch run's jobs take (`BATCH_LANE`, `batch_runs.lane`).
+#[derive(
+    clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchLaneMode {
+    /// Each job on the normal lane: one Chat Completions call per day, within minutes.
+    #[default]
+    Normal,
+    /// Each job first as one whole-menu request in a provider batch (the Batch API: half the
+    /// price, answered within 24 hours, per
+    /// <https://platform.openai.com/docs/guides/batch>); what it leaves unanswered or refused
+    /// is then generated on the normal lane.
+    Provider,
+}
+
+impl BatchLaneMode {
+    /// How the lane is written in `batch_runs.lane`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchLaneMode::Normal => "normal",
+            BatchLaneMode::Provider => "provider",
+        }
+    }
+
+    /// The lane `batch_runs.lane` names; `None` for a value the schema does not allow.
+    pub fn parse(value: &str) -> Option<BatchLaneMode> {
+        [BatchLaneMode::Normal, BatchLaneMode::Provider]
+            .into_iter()
+            .find(|l| l.as_str() == value)
     }
 }
 
@@ -104,6 +151,8 @@ pub struct BatchRun {
     /// The admin who started it (manual batches).
     pub triggered_by: Option<Uuid>,
     pub status: RunStatus,
+    /// How its jobs reach the model.
+    pub lane: BatchLaneMode,
     /// People a job was created for so far.
     pub targeted: i64,
     /// Opted-in people without usable preferences, by reason (`skip_reasons`).

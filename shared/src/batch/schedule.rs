@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::Error;
 use super::enqueue::{self, EnqueueConfig, MANUAL};
-use super::{BatchRun, RunStatus, Trigger};
+use super::{BatchLaneMode, BatchRun, RunStatus, Trigger};
 use crate::db;
 use crate::db::batch_runs::{self, Holder, Leased, NewRun};
 use crate::lifecycle::Lifecycle;
@@ -90,6 +90,19 @@ pub struct ScheduleConfig {
         action = clap::ArgAction::Set
     )]
     pub enabled: bool,
+    /// How the schedule's runs reach the model: `normal` (one Chat Completions call per day)
+    /// or `provider` (first as one whole-menu request per person through the provider's Batch
+    /// API, at half the price, answered within 24 hours). Recorded on each run when it is
+    /// created. `api admin batch run` takes it as `--lane` too.
+    #[arg(
+        id = "batch_lane",
+        long = "batch-lane",
+        visible_alias = "lane",
+        env = "BATCH_LANE",
+        value_enum,
+        default_value = "normal"
+    )]
+    pub lane: BatchLaneMode,
 }
 
 impl ScheduleConfig {
@@ -228,6 +241,7 @@ async fn settle(
         trigger,
         triggered_by: None,
         status: RunStatus::Enqueuing,
+        lane: config.lane,
         holder: Some(Holder {
             fence,
             lease: enqueue.lease(),
@@ -404,6 +418,7 @@ mod tests {
             name: "weekly".into(),
             catch_up_secs: 86_400,
             enabled: true,
+            lane: BatchLaneMode::Normal,
         }
     }
 

@@ -13,11 +13,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::Cursor;
-use crate::batch::{BatchRun, RunStatus, Trigger};
+use crate::batch::{BatchLaneMode, BatchRun, RunStatus, Trigger};
 use crate::job::usd;
 
 /// The columns [`Row`] reads, in a statement over `batch_runs`.
-const COLUMNS: &str = "id, schedule, fire_at, period_start, trigger, triggered_by, status,
+const COLUMNS: &str = "id, schedule, fire_at, period_start, trigger, triggered_by, status, lane,
      targeted::bigint AS targeted, skipped::bigint AS skipped, skip_reasons, cursor,
      created_at, enqueued_at";
 
@@ -30,6 +30,7 @@ struct Row {
     trigger: String,
     triggered_by: Option<Uuid>,
     status: String,
+    lane: String,
     targeted: i64,
     skipped: i64,
     skip_reasons: Json<BTreeMap<String, i64>>,
@@ -54,6 +55,8 @@ impl Row {
             triggered_by: self.triggered_by,
             status: RunStatus::parse(&self.status)
                 .ok_or_else(|| undecodable("status", &self.status))?,
+            lane: BatchLaneMode::parse(&self.lane)
+                .ok_or_else(|| undecodable("lane", &self.lane))?,
             targeted: self.targeted,
             skipped: self.skipped,
             skip_reasons: self.skip_reasons.0,
@@ -78,6 +81,8 @@ pub struct NewRun<'a> {
     pub triggered_by: Option<Uuid>,
     /// `Enqueuing` (to be enqueued) or `Skipped` (a miss outside the catch-up window).
     pub status: RunStatus,
+    /// How its jobs will reach the model.
+    pub lane: BatchLaneMode,
     /// The enqueue that holds the run from the start; `None`: unleased, for whichever
     /// scheduler resumes it first.
     pub holder: Option<Holder>,
@@ -99,8 +104,8 @@ pub async fn insert(
 ) -> Result<Option<BatchRun>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO batch_runs (id, schedule, fire_at, period_start, trigger, triggered_by,
-                                 status, enqueuer, lease_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
+                                 status, enqueuer, lease_expires_at, lane)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)
          ON CONFLICT (schedule, fire_at) DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -114,6 +119,7 @@ pub async fn insert(
     .bind(run.holder.map(|h| h.fence))
     // NULL seconds make a NULL lease: unleased.
     .bind(run.holder.map(|h| h.lease.as_secs_f64()))
+    .bind(run.lane.as_str())
     .fetch_optional(conn)
     .await?;
     row.map(Row::run).transpose()

@@ -10,7 +10,7 @@
 //! `unnest` arrays): `lifecycle::group` gives each group of concurrent writes one statement and
 //! one commit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -60,6 +60,14 @@ pub struct JobRow {
     pub queued_at: DateTime<Utc>,
     /// The latest attempt's fence (see [`Fence`]); `None` before the first claim.
     pub fence: Option<i64>,
+    /// Waiting for the provider's Batch API (a provider-lane batch run's job not yet
+    /// collected): no claim takes it and the reconciler leaves it alone.
+    pub provider_lane: bool,
+    /// The provider batch (`provider_batches.id`) it was gathered into.
+    pub provider_batch_id: Option<Uuid>,
+    /// Why the batch lane's answer for a day was refused, by day number (`{"3": ["…"]}`):
+    /// the normal lane's first ask of that day lists them.
+    pub day_problems: Json<BTreeMap<String, Vec<String>>>,
 }
 
 /// A job about to be created.
@@ -270,7 +278,8 @@ pub enum Claim {
     NotBefore(DateTime<Utc>),
     /// Due, but its owner already runs as many jobs as the cap allows: try again shortly.
     OwnerBusy,
-    /// Finished, cancelled, or unknown: acknowledge and forget the delivery.
+    /// Finished, cancelled, unknown, or waiting for the provider's Batch API (its batch lane
+    /// pushes it once collected): acknowledge and forget the delivery.
     Gone,
 }
 
@@ -329,7 +338,7 @@ pub async fn claim_many(
                  deadline_at = coalesce(g.deadline_at, now() + make_interval(secs => i.deadline)),
                  lease_expires_at = now() + make_interval(secs => i.lease), updated_at = now()
              FROM input i
-             WHERE g.id = i.id
+             WHERE g.id = i.id AND NOT g.provider_lane
                AND ((g.status IN ('queued', 'retrying')
                      AND coalesce(g.next_attempt_at, '-infinity') <= now())
                     OR (g.status = 'running' AND g.lease_expires_at < now()))
@@ -413,7 +422,7 @@ pub async fn claim_many(
     );
     let states: Vec<State> = sqlx::query_as(
         "SELECT id, status, next_attempt_at, lease_expires_at, now() FROM generation_jobs
-         WHERE id = ANY($1)",
+         WHERE id = ANY($1) AND NOT provider_lane",
     )
     .bind(&unclaimed)
     .fetch_all(conn)
@@ -863,7 +872,8 @@ pub async fn release(
 /// Unfinished jobs that should be in the queue now, ids before `before` (a page of at most
 /// `limit`, newest first; ids are v7 UUIDs, so by creation), with their lanes: queued or retrying jobs that are
 /// due, and running jobs whose lease lapsed more than `grace` ago (the grace lets a live worker
-/// renew after a database outage before its jobs are given to others).
+/// renew after a database outage before its jobs are given to others). Jobs waiting for the
+/// provider's Batch API (`provider_lane`) are not due: the batch lane pushes them.
 #[tracing::instrument(skip_all, fields(limit = limit), err(level = "warn"))]
 pub async fn due_before(
     conn: &mut PgConnection,
@@ -873,7 +883,7 @@ pub async fn due_before(
 ) -> Result<Vec<(Uuid, Lane)>, sqlx::Error> {
     let rows: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
         "SELECT id, batch_id FROM generation_jobs
-         WHERE status IN ('queued', 'running', 'retrying') AND id < $1
+         WHERE status IN ('queued', 'running', 'retrying') AND id < $1 AND NOT provider_lane
            AND ((status <> 'running' AND coalesce(next_attempt_at, '-infinity') <= now())
                 OR (status = 'running'
                     AND lease_expires_at < now() - make_interval(secs => $2)))
@@ -971,13 +981,15 @@ pub async fn usage_owned(
 
 /// Creates the queued jobs of a batch run, one per person, in one statement: `people` pairs
 /// each person (owner and requester alike) with their request. A person who already has a job
-/// in the batch, or a batch job starting the same day, gets no second one. Returns the ids of
+/// in the batch, or a batch job starting the same day, gets no second one. `provider_lane`: the
+/// jobs wait for the provider's Batch API (see [`JobRow::provider_lane`]). Returns the ids of
 /// the jobs created.
 #[tracing::instrument(skip_all, fields(batch_id = %batch_id, jobs = people.len()), err(level = "warn"))]
 pub async fn insert_batch(
     conn: &mut PgConnection,
     batch_id: Uuid,
     max_attempts: i32,
+    provider_lane: bool,
     people: &[(Uuid, GenerationRequest)],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let ids: Vec<Uuid> = people.iter().map(|_| Uuid::now_v7()).collect();
@@ -990,8 +1002,8 @@ pub async fn insert_batch(
         people.iter().map(|(_, request)| Json(request)).collect();
     sqlx::query_scalar(
         "INSERT INTO generation_jobs
-             (id, owner_id, requested_by, request, max_attempts, days_total, batch_id)
-         SELECT id, owner_id, owner_id, request, $5, days_total, $6
+             (id, owner_id, requested_by, request, max_attempts, days_total, batch_id, provider_lane)
+         SELECT id, owner_id, owner_id, request, $5, days_total, $6, $7
          FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::int[])
              AS p (id, owner_id, request, days_total)
          ON CONFLICT DO NOTHING
@@ -1003,6 +1015,7 @@ pub async fn insert_batch(
     .bind(days)
     .bind(max_attempts)
     .bind(batch_id)
+    .bind(provider_lane)
     .fetch_all(conn)
     .await
 }

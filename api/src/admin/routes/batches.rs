@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use shared::batch::BatchLaneMode;
 use shared::batch::enqueue::{self, Plan, Started};
 use shared::db::batch_runs::BatchSummary;
 use utoipa::openapi::schema::{AnyOfBuilder, Schema};
@@ -45,6 +46,11 @@ struct BatchStart {
     /// is written.
     #[serde(default)]
     dry_run: bool,
+    /// How the batch's jobs reach the model: `normal` (one Chat Completions call per day, the
+    /// default) or `provider` (first as one whole-menu request per person through the
+    /// provider's Batch API: half the price, answered within 24 hours).
+    #[serde(default)]
+    lane: BatchLaneMode,
 }
 
 /// The body of a 200 from `POST /v1/admin/batches`: with `dry_run`, what a batch for the
@@ -111,7 +117,7 @@ impl ToSchema for StartAnswer {
             status = 422,
             description = "`unknown_field`, `invalid_type`: the body does not fit the schema; \
                 `validation_failed`: `period_start` is not a date (YYYY-MM-DD) or is out of \
-                range",
+                range, or `lane` is neither `normal` nor `provider`",
             body = Envelope,
         ),
         JsonBodyRefusals,
@@ -128,8 +134,14 @@ async fn start(
         let plan = enqueue::dry_run(&state.db, period_start).await?;
         return Ok(Json(StartAnswer::Plan(plan)).into_response());
     }
-    let started =
-        ops::start_batch(state.stores(), admin.id, state.batch_timezone, period_start).await?;
+    let started = ops::start_batch(
+        state.stores(),
+        admin.id,
+        state.batch_timezone,
+        period_start,
+        body.lane,
+    )
+    .await?;
     let (created, id) = match &started {
         Started::Created(run) => (true, run.id),
         Started::Existing(run) => (false, run.id),

@@ -3,10 +3,12 @@
 //! - [`client`] sends one Chat Completions call for one day ([`wire`] is its format, [`schema`]
 //!   the day's Structured Outputs schema) and classifies every outcome once, in [`error`]
 //!   (DESIGN.md §4), so the worker reacts by class and never inspects HTTP details;
+//! - [`batches`] is the Files and Batches API the batch lane submits whole menus through;
 //! - [`wait`] says how long to wait before calling again;
 //! - [`budget`] (RPM/TPM per model), [`circuit`] (per model) and [`stats`] (calls per minute)
 //!   are fleet-wide, kept in Redis and shared by every worker process.
 
+pub mod batches;
 pub mod budget;
 pub mod circuit;
 pub mod client;

@@ -14,6 +14,7 @@ pub mod coaching;
 pub mod jobs;
 pub mod menus;
 pub mod preferences;
+pub mod provider_batches;
 pub mod sessions;
 pub mod users;
 

@@ -136,6 +136,12 @@ impl Keys {
         format!("{}:llm:limits", self.prefix)
     }
 
+    /// Each model tier's routes in the order calls try them (see `llm::endpoint`), published
+    /// by the workers for readiness checks.
+    pub fn llm_routes(&self) -> String {
+        format!("{}:llm:routes", self.prefix)
+    }
+
     /// Models whose circuit is open, for readiness checks.
     pub fn llm_open_circuits(&self) -> String {
         format!("{}:llm:circuits", self.prefix)

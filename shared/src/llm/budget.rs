@@ -264,15 +264,28 @@ impl Budget {
 
     /// Waits for a slot for one call of `lane` to `model` costing `tokens`, unless the slot is
     /// further away than the longest wait (`LLM_MAX_CAPACITY_WAIT_MS`).
-    #[tracing::instrument(skip_all, fields(llm.model = model, tokens = tokens, lane = ?lane))]
     pub async fn admit(&self, model: &str, tokens: u32, lane: Lane) -> Admission {
+        self.admit_within(model, tokens, lane, self.config.max_wait)
+            .await
+    }
+
+    /// [`admit`](Budget::admit) with another longest wait: a caller with somewhere else to go
+    /// (a fallback endpoint) waits only `longest` for this budget.
+    #[tracing::instrument(skip_all, fields(llm.model = model, tokens = tokens, lane = ?lane))]
+    pub async fn admit_within(
+        &self,
+        model: &str,
+        tokens: u32,
+        lane: Lane,
+        longest: Duration,
+    ) -> Admission {
         if !self.is_limited() {
-            return self.admit_when_unpaused(model).await;
+            return self.admit_when_unpaused(model, longest).await;
         }
         if lane == Lane::Batch {
-            return self.admit_batch(model, tokens).await;
+            return self.admit_batch(model, tokens, longest).await;
         }
-        let horizon = self.config.max_wait;
+        let horizon = longest;
         match self.reserve(model, tokens, lane, horizon).await {
             Ok((true, wait)) => {
                 self.note_shared(true, model);
@@ -290,9 +303,8 @@ impl Budget {
     /// A batch call: through the process's gate, reserving only a slot within the lookahead;
     /// the gate's holder sleeps until the budget has room that near (or gives up past the
     /// longest wait).
-    async fn admit_batch(&self, model: &str, tokens: u32) -> Admission {
+    async fn admit_batch(&self, model: &str, tokens: u32, longest: Duration) -> Admission {
         let started = Instant::now();
-        let longest = self.config.max_wait;
         let lookahead = self.config.batch_lookahead;
         let gate = self.batch_gate.lock().await;
         loop {
@@ -334,13 +346,13 @@ impl Budget {
     }
 
     /// Without limits there is nothing to reserve, but a fleet-wide pause still holds.
-    async fn admit_when_unpaused(&self, model: &str) -> Admission {
+    async fn admit_when_unpaused(&self, model: &str, longest: Duration) -> Admission {
         let pause: redis::RedisResult<i64> = redis::cmd("PTTL")
             .arg(self.redis.keys().llm_pause(model))
             .query_async(&mut self.redis.connection())
             .await;
         let wait = Duration::from_millis(pause.unwrap_or(0).max(0) as u64);
-        if wait > self.config.max_wait {
+        if wait > longest {
             return Admission::Later { after: wait };
         }
         tokio::time::sleep(wait).await;

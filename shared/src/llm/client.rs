@@ -1,17 +1,20 @@
-//! The Chat Completions client: builds the request for one day, sends it with a connect and a
-//! per-call timeout, and turns the answer into a `Day` or a classified `LlmError`.
+//! The Chat Completions client of one endpoint: builds the request for one day, sends it with a
+//! connect and a per-call timeout, and turns the answer into a `Day` or a classified
+//! `LlmError`. It also writes the whole-menu request a provider batch carries and reads its
+//! answer (the batch lane), so both lanes ask and read alike.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
+use super::endpoint::EndpointSettings;
 use super::error::{ErrorClass, LlmError, TRUNCATED};
-use super::schema::day_schema;
+use super::schema::{day_schema, menu_schema};
 use super::wire::{ChatRequest, ChatResponse, JsonSchemaFormat, Message, ResponseFormat};
 use crate::config::{JsonMode, LlmConfig, TokenParam};
 use crate::job::Usage;
-use domain::menu::Day;
-use domain::prompt::{DayBrief, SYSTEM_PROMPT, schema_hint};
+use domain::menu::{Day, MenuPlan};
+use domain::prompt::{DayBrief, MENU_SYSTEM_PROMPT, MenuBrief, SYSTEM_PROMPT, schema_hint};
 use domain::tokens;
 
 /// A day's request, ready to send: the brief as the user message and what it will cost.
@@ -89,15 +92,27 @@ pub struct Call {
 #[derive(Clone)]
 pub struct LlmClient {
     http: reqwest::Client,
+    /// The endpoint's name (`default` for the single-endpoint settings), a label of its metrics.
+    endpoint: String,
     config: LlmConfig,
     chat_url: String,
     system_prompt: String,
+    /// The whole-menu request's system prompt (with the menu's schema in JSON mode).
+    menu_system_prompt: String,
     /// Prompt tokens of what every call sends alike: the system message, the schema (with
     /// Structured Outputs) and the reply priming; a call adds its user message's.
     fixed_prompt_tokens: u32,
 }
 
 impl LlmClient {
+    /// The client of one endpoint of the list.
+    pub fn for_endpoint(endpoint: &EndpointSettings) -> Result<Self, reqwest::Error> {
+        let mut client = LlmClient::new(endpoint.llm.clone())?;
+        client.endpoint = endpoint.name.clone();
+        Ok(client)
+    }
+
+    /// The client of the single-endpoint settings (the endpoint named `default`).
     pub fn new(config: LlmConfig) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled TLS provider; ring is ours. A second install (by
         // another client in the same process) is refused harmlessly.
@@ -112,12 +127,18 @@ impl LlmClient {
             JsonMode::JsonSchema => SYSTEM_PROMPT.to_string(),
             JsonMode::JsonObject => format!("{SYSTEM_PROMPT}{}", schema_hint(day_schema())),
         };
+        let menu_system_prompt = match config.json_mode {
+            JsonMode::JsonSchema => MENU_SYSTEM_PROMPT.to_string(),
+            JsonMode::JsonObject => format!("{MENU_SYSTEM_PROMPT}{}", schema_hint(menu_schema())),
+        };
         let schema_text =
             (config.json_mode == JsonMode::JsonSchema).then(|| day_schema().to_string());
         let fixed_prompt_tokens =
             tokens::chat_prompt([("system", system_prompt.as_str())], schema_text.as_deref());
         Ok(LlmClient {
             http,
+            endpoint: super::endpoint::DEFAULT_ENDPOINT.to_string(),
+            menu_system_prompt,
             chat_url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
             fixed_prompt_tokens,
             config,
@@ -143,30 +164,97 @@ impl LlmClient {
         &self.config
     }
 
-    /// Asks the model for one day, its answer capped at `cap` completion tokens; `id` names the
-    /// call to the provider.
-    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.call = %id, llm.cap = cap, llm.latency_ms, llm.outcome))]
-    pub async fn plan_day(&self, model: &str, prompt: &Prompt, cap: u32, id: CallId) -> Call {
-        let started = std::time::Instant::now();
+    /// The endpoint's name.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The Chat Completions request body asking `model` for the whole menu of `brief` (one
+    /// line's `body` in a provider batch's input file): the menu's schema, and a completion cap
+    /// that is the sum of its days' caps.
+    pub fn menu_request(&self, model: &str, brief: &MenuBrief) -> serde_json::Value {
+        let user = brief.to_json();
+        let cap: u32 = (1..=brief.of_days)
+            .map(|d| {
+                tokens::completion_cap(&brief.day_brief(d, &[]), self.config.max_completion_tokens)
+            })
+            .sum();
+        let request = self.chat_request(model, &self.menu_system_prompt, &user, cap, true);
+        serde_json::to_value(&request).unwrap_or_default()
+    }
+
+    /// Prompt tokens of [`menu_request`](LlmClient::menu_request)'s body, counted as the
+    /// provider bills them (for the Batch API's enqueued-token limit).
+    pub fn menu_prompt_tokens(&self, brief: &MenuBrief) -> u32 {
+        let schema_text =
+            (self.config.json_mode == JsonMode::JsonSchema).then(|| menu_schema().to_string());
+        tokens::chat_prompt(
+            [
+                ("system", self.menu_system_prompt.as_str()),
+                ("user", brief.to_json().as_str()),
+            ],
+            schema_text.as_deref(),
+        )
+    }
+
+    /// Reads a whole-menu answer: `body` is a Chat Completions response (an output line's
+    /// `response.body`). The usage it reports, and its days (unchecked against the rules) or
+    /// why there are none.
+    pub fn read_menu(body: &serde_json::Value) -> (Usage, Result<Vec<Day>, LlmError>) {
+        let mut usage = Usage {
+            calls: 1,
+            ..Usage::default()
+        };
+        let parsed: ChatResponse = match serde_json::from_value(body.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                let error = LlmError::new(
+                    ErrorClass::Transient,
+                    "llm_malformed_response",
+                    format!("the provider's response is not Chat Completions JSON: {e}"),
+                );
+                return (usage, Err(error));
+            }
+        };
+        if let Some(u) = parsed.usage {
+            usage.prompt_tokens = u.prompt_tokens;
+            usage.completion_tokens = u.completion_tokens;
+        }
+        let days = read_answer::<MenuPlan>(parsed).map(|plan| plan.days);
+        (usage, days)
+    }
+
+    fn chat_request<'a>(
+        &'a self,
+        model: &'a str,
+        system: &'a str,
+        user: &'a str,
+        cap: u32,
+        whole_menu: bool,
+    ) -> ChatRequest<'a> {
         let cap = Some(cap);
-        let request = ChatRequest {
+        ChatRequest {
             model,
             messages: vec![
                 Message {
                     role: "system",
-                    content: &self.system_prompt,
+                    content: system,
                 },
                 Message {
                     role: "user",
-                    content: &prompt.user,
+                    content: user,
                 },
             ],
             response_format: match self.config.json_mode {
                 JsonMode::JsonSchema => ResponseFormat::JsonSchema {
                     json_schema: JsonSchemaFormat {
-                        name: "menu_day",
+                        name: if whole_menu { "menu_week" } else { "menu_day" },
                         strict: true,
-                        schema: day_schema(),
+                        schema: if whole_menu {
+                            menu_schema()
+                        } else {
+                            day_schema()
+                        },
                     },
                 },
                 JsonMode::JsonObject => ResponseFormat::JsonObject,
@@ -175,7 +263,15 @@ impl LlmClient {
                 .filter(|_| self.config.token_param == TokenParam::MaxCompletionTokens),
             max_tokens: cap.filter(|_| self.config.token_param == TokenParam::MaxTokens),
             temperature: self.config.temperature,
-        };
+        }
+    }
+
+    /// Asks the model for one day, its answer capped at `cap` completion tokens; `id` names the
+    /// call to the provider.
+    #[tracing::instrument(skip_all, fields(llm.model = model, day = prompt.day, llm.call = %id, llm.cap = cap, llm.latency_ms, llm.outcome))]
+    pub async fn plan_day(&self, model: &str, prompt: &Prompt, cap: u32, id: CallId) -> Call {
+        let started = std::time::Instant::now();
+        let request = self.chat_request(model, &self.system_prompt, &prompt.user, cap, false);
         let call = self.send(&request, id).await;
         let latency = started.elapsed();
         let outcome = call.result.as_ref().map_or_else(|e| e.code, |_| "ok");
@@ -183,7 +279,7 @@ impl LlmClient {
         span.record("llm.latency_ms", latency.as_millis() as u64);
         span.record("llm.outcome", outcome);
         let model = model.to_string();
-        metrics::counter!("llm_calls_total", "model" => model.clone(), "outcome" => outcome)
+        metrics::counter!("llm_calls_total", "endpoint" => self.endpoint.clone(), "model" => model.clone(), "outcome" => outcome)
             .increment(1);
         metrics::histogram!("llm_call_duration_seconds", "model" => model.clone())
             .record(latency.as_secs_f64());
@@ -252,13 +348,13 @@ impl LlmClient {
         }
         Call {
             usage,
-            result: read_day(parsed),
+            result: read_answer::<Day>(parsed),
         }
     }
 }
 
-/// The first choice's content as a day, or why it is not one.
-fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
+/// The first choice's content as a `T` (a day, or a whole menu), or why it is not one.
+fn read_answer<T: serde::de::DeserializeOwned>(response: ChatResponse) -> Result<T, LlmError> {
     let Some(choice) = response.choices.into_iter().next() else {
         return Err(LlmError::new(
             ErrorClass::Transient,
@@ -298,7 +394,7 @@ fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
             format!("the answer is not valid JSON: {e}"),
         )
     })?;
-    serde_path_to_error::deserialize::<_, Day>(value).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         LlmError::invalid_output(vec![format!(
             "the answer does not match the schema at `{}`: {}",
             e.path(),
@@ -310,6 +406,82 @@ fn read_day(response: ChatResponse) -> Result<Day, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(json_mode: JsonMode) -> LlmClient {
+        LlmClient::new(LlmConfig {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key: secrecy::SecretString::from("sk-test"),
+            model: "gpt-4o-mini".into(),
+            model_premium: None,
+            json_mode,
+            token_param: TokenParam::MaxCompletionTokens,
+            max_completion_tokens: 2500,
+            temperature: 0.7,
+            connect_timeout: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    fn week() -> MenuBrief {
+        let options = domain::request::MenuOptions {
+            days: Some(7),
+            ..Default::default()
+        };
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        MenuBrief::new(&domain::request::GenerationRequest::from_options(&options, start).unwrap())
+    }
+
+    #[test]
+    fn a_whole_menu_request_asks_for_the_week_schema_capped_at_its_days_caps() {
+        let brief = week();
+        let body = client(JsonMode::JsonSchema).menu_request("gpt-4o-mini", &brief);
+        assert_eq!(body["response_format"]["json_schema"]["name"], "menu_week");
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"],
+            *menu_schema()
+        );
+        let day_cap = tokens::completion_cap(&brief.day_brief(1, &[]), 2500);
+        assert_eq!(body["max_completion_tokens"], 7 * day_cap);
+        assert_eq!(body["messages"][0]["content"], MENU_SYSTEM_PROMPT);
+        assert!(MenuBrief::is_menu(
+            body["messages"][1]["content"].as_str().unwrap()
+        ));
+        // JSON mode: the schema goes in the system prompt, and the prompt costs it.
+        let object = client(JsonMode::JsonObject);
+        let body = object.menu_request("gpt-4o-mini", &brief);
+        assert_eq!(body["response_format"]["type"], "json_object");
+        assert!(
+            body["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("menu")
+        );
+        assert!(object.menu_prompt_tokens(&brief) > tokens::count(&brief.to_json()));
+    }
+
+    #[test]
+    fn a_whole_menu_answer_reads_as_its_days_with_its_usage() {
+        let day = serde_json::json!({"meals": [], "snacks": []});
+        let body = serde_json::json!({
+            "choices": [{"message": {"content": serde_json::json!({"days": [day, day]}).to_string()},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 5000}
+        });
+        let (usage, days) = LlmClient::read_menu(&body);
+        assert_eq!(
+            (usage.calls, usage.prompt_tokens, usage.completion_tokens),
+            (1, 900, 5000)
+        );
+        assert_eq!(days.unwrap().len(), 2);
+        let cut = serde_json::json!({"choices": [{"message": {"content": "{\"days\": ["}, "finish_reason": "length"}]});
+        assert_eq!(LlmClient::read_menu(&cut).1.unwrap_err().code, TRUNCATED);
+        let not_a_menu = serde_json::json!({"choices": [{"message": {"content": "{\"day\": 1}"}}]});
+        assert_eq!(
+            LlmClient::read_menu(&not_a_menu).1.unwrap_err().class,
+            ErrorClass::InvalidOutput
+        );
+    }
 
     #[test]
     fn a_call_id_names_the_call_in_ascii_and_reads_back() {

@@ -1,4 +1,4 @@
-//! The JSON Schema of one day, derived from the Rust types and made acceptable to Structured
+//! The JSON Schema of one day (and of a whole menu, derived from it for the batch lane), derived from the Rust types and made acceptable to Structured
 //! Outputs in strict mode (every property required, no additional properties, no `format`).
 //! Descriptions go too: they are our doc comments, written for developers, and every call pays
 //! for the schema's tokens; the rules the model needs are in the system prompt.
@@ -18,6 +18,27 @@ pub fn day_schema() -> &'static Value {
             root.remove("$schema");
             root.remove("title");
         }
+        make_strict(&mut schema);
+        schema
+    });
+    &SCHEMA
+}
+
+/// The schema of a whole-menu answer, `{"days": [day, …]}`: the day's schema as the items of
+/// one array, its `$defs` moved to the root so that every `#/$defs/…` reference still points
+/// at them. Built once.
+pub fn menu_schema() -> &'static Value {
+    static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+        let mut day = day_schema().clone();
+        let defs = day
+            .as_object_mut()
+            .and_then(|d| d.remove("$defs"))
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "properties": {"days": {"type": "array", "items": day}},
+            "$defs": defs,
+        });
         make_strict(&mut schema);
         schema
     });
@@ -83,6 +104,24 @@ mod tests {
                 .collect();
             assert_eq!(props.len(), required.len());
         }
+    }
+
+    #[test]
+    fn the_menu_schema_is_a_list_of_days_with_every_reference_resolvable() {
+        let menu = menu_schema();
+        assert_eq!(menu["required"], serde_json::json!(["days"]));
+        assert_eq!(menu["additionalProperties"], Value::Bool(false));
+        let items = &menu["properties"]["days"]["items"];
+        assert_eq!(items["properties"], day_schema()["properties"]);
+        assert!(items.get("$defs").is_none());
+        let text = menu.to_string();
+        for reference in text.split("\"#/$defs/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(menu["$defs"].get(name).is_some(), "{name} must resolve");
+        }
+        let mut found = Vec::new();
+        objects(menu, &mut found);
+        assert!(found.iter().all(|o| o["additionalProperties"] == false));
     }
 
     #[test]

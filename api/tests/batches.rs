@@ -466,3 +466,60 @@ async fn a_person_sees_their_batch_job_and_cancels_it_and_nobody_else_can() {
         "its one job is finished"
     );
 }
+
+#[tokio::test]
+async fn a_provider_lane_run_shows_its_provider_batches_with_what_each_cost_and_saved() {
+    let app = spawn_api(|_| {}).await;
+    let admin = app.admin().await;
+    people(&app).await;
+    let mut runs = Vec::new();
+    for days in [1, 8] {
+        let (status, run) = start(&app, &admin, today_plus(days)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let run: Uuid = run["id"].as_str().unwrap().parse().unwrap();
+        app.enqueue_batch(run).await;
+        runs.push(run);
+    }
+    let (normal, provider) = (runs[0], runs[1]);
+    let gathered = app.collected_through_the_batch_api(provider, 300_000).await;
+
+    let shown: Value = app
+        .get_json(&format!("{BATCHES}/{provider}"), &admin.token)
+        .await;
+    assert_eq!(
+        (&shown["cost_usd"], &shown["saved_usd"]),
+        (&json!(0.3), &json!(0.3)),
+        "the run's two jobs, $0.15 each"
+    );
+    assert_eq!(
+        shown["provider_batches"],
+        json!([{
+            "id": gathered,
+            "provider_batch_id": "batch_abc",
+            "endpoint": "default",
+            "model": "gpt-4o-mini",
+            "status": "collected",
+            "provider_status": "completed",
+            "requests": 2,
+            "completed": 2,
+            "failed": 0,
+            "expired": 0,
+            "cost_usd": 0.3,
+            "saved_usd": 0.3,
+        }])
+    );
+
+    let other: Value = app
+        .get_json(&format!("{BATCHES}/{normal}"), &admin.token)
+        .await;
+    assert_eq!(other["provider_batches"], json!([]), "the normal lane's");
+    assert_eq!(other["saved_usd"], 0.0);
+    let page: Value = app.get_json(BATCHES, &admin.token).await;
+    let listed: Vec<usize> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["provider_batches"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(listed, [1, 0], "newest first, each with its own");
+}

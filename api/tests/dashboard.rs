@@ -762,6 +762,50 @@ async fn the_overview_shows_jobs_by_status_and_the_queue() {
 }
 
 #[tokio::test]
+async fn a_provider_lane_batch_page_lists_its_provider_batches_with_their_cost() {
+    let app = spawn_api(|_| {}).await;
+    let (mut browser, admin) = Browser::admin(&app).await;
+    for who in [app.user().await, app.user().await] {
+        app.opt_in(&who, "monday").await;
+    }
+    let period = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
+    let started: serde_json::Value = app
+        .post(
+            "/v1/admin/batches",
+            &admin.token,
+            serde_json::json!({"period_start": period}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batch: Uuid = started["id"].as_str().unwrap().parse().unwrap();
+    app.enqueue_batch(batch).await;
+    let gathered = app.collected_through_the_batch_api(batch, 300_000).await;
+
+    let page = browser.get(&format!("/admin/batches/{batch}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<h2>Provider batches</h2>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!(
+            "<code>{gathered}</code><br><code>batch_abc</code>"
+        )),
+        "ours and the provider's id: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<td class="num">$0.300000</td><td class="num">$0.300000</td></tr>"#),
+        "what it cost and saved: {}",
+        page.body
+    );
+}
+
+#[tokio::test]
 async fn a_missing_job_or_a_bad_query_is_an_html_page_not_json() {
     let app = spawn_api(|_| {}).await;
     let (mut browser, _) = Browser::admin(&app).await;

@@ -157,6 +157,42 @@ impl TestApi {
         .expect("fail the jobs");
     }
 
+    /// Puts batch run `run` on the provider lane and all its jobs into one collected provider
+    /// batch (model `gpt-4o-mini`, provider id `batch_abc`, 2 requests answered) that cost
+    /// `cost_micros` and saved as much, each job charged `cost_micros / jobs` and saving as
+    /// much: what the batch lane leaves once it collected them. The provider batch's id.
+    pub async fn collected_through_the_batch_api(&self, run: Uuid, cost_micros: i64) -> Uuid {
+        let gathered = Uuid::now_v7();
+        sqlx::query(
+            "WITH run AS (UPDATE batch_runs SET lane = 'provider' WHERE id = $2)
+             INSERT INTO provider_batches (id, endpoint, model, status, provider_status,
+                 provider_batch_id, requests, bytes, prompt_tokens, completed, cost_micros,
+                 saved_micros)
+             VALUES ($1, 'default', 'gpt-4o-mini', 'collected', 'completed', 'batch_abc', 2,
+                     4096, 3000, 2, $3, $3)",
+        )
+        .bind(gathered)
+        .bind(run)
+        .bind(cost_micros)
+        .execute(&self.db.pool)
+        .await
+        .expect("record the provider batch");
+        sqlx::query(
+            "UPDATE generation_jobs
+             SET provider_batch_id = $1,
+                 cost_micros = $3 / (SELECT count(*) FROM generation_jobs WHERE batch_id = $2),
+                 batch_saved_micros = $3 / (SELECT count(*) FROM generation_jobs WHERE batch_id = $2)
+             WHERE batch_id = $2",
+        )
+        .bind(gathered)
+        .bind(run)
+        .bind(cost_micros)
+        .execute(&self.db.pool)
+        .await
+        .expect("charge the jobs");
+        gathered
+    }
+
     /// The admin actions recorded, oldest first: what, on which job, how many.
     pub async fn audit(&self) -> Vec<(String, Option<Uuid>, i32)> {
         sqlx::query_as("SELECT action, job_id, affected FROM admin_actions ORDER BY id")
@@ -196,6 +232,7 @@ pub fn plan() -> MenuPlan {
         meals: vec![meal],
         snacks: vec![],
         totals: Nutrition::default(),
+        source: None,
     };
     day.finish(1, None, 1);
     MenuPlan { days: vec![day] }

@@ -408,6 +408,45 @@ pub struct BatchSummary {
     /// unfinished (when it is enqueued, for a run that created no job); `None` until then, and
     /// for a skipped run.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The provider batches (the Batch API lane) its jobs were gathered into, oldest first,
+    /// each with what it cost; empty for a run on the normal lane.
+    pub provider_batches: Vec<ProviderBatchCost>,
+}
+
+/// A provider batch (one input file and one `POST /v1/batches`, see `provider_batches`) that
+/// holds jobs of a run, and what it cost. Its counts and cost are the whole batch's: a batch
+/// may also hold jobs of other runs.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProviderBatchCost {
+    /// Ours (`provider_batches.id`; the batch's `menus_batch` metadata at the provider).
+    pub id: Uuid,
+    /// The provider's id for it, once it accepted the batch.
+    pub provider_batch_id: Option<String>,
+    /// The configured endpoint's name, and the model every request asked.
+    pub endpoint: String,
+    pub model: String,
+    /// `preparing`, `submitted`, `finished` or `collected`.
+    pub status: String,
+    /// The provider's status when last seen (`validating`, `in_progress`, `completed`,
+    /// `expired`, `cancelled`, `failed`…).
+    pub provider_status: Option<String>,
+    /// Requests in its input file (one per job), then those answered, failed and expired.
+    pub requests: i32,
+    pub completed: i32,
+    pub failed: i32,
+    pub expired: i32,
+    /// What its answers cost at the Batch API's price, in US dollars (0 until collected).
+    pub cost_usd: f64,
+    /// What that saved against the normal lane's price for the same tokens, in US dollars.
+    pub saved_usd: f64,
+}
+
+/// A [`ProviderBatchCost`] and the run whose jobs it holds.
+#[derive(sqlx::FromRow)]
+struct RunProviderBatch {
+    batch_id: Uuid,
+    #[sqlx(flatten)]
+    provider_batch: ProviderBatchCost,
 }
 
 #[derive(sqlx::FromRow)]
@@ -423,7 +462,8 @@ struct Totals {
     last_finished_at: Option<DateTime<Utc>>,
 }
 
-/// The summaries of `runs`, with their jobs counted in one statement.
+/// The summaries of `runs`, with their jobs counted in one statement (and, when a run is on the
+/// provider lane, its provider batches read in a second).
 async fn summarize(
     conn: &mut PgConnection,
     runs: Vec<BatchRun>,
@@ -446,9 +486,31 @@ async fn summarize(
          FROM generation_jobs WHERE batch_id = ANY($1)
          GROUP BY batch_id",
     )
-    .bind(ids)
-    .fetch_all(conn)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
     .await?;
+    let mut provider_batches: HashMap<Uuid, Vec<ProviderBatchCost>> = HashMap::new();
+    if runs.iter().any(|run| run.lane == BatchLaneMode::Provider) {
+        let rows: Vec<RunProviderBatch> = sqlx::query_as(
+            "SELECT r.batch_id, p.id, p.provider_batch_id, p.endpoint, p.model, p.status,
+                    p.provider_status, p.requests, p.completed, p.failed, p.expired,
+                    p.cost_micros / 1e6::float8 AS cost_usd,
+                    p.saved_micros / 1e6::float8 AS saved_usd
+             FROM (SELECT DISTINCT batch_id, provider_batch_id FROM generation_jobs
+                   WHERE batch_id = ANY($1) AND provider_batch_id IS NOT NULL) AS r
+             JOIN provider_batches p ON p.id = r.provider_batch_id
+             ORDER BY p.created_at, p.id",
+        )
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+        for row in rows {
+            provider_batches
+                .entry(row.batch_id)
+                .or_default()
+                .push(row.provider_batch);
+        }
+    }
     let mut totals: HashMap<Uuid, Totals> = totals.into_iter().map(|t| (t.batch_id, t)).collect();
     Ok(runs
         .into_iter()
@@ -468,6 +530,7 @@ async fn summarize(
                 cost_usd: usd(totals.as_ref().map_or(0, |t| t.cost_micros)),
                 saved_usd: usd(totals.as_ref().map_or(0, |t| t.saved_micros)),
                 finished_at,
+                provider_batches: provider_batches.remove(&run.id).unwrap_or_default(),
                 run,
             }
         })

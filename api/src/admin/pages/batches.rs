@@ -1,8 +1,8 @@
 //! The weekly batch pages: `GET /admin/batches` (every run, newest first, in keyset pages: how
 //! it started and by whom, its period, whom it served and skipped, its jobs by status, their
 //! tokens and cost, when it started and finished) and `GET /admin/batches/{id}` (one run: what
-//! it cost and what the Batch API saved, why people were skipped, links to its jobs, and a
-//! button that requeues its failed ones).
+//! it cost and what the Batch API saved, its provider batches with theirs, why people were
+//! skipped, links to its jobs, and a button that requeues its failed ones).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -99,6 +99,37 @@ pub async fn show(
                 dt { "tokens" } dd { (batch.prompt_tokens) " prompt, " (batch.completion_tokens) " completion" }
                 dt { "cost" } dd { (dollars(batch.cost_usd)) }
                 dt { "saved by the Batch API" } dd { (dollars(batch.saved_usd)) }
+            }
+            @if !batch.provider_batches.is_empty() {
+                h2 { "Provider batches" }
+                (layout::table_or(
+                    &batch.provider_batches,
+                    "No provider batch yet.",
+                    html! {
+                        th { "batch" } th { "model" } th { "status" } th.num { "requests" }
+                        th.num { "answered" } th.num { "failed" } th.num { "expired" }
+                        th.num { "cost" } th.num { "saved" }
+                    },
+                    |provider| html! {
+                        tr {
+                            td {
+                                code { (provider.id) }
+                                @if let Some(id) = &provider.provider_batch_id { br; code { (id) } }
+                            }
+                            td { code { (provider.endpoint) } " " (provider.model) }
+                            td {
+                                (provider.status)
+                                @if let Some(status) = &provider.provider_status { " (" (status) ")" }
+                            }
+                            td.num { (provider.requests) }
+                            td.num { (provider.completed) }
+                            td.num { (provider.failed) }
+                            td.num { (provider.expired) }
+                            td.num { (dollars(provider.cost_usd)) }
+                            td.num { (dollars(provider.saved_usd)) }
+                        }
+                    },
+                ))
             }
             h2 { "Jobs by status" }
             table {

@@ -283,7 +283,9 @@ mod tests {
         let request = week();
         let menu = MenuBrief::new(&request);
         assert!(MenuBrief::is_menu(&menu.to_json()));
-        assert!(!MenuBrief::is_menu(&DayBrief::new(&request, 1, &[], vec![]).to_json()));
+        assert!(!MenuBrief::is_menu(
+            &DayBrief::new(&request, 1, &[], vec![]).to_json()
+        ));
         let earlier = [day(1, "Oat bowl", "Oats"), day(2, "Dal", "lentils")];
         for number in 1..=7 {
             let known = &earlier[..usize::from(number.min(3) - 1)];

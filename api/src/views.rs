@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use domain::request::GenerationRequest;
 use serde::Serialize;
-use shared::db::jobs::{self, JobRow, UsageTotals};
+use shared::db::jobs::{self, DayOrigin, JobRow, UsageTotals};
 use shared::db::users::{Role, User};
 use shared::job::{JobError, JobStatus, usd};
 use utoipa::ToSchema;
@@ -66,6 +66,9 @@ pub struct JobView {
     /// What the Batch API's discount saved on the job against the normal lane's price, in US
     /// dollars (0 for a job that never went through the batch lane).
     pub batch_saved_usd: f64,
+    /// Where each saved day came from (endpoint, model, lane), in day order; in a job's own
+    /// view (`GET /v1/jobs/{id}`, the admin's job), empty in lists.
+    pub days: Vec<DayOrigin>,
 }
 
 impl From<JobRow> for JobView {
@@ -101,6 +104,7 @@ impl From<JobRow> for JobView {
             },
             cost_usd: usd(row.cost_micros),
             batch_saved_usd: usd(row.batch_saved_micros),
+            days: row.day_sources.map(|d| d.0).unwrap_or_default(),
         }
     }
 }

@@ -38,7 +38,7 @@ pub use fixtures::plan;
 pub use postgres::PrivatePostgres;
 pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
-pub use system::{SystemOptions, TestSystem, spawn_system};
+pub use system::{Secondary, SystemOptions, TestSystem, spawn_system};
 pub use test_redis::{PrivateRedis, TestRedis};
 
 /// Logs to the test's output when `RUST_LOG` is set (warnings otherwise); the harness calls it,

@@ -9,13 +9,15 @@ use domain::request::MenuOptions;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use shared::batch::BatchLaneMode;
 use shared::batch::enqueue::{self, EnqueueConfig, Started};
 use shared::batch::schedule::Tz;
 use shared::config::{AttemptsConfig, JsonMode, RedisConfig};
 use shared::lifecycle::Lifecycle;
-use shared::llm::LlmClient;
 use shared::llm::budget::{Budget, BudgetConfig};
-use shared::llm::circuit::{Circuit, CircuitConfig};
+use shared::llm::circuit::CircuitConfig;
+use shared::llm::endpoint::{DEFAULT_ENDPOINT, EndpointSettings};
+use shared::llm::price::Prices;
 use shared::queue::Queue;
 use sqlx::PgPool;
 use standin::StandIn;
@@ -58,6 +60,21 @@ pub struct SystemOptions {
     /// A password in the database URL (the test server trusts loopback, so any is accepted):
     /// a secret the logs must never show.
     pub database_password: Option<String>,
+    /// A second provider, the fallback: the stand-in above is then the endpoint `primary`
+    /// and this one `secondary`; without it, the stand-in is the single `default` endpoint.
+    pub secondary: Option<Secondary>,
+    /// How long a call waits for an endpoint's budget before it falls back.
+    pub fallback_wait: Duration,
+    /// The workers' batch lane (provider-lane runs through the stand-in's Batch API).
+    pub batch_lane: worker::BatchLaneConfig,
+}
+
+/// The fallback provider of [`SystemOptions::secondary`]: a stand-in of its own (own port,
+/// key, faults and limits), its own budget and model.
+pub struct Secondary {
+    pub standin: standin::Config,
+    pub budget: BudgetConfig,
+    pub model: String,
 }
 
 impl Default for SystemOptions {
@@ -76,6 +93,9 @@ impl Default for SystemOptions {
             json_mode: JsonMode::JsonSchema,
             cuttable_database: false,
             database_password: None,
+            secondary: None,
+            fallback_wait: Duration::from_secs(2),
+            batch_lane: worker::BatchLaneConfig::defaults(),
         }
     }
 }
@@ -84,6 +104,8 @@ impl Default for SystemOptions {
 pub struct TestSystem {
     /// The stand-in LLM the workers call: its request log, scripts and faults.
     pub standin: StandIn,
+    /// The fallback provider, when [`SystemOptions::secondary`] was given.
+    pub secondary: Option<StandIn>,
     /// The pool the API and the workers share (through [`db_link`](TestSystem::db_link) when
     /// there is one).
     pub pool: PgPool,
@@ -107,6 +129,26 @@ pub async fn spawn_system(options: SystemOptions) -> TestSystem {
     let test_redis = TestRedis::new();
     let redis_config = options.redis.clone().unwrap_or_else(|| test_redis.config());
     let standin = standin::spawn(options.standin).await.expect("stand-in");
+    let mut endpoints = vec![EndpointSettings {
+        name: DEFAULT_ENDPOINT.into(),
+        llm: llm_config(standin.base_url(), options.json_mode, options.call_timeout),
+        budget: options.budget.clone(),
+    }];
+    let secondary = match options.secondary {
+        None => None,
+        Some(second) => {
+            let server = standin::spawn(second.standin).await.expect("stand-in");
+            let mut llm = llm_config(server.base_url(), options.json_mode, options.call_timeout);
+            llm.model = second.model;
+            endpoints[0].name = "primary".into();
+            endpoints.push(EndpointSettings {
+                name: "secondary".into(),
+                llm,
+                budget: second.budget,
+            });
+            Some(server)
+        }
+    };
     let db_link = match options.cuttable_database {
         true => Some(db.proxy().await),
         false => None,
@@ -137,35 +179,31 @@ pub async fn spawn_system(options: SystemOptions) -> TestSystem {
     for _ in 0..options.workers {
         // A process of its own would have its own connections: so does each worker here.
         let queue = Queue::connect(&redis_config).await.expect("redis");
-        let llm = LlmClient::new(llm_config(
-            standin.base_url(),
-            options.json_mode,
-            options.call_timeout,
-        ))
-        .expect("llm client");
-        let budget = Budget::new(queue.redis().clone(), options.budget.clone());
-        budgets.push(budget.clone());
-        let caller = Caller {
-            llm,
-            budget,
-            circuit: Circuit::new(
-                queue.redis().clone(),
-                options.circuit.clone(),
-                options.call_timeout,
-            ),
-            policy: CallPolicy::from(&options.jobs),
-        };
+        let caller = Caller::with_endpoints(
+            queue.redis(),
+            endpoints.clone(),
+            options.circuit.clone(),
+            CallPolicy::new(&options.jobs, options.fallback_wait),
+            Prices::default(),
+        )
+        .expect("llm clients");
+        caller.publish_limits().await;
+        budgets.push(caller.primary().budget.clone());
         let pipeline = Pipeline::new(pool.clone(), queue, caller, options.jobs.clone());
         worker_tasks.push(tokio::spawn(worker::run_pipeline(
             pipeline,
             queue_config(),
-            worker::BatchConfig::disabled(),
+            worker::BatchConfig {
+                lane: options.batch_lane.clone(),
+                ..worker::BatchConfig::disabled()
+            },
             worker_stop.clone().cancelled_owned(),
         )));
     }
 
     TestSystem {
         standin,
+        secondary,
         pool,
         worker_stop,
         worker_tasks,
@@ -258,10 +296,22 @@ impl TestSystem {
     /// an admin would for the week from tomorrow, and enqueued in this process (as
     /// `api admin batch run` does). Returns the run's id and the people.
     pub async fn weekly_batch(&self, people: usize, options: &MenuOptions) -> (Uuid, Vec<Uuid>) {
+        self.weekly_batch_in(BatchLaneMode::Normal, people, options)
+            .await
+    }
+
+    /// [`weekly_batch`](TestSystem::weekly_batch) with its jobs on `lane` (`Provider`: they
+    /// wait for the workers' batch lane).
+    pub async fn weekly_batch_in(
+        &self,
+        lane: BatchLaneMode,
+        people: usize,
+        options: &MenuOptions,
+    ) -> (Uuid, Vec<Uuid>) {
         let ids = crate::rows::opted_in(&self.pool, people, options).await;
         let admin = self.api.admin().await;
         let period = chrono::Utc::now().date_naive() + chrono::Days::new(1);
-        let run = match enqueue::start_manual(&self.pool, Tz::UTC, period, admin.id)
+        let run = match enqueue::start_manual_in(&self.pool, Tz::UTC, period, admin.id, lane)
             .await
             .expect("start the batch")
         {

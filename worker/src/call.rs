@@ -1,5 +1,7 @@
-//! One call to the model as the fleet may make it: only through a closed circuit, only in a slot
-//! of the fleet's budget, and with the provider's waits honoured. Calls, not attempts, absorb
+//! One call to the model as the fleet may make it: to the first endpoint of the list whose
+//! circuit is closed and whose budget has a slot soon enough (falling back to the next, and
+//! returning when the primary's probe succeeds, without using an attempt), and with the
+//! provider's waits honoured. Calls, not attempts, absorb
 //! the provider's passing faults: a transient error is retried here a few times with backoff, a
 //! rate limit waits as the server says (pausing the whole fleet, using no attempt). Everything
 //! else the client classified goes back to the caller to decide. A call stops at once, its
@@ -9,13 +11,18 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::menu::Day;
+use domain::menu::{Day, DaySource};
+use domain::prompt::DayBrief;
+use domain::vocabulary::ModelTier;
 use shared::job::Usage;
+use shared::keyspace::Redis;
 use shared::lifecycle::lease::unless_stopped;
 use shared::llm::budget::{Admission, Budget};
-use shared::llm::circuit::{Circuit, Gate};
+use shared::llm::circuit::{Circuit, CircuitConfig, Gate};
+use shared::llm::endpoint::EndpointSettings;
+use shared::llm::price::{PriceLane, Prices};
 use shared::llm::wait::CallBackoff;
-use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, Prompt, TRUNCATED};
+use shared::llm::{CallId, ErrorClass, LlmClient, LlmError, TRUNCATED};
 use shared::queue::Lane;
 use tokio_util::sync::CancellationToken;
 
@@ -56,52 +63,189 @@ pub struct CallPolicy {
     /// Retries of a transiently failed call within the attempt.
     pub max_retries: u32,
     pub backoff: CallBackoff,
+    /// The longest wait for an endpoint's budget while a later endpoint could take the call.
+    pub fallback_wait: Duration,
 }
 
-impl From<&JobConfig> for CallPolicy {
-    fn from(config: &JobConfig) -> CallPolicy {
+impl CallPolicy {
+    /// The policy of `jobs`, falling back to the next endpoint after `fallback_wait`.
+    pub fn new(jobs: &JobConfig, fallback_wait: Duration) -> CallPolicy {
         CallPolicy {
-            max_server_wait: config.max_server_wait,
-            server_wait_cap: config.server_wait_cap,
-            max_retries: config.llm_max_retries,
-            backoff: config.call_backoff(),
+            max_server_wait: jobs.max_server_wait,
+            server_wait_cap: jobs.server_wait_cap,
+            max_retries: jobs.llm_max_retries,
+            backoff: jobs.call_backoff(),
+            fallback_wait,
         }
     }
+}
+
+/// One endpoint of the list, as this process calls it.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub settings: EndpointSettings,
+    pub client: LlmClient,
+    /// Its own RPM/TPM budget, fleet-wide.
+    pub budget: Budget,
+}
+
+impl Endpoint {
+    /// The endpoint `settings` describe, its budget kept in `redis`.
+    pub fn new(redis: &Redis, settings: EndpointSettings) -> Result<Endpoint, reqwest::Error> {
+        Ok(Endpoint {
+            client: LlmClient::for_endpoint(&settings)?,
+            budget: Budget::new(redis.clone(), settings.budget.clone()),
+            settings,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+}
+
+/// Which endpoint a call goes to.
+struct Choice {
+    index: usize,
+    model: String,
+    route: String,
+    probing: bool,
 }
 
 /// Makes calls for the jobs of one worker process.
 #[derive(Clone)]
 pub struct Caller {
-    pub llm: LlmClient,
-    pub budget: Budget,
+    /// In order of preference; never empty.
+    pub endpoints: Vec<Endpoint>,
     pub circuit: Circuit,
     pub policy: CallPolicy,
+    pub prices: Prices,
 }
 
 impl Caller {
     /// The caller of a worker process configured by `config`.
-    pub fn new(
-        llm: LlmClient,
-        queue: &shared::queue::Queue,
-        config: &crate::WorkerConfig,
-    ) -> Caller {
-        let call_timeout = config.llm.call_timeout;
-        Caller {
-            llm,
-            budget: Budget::new(queue.redis().clone(), config.budget.clone()),
-            circuit: Circuit::new(queue.redis().clone(), config.circuit.clone(), call_timeout),
-            policy: CallPolicy::from(&config.jobs),
-        }
+    pub fn new(redis: &Redis, config: &crate::WorkerConfig) -> Result<Caller, reqwest::Error> {
+        let settings = config.endpoints.resolve(&config.llm, &config.budget);
+        Caller::with_endpoints(
+            redis,
+            settings,
+            config.circuit.clone(),
+            CallPolicy::new(&config.jobs, config.endpoints.fallback_wait),
+            config.endpoints.prices.clone(),
+        )
     }
 
-    /// Asks the model for one day. `id` names the call (its `retry` counts up here), `usage`
-    /// collects what every call cost (and `usage.snoozes` the rate-limit waits taken), `bounds`
-    /// what the job may still spend.
-    #[tracing::instrument(skip_all, fields(llm.model = model))]
+    /// A caller over `endpoints` (in order of preference; at least one).
+    pub fn with_endpoints(
+        redis: &Redis,
+        endpoints: Vec<EndpointSettings>,
+        circuit: CircuitConfig,
+        policy: CallPolicy,
+        prices: Prices,
+    ) -> Result<Caller, reqwest::Error> {
+        assert!(!endpoints.is_empty(), "a caller needs an endpoint");
+        let call_timeout = endpoints[0].llm.call_timeout;
+        Ok(Caller {
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| Endpoint::new(redis, e))
+                .collect::<Result<_, _>>()?,
+            circuit: Circuit::new(redis.clone(), circuit, call_timeout),
+            policy,
+            prices,
+        })
+    }
+
+    /// The first endpoint: the batch lane's and the admin statistics' budget.
+    pub fn primary(&self) -> &Endpoint {
+        &self.endpoints[0]
+    }
+
+    /// Tells the admin statistics what budget the fleet runs with (the primary's), and
+    /// readiness checks which endpoints each tier may call.
+    pub async fn publish_limits(&self) {
+        let primary = &self.primary().budget;
+        primary.publish_limits().await;
+        let settings: Vec<EndpointSettings> =
+            self.endpoints.iter().map(|e| e.settings.clone()).collect();
+        shared::llm::endpoint::publish_routes(primary.redis(), &settings).await;
+    }
+
+    /// The first endpoint that may take a call costing `tokens` now: its circuit closed (or
+    /// this caller holds its probe) and its budget's slot within the fallback wait (the last
+    /// endpoint's within the longest capacity wait). An endpoint passed over is counted in
+    /// `llm_fallbacks_total` with the reason. When none may, the job snoozes until the
+    /// earliest moment one could.
+    async fn choose(
+        &self,
+        tier: ModelTier,
+        tokens: &[u32],
+        bounds: &Bounds,
+    ) -> Result<Choice, Interrupt> {
+        let last = self.endpoints.len() - 1;
+        let mut retry: Option<(DateTime<Utc>, bool)> = None;
+        let mut passed: Vec<(&str, &'static str)> = Vec::new();
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            let model = endpoint.settings.llm.model_for(tier).to_string();
+            let route = endpoint.settings.route(&model);
+            let probing = match self.circuit.check(&route).await {
+                Gate::Closed => false,
+                Gate::Probe => true,
+                Gate::Open { retry_at } => {
+                    retry = earliest(retry, retry_at, true);
+                    passed.push((endpoint.name(), "circuit_open"));
+                    continue;
+                }
+            };
+            let longest = if index == last {
+                endpoint.budget.config().max_wait
+            } else {
+                self.policy.fallback_wait
+            };
+            let admitted = unless_stopped(
+                &bounds.stop,
+                endpoint
+                    .budget
+                    .admit_within(&route, tokens[index], bounds.lane, longest),
+            )
+            .await;
+            match admitted.ok_or(Interrupt::Stopped)? {
+                Admission::Go { waited } => {
+                    metrics::histogram!("llm_capacity_wait_seconds", "model" => route.clone())
+                        .record(waited.as_secs_f64());
+                }
+                // No slot soon enough. A batch job kept waiting for people is not late by its
+                // own doing: its deadline moves with the wait, as in an outage.
+                Admission::Later { after } => {
+                    retry = earliest(retry, Utc::now() + after, bounds.lane == Lane::Batch);
+                    passed.push((endpoint.name(), "budget"));
+                    continue;
+                }
+            }
+            for (from, reason) in passed {
+                metrics::counter!("llm_fallbacks_total", "from" => from.to_string(), "to" => endpoint.name().to_string(), "reason" => reason)
+                    .increment(1);
+            }
+            return Ok(Choice {
+                index,
+                model,
+                route,
+                probing,
+            });
+        }
+        let (at, outage) = retry.unwrap_or((Utc::now(), false));
+        Err(snooze_until(at, outage))
+    }
+
+    /// Asks for the day of `brief`, the model chosen for `tier` at whichever endpoint takes the
+    /// call. `id` names the call (its `retry` counts up here), `usage` collects what every call
+    /// cost (and `usage.snoozes` the rate-limit waits taken), `bounds` what the job may still
+    /// spend. The day comes back with its [`DaySource`] set.
+    #[tracing::instrument(skip_all, fields(llm.endpoint, llm.model))]
     pub async fn call(
         &self,
-        model: &str,
-        prompt: &Prompt,
+        tier: ModelTier,
+        brief: &DayBrief,
         mut id: CallId,
         bounds: &Bounds,
         usage: &mut Usage,
@@ -109,8 +253,18 @@ impl Caller {
         let policy = &self.policy;
         let mut transient_retries = 0;
         let mut rate_limited = 0;
-        let ceiling = self.llm.config().max_completion_tokens;
-        let mut cap = prompt.completion_cap;
+        // The cap the day needs, raised to the ceiling once if an answer is cut off at it.
+        let mut raised = false;
+        // Each endpoint counts the prompt as its own request format bills it.
+        let prompts: Vec<_> = self
+            .endpoints
+            .iter()
+            .map(|e| e.client.prompt(brief))
+            .collect();
+        let cap_of = |index: usize, raised: bool| match raised {
+            true => self.endpoints[index].client.config().max_completion_tokens,
+            false => prompts[index].completion_cap,
+        };
         loop {
             if Utc::now() >= bounds.deadline {
                 return Err(Interrupt::Failed(LlmError::new(
@@ -119,74 +273,94 @@ impl Caller {
                     "the job ran out of time before its menu was complete",
                 )));
             }
-            let probing = match self.circuit.check(model).await {
-                Gate::Closed => false,
-                Gate::Probe => true,
-                Gate::Open { retry_at } => return Err(snooze_until(retry_at, true)),
-            };
-            let cost = prompt.tokens + cap;
-            let admitted =
-                unless_stopped(&bounds.stop, self.budget.admit(model, cost, bounds.lane)).await;
-            match admitted.ok_or(Interrupt::Stopped)? {
-                Admission::Go { waited } => {
-                    metrics::histogram!("llm_capacity_wait_seconds", "model" => model.to_string())
-                        .record(waited.as_secs_f64());
-                }
-                // No slot within the longest wait. A batch job kept waiting for people is not
-                // late by its own doing: its deadline moves with the wait, as in an outage.
-                Admission::Later { after } => {
-                    return Err(snooze_until(Utc::now() + after, bounds.lane == Lane::Batch));
-                }
-            }
-            let Some(call) =
-                unless_stopped(&bounds.stop, self.llm.plan_day(model, prompt, cap, id)).await
+            let tokens: Vec<u32> = (0..prompts.len())
+                .map(|i| prompts[i].tokens + cap_of(i, raised))
+                .collect();
+            let choice = self.choose(tier, &tokens, bounds).await?;
+            let endpoint = &self.endpoints[choice.index];
+            let (model, route) = (choice.model.as_str(), choice.route.as_str());
+            let span = tracing::Span::current();
+            span.record("llm.endpoint", endpoint.name());
+            span.record("llm.model", model);
+            let prompt = &prompts[choice.index];
+            let cap = cap_of(choice.index, raised);
+            let Some(call) = unless_stopped(
+                &bounds.stop,
+                endpoint.client.plan_day(model, prompt, cap, id),
+            )
+            .await
             else {
                 // The request was dropped in flight: the provider may still bill its prompt.
+                let prompt_tokens = i64::from(prompt.tokens);
                 usage.add(Usage {
                     calls: 1,
-                    prompt_tokens: i64::from(prompt.tokens),
+                    prompt_tokens,
+                    cost_micros: self.cost(model, prompt_tokens, 0),
                     ..Usage::default()
                 });
                 return Err(Interrupt::Stopped);
             };
             id.retry += 1;
-            usage.add(call.usage);
+            usage.add(Usage {
+                cost_micros: self.cost(
+                    model,
+                    call.usage.prompt_tokens,
+                    call.usage.completion_tokens,
+                ),
+                ..call.usage
+            });
             let was_rate_limited =
                 matches!(&call.result, Err(e) if e.class == ErrorClass::RateLimited);
-            shared::llm::stats::record(self.budget.redis(), model, was_rate_limited).await;
-            self.budget
-                .reconcile(model, prompt.tokens, call.usage.prompt_tokens as u32)
+            shared::llm::stats::record(endpoint.budget.redis(), route, was_rate_limited).await;
+            endpoint
+                .budget
+                .reconcile(route, prompt.tokens, call.usage.prompt_tokens as u32)
                 .await;
             let error = match call.result {
-                Ok(day) => {
-                    if probing {
-                        self.circuit.close(model).await;
+                Ok(mut day) => {
+                    if choice.probing {
+                        self.circuit.close(route).await;
                     }
+                    day.source = Some(DaySource {
+                        endpoint: endpoint.name().to_string(),
+                        model: model.to_string(),
+                        lane: PriceLane::Normal.as_str().to_string(),
+                    });
                     return Ok(day);
                 }
                 Err(e) => e,
             };
             if error.class == ErrorClass::PermanentForFleet {
-                let probe_at = self.circuit.open(model, error.code, &error.message).await;
-                return Err(snooze_until(probe_at, true));
+                // The endpoint is out for the whole fleet: the call goes to the next one at
+                // once, without using an attempt (or the job snoozes if none is left).
+                self.circuit.open(route, error.code, &error.message).await;
+                tracing::warn!(
+                    llm.endpoint = endpoint.name(),
+                    error.code = error.code,
+                    "endpoint out for the fleet; calls move to the next endpoint"
+                );
+                continue;
             }
-            if probing {
+            if choice.probing {
                 // The provider answered with something that is not a fleet error: it is back.
-                self.circuit.close(model).await;
+                self.circuit.close(route).await;
             }
-            if error.code == TRUNCATED && cap < ceiling {
+            if error.code == TRUNCATED
+                && !raised
+                && cap < endpoint.client.config().max_completion_tokens
+            {
                 // Cut off at the cap derived for this day: asked again at once with the
                 // ceiling, never with the same cap.
-                metrics::counter!("llm_completion_cap_raised_total", "model" => model.to_string())
+                metrics::counter!("llm_completion_cap_raised_total", "model" => route.to_string())
                     .increment(1);
-                cap = ceiling;
+                raised = true;
                 continue;
             }
             let server_wait = error.wait.map(|w| w.min(policy.server_wait_cap));
             let wait = match error.class {
                 ErrorClass::Transient if transient_retries < policy.max_retries => {
                     transient_retries += 1;
-                    metrics::counter!("llm_call_retries_total", "model" => model.to_string(), "code" => error.code)
+                    metrics::counter!("llm_call_retries_total", "model" => route.to_string(), "code" => error.code)
                         .increment(1);
                     let wait =
                         server_wait.unwrap_or_else(|| policy.backoff.delay(transient_retries));
@@ -199,7 +373,7 @@ impl Caller {
                 ErrorClass::RateLimited => {
                     rate_limited += 1;
                     usage.snoozes += 1;
-                    metrics::counter!("llm_snoozes_total", "model" => model.to_string())
+                    metrics::counter!("llm_snoozes_total", "model" => route.to_string())
                         .increment(1);
                     if bounds.snoozes_left.fetch_sub(1, Ordering::Relaxed) <= 0 {
                         return Err(Interrupt::Failed(LlmError::new(
@@ -212,10 +386,14 @@ impl Caller {
                         )));
                     }
                     let wait = server_wait.unwrap_or_else(|| policy.backoff.delay(rate_limited));
-                    self.budget.pause(model, wait).await;
-                    metrics::counter!("llm_rate_limited_total", "model" => model.to_string())
+                    endpoint.budget.pause(route, wait).await;
+                    metrics::counter!("llm_rate_limited_total", "model" => route.to_string())
                         .increment(1);
                     if wait > policy.max_server_wait {
+                        if self.endpoints.len() > 1 {
+                            // The pause sends the next calls elsewhere; this one too.
+                            continue;
+                        }
                         return Err(snooze_until(Utc::now() + wait, false));
                     }
                     wait
@@ -223,6 +401,7 @@ impl Caller {
                 _ => return Err(Interrupt::Failed(error)),
             };
             tracing::info!(
+                llm.endpoint = endpoint.name(),
                 llm.model = model,
                 error.code = error.code,
                 wait_ms = wait.as_millis() as u64,
@@ -232,6 +411,29 @@ impl Caller {
                 .await
                 .ok_or(Interrupt::Stopped)?;
         }
+    }
+
+    /// What a normal-lane call to `model` cost, in micro-dollars; counted in
+    /// `llm_cost_usd_micros_total` too.
+    fn cost(&self, model: &str, prompt: i64, completion: i64) -> i64 {
+        let micros = self
+            .prices
+            .cost_micros(model, PriceLane::Normal, prompt, completion);
+        metrics::counter!("llm_cost_usd_micros_total", "model" => model.to_string(), "lane" => PriceLane::Normal.as_str())
+            .increment(micros.max(0) as u64);
+        micros
+    }
+}
+
+/// The earlier of `current` and `at` (with whether that wait is an outage's).
+fn earliest(
+    current: Option<(DateTime<Utc>, bool)>,
+    at: DateTime<Utc>,
+    outage: bool,
+) -> Option<(DateTime<Utc>, bool)> {
+    match current {
+        Some((t, o)) if t <= at => Some((t, o)),
+        _ => Some((at, outage)),
     }
 }
 

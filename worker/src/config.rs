@@ -10,6 +10,7 @@ use shared::batch::schedule::{ScheduleConfig, Tz};
 use shared::config::{AttemptsConfig, DatabaseConfig, LlmConfig, RedisConfig};
 use shared::llm::budget::BudgetConfig;
 use shared::llm::circuit::CircuitConfig;
+use shared::llm::endpoint::EndpointsConfig;
 use shared::llm::wait::CallBackoff;
 use shared::queue::QueueConfig;
 use telemetry::LogConfig;
@@ -22,6 +23,8 @@ pub struct WorkerConfig {
     pub redis: RedisConfig,
     #[command(flatten)]
     pub llm: LlmConfig,
+    #[command(flatten)]
+    pub endpoints: EndpointsConfig,
     #[command(flatten)]
     pub budget: BudgetConfig,
     #[command(flatten)]
@@ -43,13 +46,16 @@ pub struct WorkerConfig {
     pub metrics_bind: MetricsBind,
 }
 
-/// The weekly batch: when its scheduler fires, and how its runs are enqueued.
+/// The weekly batch: when its scheduler fires, how its runs are enqueued, and how the batch
+/// lane submits provider-lane runs to the Batch API.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BatchConfig {
     #[command(flatten)]
     pub schedule: ScheduleConfig,
     #[command(flatten)]
     pub enqueue: EnqueueConfig,
+    #[command(flatten)]
+    pub lane: BatchLaneConfig,
 }
 
 impl BatchConfig {
@@ -70,7 +76,123 @@ impl BatchConfig {
                 lease_secs: 30,
                 attempts: AttemptsConfig { max_attempts: 3 },
             },
+            lane: BatchLaneConfig::defaults(),
         }
+    }
+}
+
+/// The batch lane (`worker::batch_lane`): how provider-lane jobs are gathered into provider
+/// batches and how those are followed. The limits are the Batch API's
+/// (<https://platform.openai.com/docs/guides/batch>, "Rate limits" and "Batch limits"): 50,000
+/// requests and 200 MB per input file, and a per-model cap on the prompt tokens enqueued at
+/// once (2,000,000 for gpt-4o-mini at usage tier 1).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BatchLaneConfig {
+    /// How often the batch lane gathers waiting provider-lane jobs into provider batches and
+    /// looks at the progress of those not collected yet.
+    #[arg(
+        id = "batch_lane_poll_ms",
+        long = "batch-lane-poll-ms",
+        env = "BATCH_LANE_POLL_MS",
+        default_value = BatchLaneConfig::POLL_MS,
+        value_parser = telemetry::millis
+    )]
+    pub poll: Duration,
+    /// The endpoint (a name of `LLM_ENDPOINTS`) provider batches go to; the first endpoint
+    /// when unset.
+    #[arg(
+        id = "batch_lane_endpoint",
+        long = "batch-lane-endpoint",
+        env = "BATCH_LANE_ENDPOINT"
+    )]
+    pub endpoint: Option<String>,
+    /// Requests (jobs) per provider batch at most.
+    #[arg(
+        id = "batch_max_requests",
+        long = "batch-max-requests",
+        env = "BATCH_MAX_REQUESTS",
+        default_value_t = BatchLaneConfig::MAX_REQUESTS,
+        value_parser = clap::value_parser!(u32).range(1..=50_000)
+    )]
+    pub max_requests: u32,
+    /// Bytes of a provider batch's input file at most.
+    #[arg(
+        id = "batch_max_file_bytes",
+        long = "batch-max-file-bytes",
+        env = "BATCH_MAX_FILE_BYTES",
+        default_value_t = BatchLaneConfig::MAX_FILE_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..=200_000_000)
+    )]
+    pub max_file_bytes: u64,
+    /// Prompt tokens the provider may hold at once for the lane's endpoint and model, over
+    /// every provider batch not finished yet: a batch that would pass it waits.
+    #[arg(
+        id = "batch_max_enqueued_tokens",
+        long = "batch-max-enqueued-tokens",
+        env = "BATCH_MAX_ENQUEUED_TOKENS",
+        default_value_t = BatchLaneConfig::MAX_ENQUEUED_TOKENS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_enqueued_tokens: u64,
+    /// How long a provider batch is this worker's to drive without a word from it: a dead
+    /// worker's batches are taken over (found again at the provider, never submitted twice)
+    /// this long after its last step. Above the poll interval, and above the longest upload or
+    /// download.
+    #[arg(
+        id = "batch_lane_lease_secs",
+        long = "batch-lane-lease-secs",
+        env = "BATCH_LANE_LEASE_SECS",
+        default_value_t = BatchLaneConfig::LEASE_SECS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub lease_secs: u64,
+    /// Time allowed to upload an input file or download an output file (up to 200 MB).
+    #[arg(
+        id = "batch_lane_transfer_timeout_ms",
+        long = "batch-lane-transfer-timeout-ms",
+        env = "BATCH_LANE_TRANSFER_TIMEOUT_MS",
+        default_value = BatchLaneConfig::TRANSFER_TIMEOUT_MS,
+        value_parser = telemetry::millis
+    )]
+    pub transfer_timeout: Duration,
+}
+
+impl BatchLaneConfig {
+    const POLL_MS: &str = "30000";
+    const TRANSFER_TIMEOUT_MS: &str = "300000";
+    const MAX_REQUESTS: u32 = 50_000;
+    const MAX_FILE_BYTES: u64 = 200_000_000;
+    const MAX_ENQUEUED_TOKENS: u64 = 2_000_000;
+    const LEASE_SECS: u64 = 600;
+
+    /// The defaults of every setting.
+    pub fn defaults() -> BatchLaneConfig {
+        BatchLaneConfig {
+            poll: telemetry::millis(Self::POLL_MS).expect("a whole number"),
+            endpoint: None,
+            max_requests: Self::MAX_REQUESTS,
+            max_file_bytes: Self::MAX_FILE_BYTES,
+            max_enqueued_tokens: Self::MAX_ENQUEUED_TOKENS,
+            lease_secs: Self::LEASE_SECS,
+            transfer_timeout: telemetry::millis(Self::TRANSFER_TIMEOUT_MS).expect("a whole number"),
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+
+    /// Settings that contradict each other: a lease that lapses between two polls would hand
+    /// the batches from worker to worker.
+    pub fn check(&self) -> Result<(), String> {
+        if self.poll.is_zero() || self.lease() <= self.poll {
+            return Err(format!(
+                "BATCH_LANE_LEASE_SECS ({}) must be longer than BATCH_LANE_POLL_MS ({} ms), which must be above 0",
+                self.lease_secs,
+                self.poll.as_millis()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -273,5 +395,48 @@ impl JobConfig {
     }
     pub fn deadline(&self) -> Duration {
         Duration::from_secs(self.deadline_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Lane {
+        #[command(flatten)]
+        lane: BatchLaneConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<BatchLaneConfig, clap::Error> {
+        Lane::try_parse_from(std::iter::once("worker").chain(args.iter().copied())).map(|l| l.lane)
+    }
+
+    #[test]
+    fn the_batch_lanes_defaults_are_the_flags_defaults_and_the_batch_apis_limits() {
+        let parsed = parse(&[]).unwrap();
+        let defaults = BatchLaneConfig::defaults();
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+        assert_eq!(defaults.max_requests, 50_000);
+        assert_eq!(defaults.poll, Duration::from_secs(30));
+        assert_eq!(defaults.check(), Ok(()));
+        assert!(parse(&["--batch-max-requests", "50001"]).is_err());
+        assert!(parse(&["--batch-max-file-bytes", "200000001"]).is_err());
+    }
+
+    #[test]
+    fn a_lease_no_longer_than_the_poll_is_refused() {
+        let lane = parse(&[
+            "--batch-lane-poll-ms",
+            "5000",
+            "--batch-lane-lease-secs",
+            "5",
+        ])
+        .unwrap();
+        assert!(lane.check().unwrap_err().contains("BATCH_LANE_LEASE_SECS"));
+        let lane = parse(&["--batch-lane-poll-ms", "0"]).unwrap();
+        assert!(lane.check().is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Generating one day: ask the model, check its answer against the rules, and ask again with
-//! the problems listed, a bounded number of times.
+//! the problems listed, a bounded number of times. A day the batch lane's answer got wrong
+//! starts with that answer's problems listed, and is asked around the days kept from it.
 
 use domain::menu::Day;
 use domain::prompt::DayBrief;
@@ -14,7 +15,6 @@ use crate::call::{Bounds, Caller, Interrupt};
 /// One job's generation: what every day of it is asked with.
 pub struct Generation<'a> {
     pub caller: &'a Caller,
-    pub model: &'a str,
     pub request: &'a GenerationRequest,
     /// The attempt, as its calls name it to the provider.
     pub fence: Fence,
@@ -24,20 +24,21 @@ pub struct Generation<'a> {
 }
 
 impl Generation<'_> {
-    /// Asks for day `day_number` given the days before it. `usage` collects what the calls
-    /// cost whatever the outcome.
+    /// Asks for day `day_number` given the menu's other known days (before it, and after it
+    /// when the batch lane kept later days), `problems` listed on the first ask (what the
+    /// batch lane's answer for it broke; usually none). `usage` collects what the calls cost
+    /// whatever the outcome.
     #[tracing::instrument(skip_all, fields(day = day_number))]
     pub async fn day(
         &self,
         day_number: u8,
-        earlier: &[Day],
+        others: &[Day],
+        mut problems: Vec<String>,
         usage: &mut Usage,
     ) -> Result<Day, Interrupt> {
         let request = self.request;
-        let mut problems: Vec<String> = Vec::new();
         for ask in 1..=self.max_asks.max(1) {
-            let brief = DayBrief::new(request, day_number, earlier, problems.clone());
-            let prompt = self.caller.llm.prompt(&brief);
+            let brief = DayBrief::new(request, day_number, others, problems.clone());
             let id = CallId {
                 job: self.fence.job,
                 fence: self.fence.token,
@@ -47,7 +48,7 @@ impl Generation<'_> {
             };
             match self
                 .caller
-                .call(self.model, &prompt, id, &self.bounds, usage)
+                .call(request.model, &brief, id, &self.bounds, usage)
                 .await
             {
                 Ok(mut day) => {

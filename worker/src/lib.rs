@@ -1,8 +1,9 @@
 //! The worker: apalis drives the job pipeline over our Redis queue backend; beside it run the
 //! queue's upkeep (promoting delayed jobs, reaping dead workers), the lease keeper and the
-//! cancellation listener of the running attempts, the reconciler, and the weekly batch's
-//! scheduler.
+//! cancellation listener of the running attempts, the reconciler, the weekly batch's
+//! scheduler, and the batch lane (provider-lane runs through the provider's Batch API).
 
+pub mod batch_lane;
 pub mod call;
 pub mod config;
 pub mod generate;
@@ -18,15 +19,15 @@ use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use shared::batch::schedule;
 use shared::lifecycle::lease::{RENEWAL_GRACE, Stop};
 use shared::lifecycle::reconcile;
-use shared::llm::LlmClient;
 use shared::queue::ack::Settle;
 use shared::queue::backend::RedisBackend;
 use shared::queue::{Queue, QueueConfig, maintenance};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use batch_lane::BatchLane;
 pub use call::{CallPolicy, Caller};
-pub use config::{BatchConfig, JobConfig, WorkerConfig};
+pub use config::{BatchConfig, BatchLaneConfig, JobConfig, WorkerConfig};
 pub use pipeline::{Pipeline, PipelineError};
 
 /// Connects to everything and runs until `shutdown` completes, then drains.
@@ -62,9 +63,18 @@ pub async fn run(
         ));
     }
     let _stop_metrics = metrics_stop.drop_guard();
-    let llm = LlmClient::new(config.llm.clone()).context("building the LLM client")?;
-    let caller = Caller::new(llm, &queue, &config);
-    caller.budget.publish_limits().await;
+    let caller = Caller::new(queue.redis(), &config).context("building the LLM clients")?;
+    for endpoint in &caller.endpoints {
+        for model in [&endpoint.settings.llm.model]
+            .into_iter()
+            .chain(&endpoint.settings.llm.model_premium)
+        {
+            if !caller.prices.knows(model) {
+                tracing::warn!(llm.endpoint = endpoint.name(), llm.model = %model, "no price for this model (LLM_PRICES): its calls count as costing nothing");
+            }
+        }
+    }
+    caller.publish_limits().await;
     let pipeline = Pipeline::new(pool, queue, caller, config.jobs.clone());
     run_pipeline(pipeline, config.queue, config.batch, shutdown).await
 }
@@ -75,7 +85,7 @@ async fn handle(job_id: Uuid, pipeline: Data<Arc<Pipeline>>) -> Result<Settle, P
 
 /// Runs the pipeline under apalis until `shutdown`, with what keeps jobs alive beside it: the
 /// queue's upkeep (delayed jobs, dead workers), the lease keeper, the cancellation listener and
-/// the reconciler; and the weekly batch's scheduler (`batch`). On `shutdown` no new job is taken, running jobs get the grace period to
+/// the reconciler; and the weekly batch's scheduler and the batch lane (`batch`). On `shutdown` no new job is taken, running jobs get the grace period to
 /// finish, and whatever is still running is then handed back to the queue.
 pub async fn run_pipeline(
     pipeline: Arc<Pipeline>,
@@ -86,6 +96,13 @@ pub async fn run_pipeline(
     let life = pipeline.lifecycle().clone();
     let queue = life.queue().clone();
     let jobs = pipeline.config().clone();
+    let batch_lane = BatchLane::new(
+        life.clone(),
+        pipeline.caller(),
+        batch.lane,
+        pipeline.worker_id().to_string(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let background = CancellationToken::new();
     let tasks = [
         tokio::spawn(maintenance::run(
@@ -112,6 +129,7 @@ pub async fn run_pipeline(
             batch.enqueue,
             background.clone(),
         )),
+        tokio::spawn(batch_lane.run(background.clone())),
     ];
 
     let leases = pipeline.leases().clone();

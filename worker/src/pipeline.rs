@@ -88,6 +88,11 @@ impl Pipeline {
         &self.worker_id
     }
 
+    /// The endpoints and prices this process's calls go through (the batch lane's too).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     pub fn config(&self) -> &JobConfig {
         &self.config
     }
@@ -148,15 +153,8 @@ impl Pipeline {
         let job = &claimed.job;
         let attempt = claimed.attempt();
         let request = &job.request.0;
-        let model = self
-            .caller
-            .llm
-            .config()
-            .model_for(request.model)
-            .to_string();
         let generation = Generation {
             caller: &self.caller,
-            model: &model,
             request,
             fence: attempt.fence,
             max_asks: self.config.day_max_asks,
@@ -169,11 +167,23 @@ impl Pipeline {
                 lane: Lane::of(job.batch_id),
             },
         };
+        // The days saved so far: a prefix when generated here, any days the batch lane kept.
         let mut days = claimed.days.clone();
+        let missing: Vec<u8> = (1..=request.days)
+            .filter(|n| !days.iter().any(|d| d.day_number == *n))
+            .collect();
         let mut unsaved = Usage::default();
-        while days.len() < usize::from(request.days) {
-            let day_number = days.len() as u8 + 1;
-            let day = match generation.day(day_number, &days, &mut unsaved).await {
+        for (i, &day_number) in missing.iter().enumerate() {
+            let problems = job
+                .day_problems
+                .0
+                .get(&day_number.to_string())
+                .cloned()
+                .unwrap_or_default();
+            let day = match generation
+                .day(day_number, &days, problems, &mut unsaved)
+                .await
+            {
                 Ok(day) => day,
                 Err(Interrupt::Failed(e)) => return Ok(Ended::Failed(e, unsaved)),
                 Err(Interrupt::Snooze { until, outage }) => {
@@ -185,10 +195,11 @@ impl Pipeline {
                 }
                 Err(Interrupt::Stopped) => return Ok(Ended::Stopped(unsaved)),
             };
-            // The last day is saved with the menu, in one statement; the others at once. Kept
-            // in memory and tried again while the database is away: a finished day is never
-            // paid for twice because of an outage.
-            if day_number < request.days {
+            // The menu's last day, when it is the last generated, is saved with the menu in one
+            // statement; every other day at once. Kept in memory and tried again while the
+            // database is away: a finished day is never paid for twice because of an outage.
+            let saved_with_menu = i + 1 == missing.len() && day_number == request.days;
+            if !saved_with_menu {
                 let saved = self
                     .life
                     .checkpoint(attempt, &day, unsaved, self.config.lease())
@@ -200,6 +211,7 @@ impl Pipeline {
             }
             days.push(day);
         }
+        days.sort_by_key(|d| d.day_number);
         let plan = MenuPlan { days };
         Ok(match self.life.complete(attempt, &plan, unsaved).await? {
             Some(menu_id) => {

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use serde::Serialize;
 use shared::llm::circuit::{Circuit, OpenCircuit};
+use shared::llm::endpoint;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -94,7 +95,8 @@ struct Checks {
     /// `ok`, `error` or `timeout`.
     #[schema(example = "ok")]
     redis: &'static str,
-    /// `ok`, or `open` when calls to a model are stopped (see `open_circuits`).
+    /// `ok`; `fallback` when an endpoint's circuit is open but every model tier still has an
+    /// endpoint to call (still ready); `open` when a tier has none (see `open_circuits`).
     #[schema(example = "ok")]
     llm: &'static str,
     open_circuits: Vec<OpenCircuit>,
@@ -102,8 +104,9 @@ struct Checks {
 
 /// Readiness.
 ///
-/// Whether this process can serve: PostgreSQL and Redis answer within a second each, and no
-/// LLM provider circuit is open.
+/// Whether this process can serve: PostgreSQL and Redis answer within a second each, and every
+/// model tier has an LLM endpoint whose circuit is closed (the first may be out while a fallback
+/// serves).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -119,12 +122,13 @@ struct Checks {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let store = state.queue.redis();
     let (postgres, redis, circuits) = tokio::join!(
         check("postgres", async {
             sqlx::query("SELECT 1").execute(&state.db).await.map(drop)
         }),
-        check("redis", state.queue.redis().ping()),
-        tokio::time::timeout(CHECK_TIMEOUT, Circuit::open_circuits(state.queue.redis())),
+        check("redis", store.ping()),
+        tokio::time::timeout(CHECK_TIMEOUT, Circuit::open_circuits(store)),
     );
     // Unknown when Redis is down: the redis check already says so.
     let open_circuits = match circuits {
@@ -134,9 +138,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) 
     let llm = if open_circuits.is_empty() {
         "ok"
     } else {
-        "open"
+        let routes = tokio::time::timeout(CHECK_TIMEOUT, endpoint::published_routes(store))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let open: Vec<String> = open_circuits.iter().map(|c| c.model.clone()).collect();
+        endpoint::readiness(&open, routes.as_deref())
     };
-    let ready = postgres == "ok" && redis == "ok" && llm == "ok";
+    let ready = postgres == "ok" && redis == "ok" && llm != "open";
     let status = if ready {
         StatusCode::OK
     } else {

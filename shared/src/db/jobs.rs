@@ -68,6 +68,36 @@ pub struct JobRow {
     /// Why the batch lane's answer for a day was refused, by day number (`{"3": ["…"]}`):
     /// the normal lane's first ask of that day lists them.
     pub day_problems: Json<BTreeMap<String, Vec<String>>>,
+    /// Where each saved day came from, in day order: read by [`get`] and [`get_visible`] (a
+    /// job's own view), `None` from every other statement.
+    #[sqlx(default)]
+    pub day_sources: Option<Json<Vec<DayOrigin>>>,
+}
+
+/// Where one saved day of a job came from (its `domain::menu::DaySource`, with its number).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DayOrigin {
+    pub day: i32,
+    /// The endpoint's name (`LLM_ENDPOINTS`; `default` for the single-endpoint settings).
+    pub endpoint: String,
+    pub model: String,
+    /// `normal` (Chat Completions) or `batch` (a provider batch through the Batch API).
+    pub lane: String,
+}
+
+/// The job's columns and its days' origins, narrowed by `$where`: the statement of [`get`]
+/// and [`get_visible`] (a literal, so the SQL stays static).
+macro_rules! job_with_day_sources {
+    ($where:literal) => {
+        concat!(
+            "SELECT g.*,
+                 (SELECT jsonb_agg(jsonb_build_object('day', d.day_number) || (d.day->'source')
+                                   ORDER BY d.day_number)
+                  FROM job_days d WHERE d.job_id = g.id AND d.day ? 'source') AS day_sources
+             FROM generation_jobs g WHERE ",
+            $where
+        )
+    };
 }
 
 /// A job about to be created.
@@ -173,7 +203,7 @@ pub async fn insert_many(
 
 #[tracing::instrument(skip_all, fields(job_id = %id), err(level = "warn"))]
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM generation_jobs WHERE id = $1")
+    sqlx::query_as(job_with_day_sources!("g.id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -186,11 +216,13 @@ pub async fn get_visible(
     id: Uuid,
     viewer: Uuid,
 ) -> Result<Option<JobRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM generation_jobs WHERE id = $1 AND visible_to(owner_id, $2)")
-        .bind(id)
-        .bind(viewer)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(job_with_day_sources!(
+        "g.id = $1 AND visible_to(g.owner_id, $2)"
+    ))
+    .bind(id)
+    .bind(viewer)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Which jobs a cancel or a requeue acts on.

@@ -3,7 +3,7 @@
 # and writes them into BENCHMARKS.md between the "suite" markers. PostgreSQL and Redis must be up
 # (scripts/services.sh). Each part also runs alone:
 #   bench/run.sh                  # every part
-#   bench/run.sh throughput api   # some parts: throughput pipeline api waiters latency scale-out
+#   bench/run.sh throughput api   # some parts: throughput pipeline api waiters latency batch-lane scale-out
 # Load comes from oha (`cargo install oha`, done here when missing); BullMQ's baseline needs Node
 # (its packages are installed in bench/bullmq when npm is there). `scale-out` (not in the default
 # run) needs PgBouncer 1.21 or later: `PGBOUNCER=/path/to/pgbouncer bench/run.sh scale-out`.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(throughput pipeline api waiters latency)
+[ ${#parts[@]} -gt 0 ] || parts=(throughput pipeline api waiters latency batch-lane)
 
 cargo build --release --bins --locked
 command -v oha >/dev/null || cargo install oha --locked
@@ -34,6 +34,9 @@ for part in "${parts[@]}"; do
         ulimit -n 65536 2>/dev/null || true
         target/release/waiters ;;
       latency) echo "### Latency (pick-up, submit, poll, dashboard)"; echo; echo '```'; target/release/latency; echo '```' ;;
+      batch-lane)
+        echo "### The weekly batch: normal lane against the batch lane (Batch API)"; echo
+        target/release/batch_lane --people 1000 ;;
       scale-out)
         echo "### Scale-out: PgBouncer (transaction mode) and a 3-node Redis Cluster"; echo
         echo "1 and 3 worker processes, each at concurrency 200, 1-day jobs; first on the machine's PostgreSQL and Redis directly (the baseline), then scaled out:"; echo

@@ -496,3 +496,47 @@ async fn a_worker_shutting_down_lets_go_of_its_provider_batches_at_once() {
     assert_eq!((status.as_str(), lease), ("submitted", None));
     system.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_batch_the_provider_lost_past_its_window_is_given_up_to_the_normal_lane() {
+    // The batch would take a minute; once submitted, the provider "loses" it (its id answers
+    // 404) and it is made 31 hours old: past the window, its jobs must not wait any longer.
+    let system = system(
+        1,
+        BatchBehaviour {
+            completion_delay_ms: 60_000,
+            ..behaviour()
+        },
+        |_| {},
+    )
+    .await;
+    let (run, _) = system
+        .weekly_batch_in(BatchLaneMode::Provider, 3, &MenuOptions::default())
+        .await;
+    wait_until("the provider batch is submitted", async || {
+        provider_batches(&system)
+            .await
+            .first()
+            .is_some_and(|b| b.1 == "submitted")
+    })
+    .await;
+    sqlx::query(
+        "UPDATE provider_batches SET provider_batch_id = 'batch_lost',
+             submitted_at = now() - interval '31 hours'",
+    )
+    .execute(&system.pool)
+    .await
+    .unwrap();
+    wait_for_menus(&system, run, Duration::from_secs(120)).await;
+
+    let batches = provider_batches(&system).await;
+    assert_eq!(
+        (batches[0].1.as_str(), batches[0].2.as_deref()),
+        ("collected", Some("lost"))
+    );
+    for menu in menus(&system, run).await {
+        assert_eq!(menu.days_from("normal").len(), menu.plan.days.len());
+    }
+    assert_eq!(system.standin.batches().len(), 1, "nothing submitted again");
+    system.stop().await;
+}

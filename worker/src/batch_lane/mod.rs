@@ -22,6 +22,7 @@ mod collect;
 mod gather;
 mod submit;
 
+use chrono::Utc;
 use domain::vocabulary::ModelTier;
 use shared::db::provider_batches::{self, BatchStatus, ProviderBatch, Seen};
 use shared::db::{self};
@@ -36,6 +37,11 @@ use crate::config::BatchLaneConfig;
 
 /// Provider batches one pass drives at most (the others wait for the next pass).
 const DRIVEN_PER_PASS: i64 = 50;
+
+/// How long after its submission a provider batch may stay unreadable before it is given up:
+/// the Batch API's 24-hour completion window (`shared::llm::batches::COMPLETION_WINDOW`) and
+/// six hours more for its files to be written and read.
+pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(30);
 
 /// How long a stopping worker tries to let go of its leases.
 const RELEASE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -197,12 +203,51 @@ impl BatchLane {
     /// Moves one provider batch on as far as it goes now: submitted if it is being prepared
     /// (`file`: its input file, when this pass just wrote it), polled while it runs, collected
     /// once final.
+    ///
+    /// A batch the provider still cannot tell about (its batch or its files unreadable)
+    /// [`GIVE_UP_AFTER`] after it was submitted is given up: its jobs go to the normal lane, so a
+    /// provider that lost it never keeps people's menus waiting.
     #[tracing::instrument(skip_all, fields(provider_batch = %batch.id), err(level = "warn"))]
-    async fn drive(
-        &self,
-        mut batch: ProviderBatch,
-        file: Option<Vec<u8>>,
-    ) -> Result<(), LaneError> {
+    async fn drive(&self, batch: ProviderBatch, file: Option<Vec<u8>>) -> Result<(), LaneError> {
+        let submitted_at = batch.submitted_at;
+        let status = batch.status();
+        match self.step(batch.clone(), file).await {
+            Err(e)
+                if matches!(status, BatchStatus::Submitted | BatchStatus::Finished)
+                    && submitted_at.is_some_and(|at| Utc::now() - at > GIVE_UP_AFTER) =>
+            {
+                tracing::warn!(provider_batch = %batch.id, error = %e, "provider batch unreadable past its completion window; its jobs go to the normal lane");
+                self.give_up(&batch).await
+            }
+            result => result,
+        }
+    }
+
+    /// Ends a batch the provider cannot account for: finished without files (if it was not
+    /// already), then collected, which sends every job still waiting on it to the normal lane.
+    async fn give_up(&self, batch: &ProviderBatch) -> Result<(), LaneError> {
+        if batch.status() == BatchStatus::Submitted {
+            let mut conn = db::hold(self.life.pool(), "provider_batch_give_up").await?;
+            let finished =
+                provider_batches::finished(&mut conn, batch.id, &self.owner, "lost", None, None)
+                    .await?;
+            if !finished {
+                return Ok(());
+            }
+        }
+        metrics::counter!("llm_provider_batches_total", "outcome" => "lost").increment(1);
+        let lost = ProviderBatch {
+            status: BatchStatus::Finished.as_str().into(),
+            provider_status: Some("lost".into()),
+            output_file_id: None,
+            error_file_id: None,
+            ..batch.clone()
+        };
+        self.collect(&lost).await
+    }
+
+    /// [`drive`](BatchLane::drive)'s steps.
+    async fn step(&self, mut batch: ProviderBatch, file: Option<Vec<u8>>) -> Result<(), LaneError> {
         if batch.status() == BatchStatus::Preparing {
             match self.submit(&batch, file).await? {
                 Some(updated) => batch = updated,

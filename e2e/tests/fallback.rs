@@ -75,8 +75,10 @@ fn rate_limited(standin: &standin::StandIn) -> usize {
 }
 
 /// `fault` on every call to the primary: the jobs complete on the secondary, one attempt
-/// each; then the primary recovers and, after its probe, takes the calls again.
-async fn fall_back_and_return(fault: Fault) {
+/// each; then the primary recovers and, after its probe, takes the calls again. The primary
+/// sees at most `primary_calls_before` calls per call under way when it failed (retries
+/// included), and the probes.
+async fn fall_back_and_return(fault: Fault, primary_calls_before: usize) {
     let system = spawn_system(two_providers()).await;
     let secondary = system.secondary.as_ref().unwrap();
     system.standin.script(vec![Step::always(fault.clone())]);
@@ -127,8 +129,9 @@ async fn fall_back_and_return(fault: Fault) {
     // The primary was asked once or a few times (calls under way when it failed), then left
     // alone while its circuit was open.
     let primary_calls = system.standin.requests().len();
+    // Up to 12 days asked at once by the two workers, then a few probes.
     assert!(
-        (1..=4 + 4).contains(&primary_calls),
+        (1..=12 * primary_calls_before + 4).contains(&primary_calls),
         "{fault:?}: {primary_calls} calls to the primary"
     );
     assert!(secondary.requests().len() >= 12, "{fault:?}: every day");
@@ -169,12 +172,25 @@ async fn fall_back_and_return(fault: Fault) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exhausted_quota_sends_calls_to_the_secondary_until_the_primary_is_back() {
-    fall_back_and_return(Fault::InsufficientQuota).await;
+    fall_back_and_return(Fault::InsufficientQuota, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_key_sends_calls_to_the_secondary_until_the_primary_is_back() {
-    fall_back_and_return(Fault::InvalidApiKey).await;
+    fall_back_and_return(Fault::InvalidApiKey, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_primary_failing_on_every_retry_sends_calls_to_the_secondary_until_it_is_back() {
+    // A 503 on every call: each call retries (3 times) before the outage opens the circuit.
+    fall_back_and_return(
+        Fault::ServerError {
+            status: 503,
+            body: Default::default(),
+        },
+        4,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -370,6 +370,19 @@ impl Caller {
                     }
                     wait
                 }
+                ErrorClass::Transient if self.endpoints.len() > 1 => {
+                    // The endpoint failed this call on every retry: an outage, as far as a
+                    // fallback is concerned. Its circuit opens (a probe finds it back) and the
+                    // call moves to the next endpoint, using no attempt.
+                    self.circuit.open(route, "llm_outage", &error.message).await;
+                    tracing::warn!(
+                        llm.endpoint = endpoint.name(),
+                        error.code = error.code,
+                        "endpoint failing on every retry; calls move to the next endpoint"
+                    );
+                    transient_retries = 0;
+                    continue;
+                }
                 ErrorClass::RateLimited => {
                     rate_limited += 1;
                     usage.snoozes += 1;

@@ -111,8 +111,10 @@ async fn metrics_parse_name_the_series_and_move_when_a_job_runs() {
         "claim, two days, the menu"
     );
     assert!(
-        after.contains_key("llm_calls_total{model=\"gpt-4o-mini\",outcome=\"ok\"}"),
-        "calls are counted by model and outcome"
+        after.contains_key(
+            "llm_calls_total{endpoint=\"default\",model=\"gpt-4o-mini\",outcome=\"ok\"}"
+        ),
+        "calls are counted by endpoint, model and outcome"
     );
     assert!(
         after
